@@ -1,0 +1,86 @@
+/**
+ * Obtains the build products hilbox needs — the QEMU binary with hilbox-pci and the guest
+ * image — by running the project's own cached build scripts (a no-op when up to date).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { repoRoot } from '../paths.ts';
+
+export interface GuestManifest {
+  schema: 'hilbox-guest/1';
+  os: 'linux';
+  kernelVersion: string;
+  key: string;
+  kernel: string;
+  initrd: string;
+  sshKey: string;
+  sshUser: string;
+  hostKeyFingerprint?: string;
+  append: string;
+  readyMarker: string;
+  nic: string;
+  builtAt?: string;
+}
+
+export interface EnsureOptions {
+  /** Receives each progress line of the build script (stderr). Default: discard. */
+  onProgress?: (line: string) => void;
+}
+
+/** Runs `zx scripts/<script>` and returns its last stdout line; errors carry the script's tail. */
+async function runBuildScript(script: string, opts: EnsureOptions): Promise<string> {
+  const zx = join(repoRoot, 'node_modules', '.bin', 'zx');
+  const child = execa(zx, [join(repoRoot, 'scripts', script)], { cwd: repoRoot, reject: false, all: false });
+  const tail: string[] = [];
+  child.stderr?.setEncoding('utf8');
+  let pending = '';
+  child.stderr?.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      tail.push(line);
+      if (tail.length > 60) tail.shift();
+      opts.onProgress?.(line);
+    }
+  });
+  const result = await child;
+  const last = String(result.stdout ?? '').trim().split('\n').pop()?.trim() ?? '';
+  if (result.exitCode !== 0 || !last.startsWith('/')) {
+    throw new Error(`scripts/${script} failed (exit ${result.exitCode}):\n${[...tail, pending].join('\n').trim()}`);
+  }
+  return last;
+}
+
+let qemuPromise: Promise<string> | undefined;
+let guestPromise: Promise<GuestManifest> | undefined;
+
+/** Absolute path of qemu-system-x86_64 with hilbox-pci; $HILBOX_QEMU overrides the build. */
+export function ensureQemu(opts: EnsureOptions = {}): Promise<string> {
+  if (process.env.HILBOX_QEMU) return Promise.resolve(process.env.HILBOX_QEMU);
+  qemuPromise ??= runBuildScript('build-qemu.mjs', opts).catch((e: unknown) => {
+    qemuPromise = undefined;
+    throw e;
+  });
+  return qemuPromise;
+}
+
+/** Reads and checks a guest manifest file. */
+export async function readGuestManifest(path: string): Promise<GuestManifest> {
+  const m = JSON.parse(await readFile(path, 'utf8')) as GuestManifest;
+  if (m.schema !== 'hilbox-guest/1') throw new Error(`${path}: not a hilbox guest manifest (schema ${String(m.schema)})`);
+  return m;
+}
+
+/** The Linux guest image (kernel, initramfs, SSH key); $HILBOX_GUEST names a manifest to use instead. */
+export function ensureGuest(opts: EnsureOptions = {}): Promise<GuestManifest> {
+  if (process.env.HILBOX_GUEST) return readGuestManifest(process.env.HILBOX_GUEST);
+  guestPromise ??= runBuildScript('build-guest.mjs', opts)
+    .then(readGuestManifest)
+    .catch((e: unknown) => {
+      guestPromise = undefined;
+      throw e;
+    });
+  return guestPromise;
+}

@@ -1,0 +1,102 @@
+/**
+ * Guest serial console capture. One job: read the console stream live, tee it into a log file,
+ * keep a tail for error messages, feed the crash scanner, and let callers wait for a line.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import type { Socket } from 'node:net';
+import { CrashScanner, type CrashHit } from './crash-scan.ts';
+import { CONSOLE_TAIL_LINES } from './errors.ts';
+
+type LineWaiter = { test: (line: string) => boolean; resolve: (line: string) => void };
+
+export class ConsoleCapture {
+  readonly scanner: CrashScanner;
+  private readonly file: WriteStream;
+  private readonly tailLines: string[] = [];
+  private partial = '';
+  private waiters: LineWaiter[] = [];
+  private crashListeners: ((hit: CrashHit) => void)[] = [];
+  private closed = false;
+  private closedWaiters: (() => void)[] = [];
+
+  constructor(readonly logPath: string) {
+    this.file = createWriteStream(logPath, { flags: 'a' });
+    this.file.on('error', () => {});
+    this.scanner = new CrashScanner((hit) => this.crashListeners.forEach((l) => l(hit)));
+  }
+
+  /** Starts reading from the connected serial socket. */
+  attach(sock: Socket): void {
+    sock.setEncoding('utf8');
+    sock.on('data', (d: string) => this.push(d));
+    sock.on('error', () => {});
+    sock.on('close', () => this.end());
+  }
+
+  push(text: string): void {
+    this.file.write(text);
+    this.scanner.push(text);
+    const parts = (this.partial + text).split('\n');
+    this.partial = parts.pop() ?? '';
+    for (const raw of parts) this.addLine(raw.replace(/\r/g, ''));
+  }
+
+  private addLine(line: string): void {
+    this.tailLines.push(line);
+    if (this.tailLines.length > CONSOLE_TAIL_LINES) this.tailLines.shift();
+    const still: LineWaiter[] = [];
+    for (const w of this.waiters) {
+      if (w.test(line)) w.resolve(line);
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  /** Console stream ended (QEMU exited or closed the chardev). */
+  end(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.partial) this.addLine(this.partial.replace(/\r/g, ''));
+    this.partial = '';
+    this.scanner.flush();
+    this.file.end();
+    this.closedWaiters.forEach((f) => f());
+  }
+
+  /** Resolves when the stream has ended and the log file is flushed. */
+  whenClosed(): Promise<void> {
+    if (this.closed && this.file.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => (this.file.closed ? resolve() : void this.file.once('close', () => resolve()));
+      if (this.closed) done();
+      else this.closedWaiters.push(done);
+    });
+  }
+
+  /** Last lines (at most CONSOLE_TAIL_LINES), including an unterminated last line. */
+  tail(n = CONSOLE_TAIL_LINES): string[] {
+    const all = this.partial ? [...this.tailLines, this.partial] : [...this.tailLines];
+    return all.slice(-n);
+  }
+
+  /** Waits for a line matching `pattern` (only lines arriving from now on, plus the tail). */
+  waitForLine(pattern: RegExp | string, opts: { signal?: AbortSignal; includeTail?: boolean } = {}): Promise<string> {
+    const test = typeof pattern === 'string' ? (l: string) => l.includes(pattern) : (l: string) => pattern.test(l);
+    if (opts.includeTail) {
+      const seen = this.tail().find(test);
+      if (seen !== undefined) return Promise.resolve(seen);
+    }
+    return new Promise((resolve, reject) => {
+      const w: LineWaiter = { test, resolve };
+      this.waiters.push(w);
+      opts.signal?.addEventListener('abort', () => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(opts.signal?.reason);
+      });
+    });
+  }
+
+  onCrash(listener: (hit: CrashHit) => void): void {
+    this.crashListeners.push(listener);
+  }
+}

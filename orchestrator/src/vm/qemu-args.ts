@@ -1,0 +1,107 @@
+/**
+ * QEMU command line for one hilbox VM. One job: turn a validated description into argv, with no
+ * shell and no way for a property value to smuggle in extra `,key=value` options.
+ */
+import type { Accel } from './accel.ts';
+
+export type DevicePropValue = string | number | boolean;
+
+export interface DeviceSpec {
+  /** QEMU device type; default hilbox-pci. */
+  type?: string;
+  /** QOM id; default hb0. */
+  id?: string;
+  props?: Record<string, DevicePropValue>;
+  /** Unix socket path for the host mouse feed chardev (SPEC §6). */
+  feedSocket?: string;
+}
+
+export interface QemuArgsSpec {
+  firmwareDirs: readonly string[];
+  accel: Accel;
+  memory: string;
+  cpus: number;
+  kernel: string;
+  initrd?: string;
+  append: string;
+  qmpSocket: string;
+  serialSocket: string;
+  sshPort: number;
+  nicModel: string;
+  /** Start paused (-S); the launcher resumes with QMP `cont` once it listens to everything. */
+  paused: boolean;
+  /** hilbox-pci (or another device) on root port rp0; omit for a VM without it. */
+  device?: DeviceSpec;
+  /** qcow2 file used only to hold savevm snapshots. */
+  snapshotDisk?: string;
+  /** Adds virtio-rng-pci so the guest's CRNG (and sshd) need not wait for entropy. */
+  rng?: boolean;
+  name?: string;
+  extraArgs?: readonly string[];
+}
+
+const KEY = /^[a-z][a-z0-9_-]*$/i;
+const TOKEN = /^[A-Za-z0-9_.:/+@-]+$/;
+const MEMORY = /^\d+[KMGT]?$/i;
+
+/** Checks a `-device` property value: a simple token, so it cannot contain ',' or '='. */
+export function formatPropValue(key: string, value: DevicePropValue): string {
+  if (!KEY.test(key)) throw new TypeError(`device property name ${JSON.stringify(key)} is not a simple identifier`);
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || !Number.isInteger(value)) throw new TypeError(`device property ${key}=${value}: integers only`);
+    return String(value);
+  }
+  if (!TOKEN.test(value)) throw new TypeError(`device property ${key}=${JSON.stringify(value)}: only [A-Za-z0-9_.:/+@-] allowed`);
+  return value;
+}
+
+/** Paths become `path=` option values: QEMU's option parser treats ',' specially, so refuse it. */
+function optPath(p: string): string {
+  if (p.includes(',')) throw new TypeError(`path ${JSON.stringify(p)} contains ',' which QEMU options cannot carry`);
+  return p;
+}
+
+export function buildQemuArgs(s: QemuArgsSpec): string[] {
+  if (!MEMORY.test(s.memory)) throw new TypeError(`memory ${JSON.stringify(s.memory)}: expected e.g. 512M`);
+  if (!Number.isInteger(s.cpus) || s.cpus < 1 || s.cpus > 64) throw new TypeError(`cpus ${s.cpus}: expected 1..64`);
+  if (!Number.isInteger(s.sshPort) || s.sshPort < 1 || s.sshPort > 65535) throw new TypeError(`ssh port ${s.sshPort}`);
+  if (!TOKEN.test(s.nicModel)) throw new TypeError(`nic model ${JSON.stringify(s.nicModel)}`);
+  const a: string[] = [];
+  for (const d of s.firmwareDirs) a.push('-L', d);
+  if (s.name) a.push('-name', formatPropValue('name', s.name));
+  a.push('-machine', 'q35', '-accel', s.accel);
+  if (s.accel === 'kvm') a.push('-cpu', 'host');
+  a.push('-m', s.memory, '-smp', String(s.cpus));
+  a.push('-display', 'none', '-nodefaults', '-no-reboot', '-no-user-config');
+  if (s.paused) a.push('-S');
+  // Monitor and console on private unix sockets; the launcher connects to both.
+  a.push('-chardev', `socket,id=qmp0,path=${optPath(s.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control');
+  a.push('-chardev', `socket,id=ser0,path=${optPath(s.serialSocket)},server=on,wait=off`, '-serial', 'chardev:ser0');
+  a.push('-kernel', optPath(s.kernel));
+  if (s.initrd) a.push('-initrd', optPath(s.initrd));
+  a.push('-append', s.append);
+  // User-mode network with SSH forwarded to a loopback-only host port. romfile= : no PXE ROM needed.
+  a.push('-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`);
+  a.push('-device', `${s.nicModel},netdev=net0,romfile=`);
+  if (s.rng) a.push('-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0');
+  if (s.snapshotDisk) a.push('-drive', `if=none,id=snapdisk,format=qcow2,file=${optPath(s.snapshotDisk)}`);
+  if (s.device) {
+    const type = s.device.type ?? 'hilbox-pci';
+    const id = s.device.id ?? 'hb0';
+    // A PCIe root port of its own, so the device can be hot-unplugged with QMP device_del.
+    a.push('-device', 'pcie-root-port,id=rp0,chassis=1,slot=1');
+    const props = [`${formatPropValue('type', type)}`, `id=${formatPropValue('id', id)}`, 'bus=rp0'];
+    if (s.device.feedSocket) {
+      a.push('-chardev', `socket,id=hbfeed,path=${optPath(s.device.feedSocket)},server=on,wait=off`);
+      props.push('chardev=hbfeed');
+    }
+    for (const [k, v] of Object.entries(s.device.props ?? {})) {
+      if (k === 'id' || k === 'bus' || k === 'chardev') throw new TypeError(`device property ${k} is set by hilbox`);
+      props.push(`${k}=${formatPropValue(k, v)}`);
+    }
+    a.push('-device', props.join(','));
+  }
+  if (s.extraArgs) a.push(...s.extraArgs);
+  return a;
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env zx
+// Builds QEMU 7.2 (x86_64-softmmu, TCG + KVM, slirp, no docs) with the hilbox-pci device.
+//
+// Source: $HILBOX_QEMU_SRC (an unpacked source tree or a .tar.* tarball), else Debian's
+// source package `qemu` (a deb-src entry is added when missing). The result is cached under
+// <cache>/qemu/<key>/, keyed by the QEMU version, the device sources and this script, so an
+// unchanged second run is a no-op. Progress goes to stderr; the LAST STDOUT LINE is the
+// absolute path of the built qemu-system-x86_64.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { $ } from 'zx';
+
+$.verbose = false;
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const cache = process.env.HILBOX_CACHE
+  ? resolve(process.env.HILBOX_CACHE)
+  : join(process.env.XDG_CACHE_HOME ? resolve(process.env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'hilbox');
+const log = (msg) => process.stderr.write(`build:qemu: ${msg}\n`);
+const fail = (msg) => { log(`error: ${msg}`); process.exit(1); };
+
+const isRoot = process.getuid?.() === 0;
+const BUILD_DEPS = ['ninja-build', 'meson', 'pkg-config', 'python3', 'flex', 'bison', 'gcc', 'dpkg-dev', 'xz-utils',
+  'libglib2.0-dev', 'libpixman-1-dev', 'libslirp-dev', 'libfdt-dev', 'zlib1g-dev',
+  // Firmware a blob-free QEMU needs at run time (-L): SeaBIOS and the option ROMs.
+  'seabios', 'qemu-system-data'];
+const CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-features', '--enable-tcg', '--enable-kvm',
+  '--enable-slirp', '--enable-fdt=system', '--enable-tools', '--disable-docs', '--disable-werror',
+  '--meson=/usr/bin/meson', '--with-git-submodules=ignore'];
+const DEVICE_FILES = ['hilbox-pci.c'];
+
+async function missingPackages(pkgs) {
+  const missing = [];
+  for (const p of pkgs) {
+    const r = await $`dpkg-query -W -f=\${Status} ${p}`.nothrow();
+    if (!r.stdout.includes('install ok installed')) missing.push(p);
+  }
+  return missing;
+}
+
+async function ensureHostPackages(pkgs) {
+  const missing = await missingPackages(pkgs);
+  if (missing.length === 0) return;
+  const line = `apt-get install -y ${missing.join(' ')}`;
+  if (!isRoot) fail(`missing Debian packages; run as root:\n  ${line}`);
+  log(`installing ${missing.join(' ')}`);
+  const r = await $`env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${missing}`.nothrow();
+  if (r.exitCode !== 0) {
+    await $`apt-get update -q`.nothrow();
+    await $`env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${missing}`.pipe(process.stderr);
+  }
+}
+
+async function ensureDebSrc() {
+  const probe = await $`apt-get source --print-uris qemu`.nothrow();
+  if (probe.exitCode === 0 && probe.stdout.includes('.dsc')) return;
+  if (!isRoot) fail("no deb-src entry for Debian's source packages; as root add one to /etc/apt/sources.list.d/ and run apt-get update");
+  log('adding a deb-src entry (/etc/apt/sources.list.d/hilbox-debsrc.sources) and updating apt');
+  const codename = (await $`sh -c '. /etc/os-release; echo $VERSION_CODENAME'`).stdout.trim() || 'bookworm';
+  writeFileSync('/etc/apt/sources.list.d/hilbox-debsrc.sources',
+    `Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: ${codename} ${codename}-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n`);
+  await $`apt-get update -q`.pipe(process.stderr);
+}
+
+/** Returns { kind: 'debian', dsc } or { kind: 'tree', dir } or { kind: 'tarball', file }, plus a version string. */
+async function locateSource() {
+  const env = process.env.HILBOX_QEMU_SRC;
+  if (env) {
+    const p = resolve(env);
+    if (!existsSync(p)) fail(`HILBOX_QEMU_SRC=${env}: no such file or directory`);
+    if (statSync(p).isDirectory()) {
+      if (!existsSync(join(p, 'VERSION'))) fail(`HILBOX_QEMU_SRC=${env}: not a QEMU source tree (no VERSION file)`);
+      return { kind: 'tree', dir: p, version: readFileSync(join(p, 'VERSION'), 'utf8').trim() };
+    }
+    return { kind: 'tarball', file: p, version: basename(p).replace(/\.tar\..*$/, '') };
+  }
+  await ensureDebSrc();
+  const dl = join(cache, 'qemu-src');
+  mkdirSync(dl, { recursive: true });
+  let dsc = readdirSync(dl).find((f) => f.endsWith('.dsc'));
+  if (!dsc) {
+    log("downloading Debian's qemu source package");
+    await $({ cwd: dl })`apt-get source --download-only qemu`.pipe(process.stderr);
+    dsc = readdirSync(dl).find((f) => f.endsWith('.dsc'));
+    if (!dsc) fail('apt-get source qemu produced no .dsc');
+  }
+  const version = /^Version:\s*(\S+)/m.exec(readFileSync(join(dl, dsc), 'utf8'))?.[1] ?? dsc;
+  if (!version.match(/^(\d+:)?7\.2/)) log(`warning: Debian's qemu is ${version}, the device targets 7.2`);
+  return { kind: 'debian', dsc: join(dl, dsc), version };
+}
+
+async function unpack(src, dest) {
+  rmSync(dest, { recursive: true, force: true });
+  mkdirSync(dirname(dest), { recursive: true });
+  if (src.kind === 'debian') {
+    await $`dpkg-source --no-check -x ${src.dsc} ${dest}`.pipe(process.stderr);
+  } else if (src.kind === 'tree') {
+    await $`cp -a ${src.dir}/. ${dest}/`;
+  } else {
+    mkdirSync(dest, { recursive: true });
+    await $`tar -xf ${src.file} -C ${dest} --strip-components=1`;
+  }
+}
+
+/** Adds the device to a pristine tree: hw/misc/hilbox-pci.c + Kconfig + meson entries (idempotent). */
+function addDevice(tree) {
+  const misc = join(tree, 'hw', 'misc');
+  for (const f of DEVICE_FILES) copyFileSync(join(repo, 'qemu-device', f), join(misc, f));
+  const kconfig = join(misc, 'Kconfig');
+  if (!readFileSync(kconfig, 'utf8').includes('HILBOX_PCI')) {
+    writeFileSync(kconfig, readFileSync(kconfig, 'utf8') +
+      '\nconfig HILBOX_PCI\n    bool\n    default y if TEST_DEVICES\n    depends on PCI && MSI_NONBROKEN\n');
+  }
+  const meson = join(misc, 'meson.build');
+  if (!readFileSync(meson, 'utf8').includes('hilbox-pci.c')) {
+    writeFileSync(meson, readFileSync(meson, 'utf8') +
+      "\nsoftmmu_ss.add(when: 'CONFIG_HILBOX_PCI', if_true: files('hilbox-pci.c'))\n");
+  }
+}
+
+function hashInputs(version) {
+  const h = createHash('sha256');
+  h.update(`qemu ${version}\n`);
+  h.update(readFileSync(fileURLToPath(import.meta.url)));
+  h.update(CONFIGURE_FLAGS.join(' '));
+  for (const f of DEVICE_FILES) h.update(readFileSync(join(repo, 'qemu-device', f)));
+  return h.digest('hex').slice(0, 16);
+}
+
+await ensureHostPackages(BUILD_DEPS);
+const src = await locateSource();
+const key = hashInputs(src.version);
+const outDir = join(cache, 'qemu', key);
+const outBin = join(outDir, 'bin', 'qemu-system-x86_64');
+if (existsSync(join(outDir, 'build.json')) && existsSync(outBin)) {
+  log(`up to date (QEMU ${src.version}, key ${key})`);
+  console.log(outBin);
+  process.exit(0);
+}
+
+// One persistent source+build tree per QEMU version: a device change recompiles one file.
+const tree = join(cache, 'qemu', `tree-${src.version.replace(/[^A-Za-z0-9.+-]/g, '_')}`);
+const srcDir = join(tree, 'src');
+const buildDir = join(srcDir, 'build');
+if (!existsSync(join(tree, 'unpacked'))) {
+  log(`unpacking QEMU ${src.version}`);
+  await unpack(src, srcDir);
+  writeFileSync(join(tree, 'unpacked'), src.version);
+}
+addDevice(srcDir);
+if (!existsSync(join(buildDir, 'build.ninja'))) {
+  log(`configuring: ${CONFIGURE_FLAGS.join(' ')}`);
+  mkdirSync(buildDir, { recursive: true });
+  const r = await $({ cwd: buildDir })`../configure ${CONFIGURE_FLAGS}`.nothrow();
+  if (r.exitCode !== 0) {
+    process.stderr.write(r.stdout.split('\n').slice(-40).join('\n'));
+    rmSync(buildDir, { recursive: true, force: true });
+    fail('configure failed (output above)');
+  }
+}
+log('building with ninja (a few minutes on 2 cores the first time)');
+const jobs = process.env.HILBOX_JOBS ?? '';
+const ninja = await $({ cwd: buildDir })`ninja ${jobs ? ['-j', jobs] : []} qemu-system-x86_64 qemu-img`.nothrow();
+if (ninja.exitCode !== 0) {
+  process.stderr.write((ninja.stdout + ninja.stderr).split('\n').filter((l) => /error|warning|FAILED/i.test(l)).slice(-40).join('\n') + '\n');
+  fail('ninja failed (errors above)');
+}
+const help = await $`${join(buildDir, 'qemu-system-x86_64')} -L /usr/share/seabios -L /usr/share/qemu -device help`.nothrow();
+if (!help.stdout.includes('"hilbox-pci"')) fail('the built QEMU does not list hilbox-pci in -device help');
+
+const tmpOut = `${outDir}.tmp-${process.pid}`;
+rmSync(tmpOut, { recursive: true, force: true });
+mkdirSync(join(tmpOut, 'bin'), { recursive: true });
+for (const b of ['qemu-system-x86_64', 'qemu-img']) copyFileSync(join(buildDir, b), join(tmpOut, 'bin', b));
+await $`chmod 0755 ${join(tmpOut, 'bin', 'qemu-system-x86_64')} ${join(tmpOut, 'bin', 'qemu-img')}`;
+writeFileSync(join(tmpOut, 'build.json'), JSON.stringify({ key, qemuVersion: src.version, source: src.kind, configure: CONFIGURE_FLAGS, builtAt: new Date().toISOString() }, null, 2) + '\n');
+rmSync(outDir, { recursive: true, force: true });
+renameSync(tmpOut, outDir);
+writeFileSync(join(cache, 'qemu', 'current'), outBin + '\n');
+log(`built QEMU ${src.version} with hilbox-pci (key ${key})`);
+console.log(outBin);

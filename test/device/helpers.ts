@@ -1,0 +1,141 @@
+/**
+ * Shared set-up for the device tests: locating QEMU, starting a qtest session with one
+ * hilbox-pci, enumerating and mapping it, and register helpers.
+ */
+import { ensureQemu } from '../../orchestrator/src/build/ensure.ts';
+import { QtestSession, type QtestStartOptions } from '../../orchestrator/src/qtest/client.ts';
+import { findDevice, type BarInfo, type PciDevice } from '../../orchestrator/src/qtest/pci.ts';
+import {
+  BAR,
+  DEFAULT_PROPS,
+  DEVICE_TYPE,
+  EV_HEAD_WORDS,
+  PCI_ID,
+  REG,
+  effectiveStride,
+  parseEventHeadWords,
+  type DeviceProps,
+  type EventRecord,
+  type FbGeometry,
+  type RegName,
+} from '../../orchestrator/src/device/spec.ts';
+
+/** QEMU id of the device under test; QOM path below. */
+export const DEV_ID = 'hb0';
+export const DEV_QOM = `/machine/peripheral/${DEV_ID}`;
+
+let qemuPath: Promise<string> | undefined;
+/** The QEMU binary: $HILBOX_QEMU, else the project build (built on first use). */
+export function qemuBinary(): Promise<string> {
+  qemuPath ??= ensureQemu();
+  return qemuPath;
+}
+
+/** Time the first build may take when a test file calls {@link qemuBinary} in beforeAll. */
+export const BUILD_TIMEOUT_MS = 45 * 60_000;
+
+/** `-device hilbox-pci,…` argument for a property set. */
+export function deviceArg(props: Partial<DeviceProps> & Record<string, string | number | boolean | undefined> = {}, id = DEV_ID): string {
+  const parts = [DEVICE_TYPE, `id=${id}`];
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined) continue;
+    parts.push(`${k}=${typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v)}`);
+  }
+  return parts.join(',');
+}
+
+export interface HilboxRig {
+  qt: QtestSession;
+  pci: PciDevice;
+  bars: Map<number, BarInfo>;
+  /** BAR0 / BAR2 base addresses. */
+  regs: number;
+  fb: number;
+  props: DeviceProps;
+  geo: FbGeometry;
+  rd32(reg: RegName | number): Promise<number>;
+  wr32(reg: RegName | number, v: number): Promise<void>;
+  /** 64-bit register with one 8-byte access. */
+  rd64(reg: RegName | number): Promise<bigint>;
+  /** 64-bit register with two 4-byte accesses, low first. */
+  rd64pair(reg: RegName | number): Promise<bigint>;
+  evHead(): Promise<EventRecord>;
+  /** Pops up to `max` records (head read + EV_POP) while EV_COUNT > 0. */
+  drain(max?: number): Promise<EventRecord[]>;
+  qomU64(prop: string): Promise<bigint>;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface RigOptions {
+  props?: Partial<DeviceProps>;
+  /** Extra QEMU args (chardevs, …), placed before the device. */
+  args?: string[];
+  /** Map BARs and enable memory decoding (default true). */
+  map?: boolean;
+  start?: Partial<QtestStartOptions>;
+}
+
+/** Starts QEMU with one hilbox-pci, finds it on bus 0 and maps its BARs. */
+export async function startRig(opts: RigOptions = {}): Promise<HilboxRig> {
+  const props: DeviceProps = { ...DEFAULT_PROPS, ...opts.props };
+  const qemu = await qemuBinary();
+  const qt = await QtestSession.start({ qemu, args: [...(opts.args ?? []), '-device', deviceArg(opts.props ?? {})], ...opts.start });
+  try {
+    const pci = await findDevice(qt, PCI_ID.vendorId, PCI_ID.deviceId);
+    if (!pci) throw new Error(`no ${PCI_ID.vendorId.toString(16)}:${PCI_ID.deviceId.toString(16)} on bus 0`);
+    const bars = opts.map === false ? new Map<number, BarInfo>() : await pci.mapBars();
+    const regs = bars.get(BAR.regs)?.addr ?? 0;
+    const fb = bars.get(BAR.fb)?.addr ?? 0;
+    const off = (r: RegName | number): number => regs + (typeof r === 'number' ? r : REG[r]);
+    const rig: HilboxRig = {
+      qt,
+      pci,
+      bars,
+      regs,
+      fb,
+      props,
+      geo: { width: props.width, height: props.height, stride: effectiveStride(props) },
+      rd32: async (r) => (await qt.readl(off(r))) >>> 0,
+      wr32: (r, v) => qt.writel(off(r), v >>> 0),
+      rd64: (r) => qt.readq(off(r)),
+      rd64pair: async (r) => {
+        const lo = await qt.readl(off(r));
+        const hi = await qt.readl(off(r) + 4);
+        return (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0);
+      },
+      evHead: async () => {
+        const words: number[] = [];
+        for (let i = 0; i < EV_HEAD_WORDS; i++) words.push((await qt.readl(regs + REG.EV_HEAD + 4 * i)) >>> 0);
+        return parseEventHeadWords(words);
+      },
+      drain: async (max = 100_000) => {
+        const out: EventRecord[] = [];
+        while (out.length < max && (await qt.readl(regs + REG.EV_COUNT)) > 0) {
+          out.push(await rig.evHead());
+          await qt.writel(regs + REG.EV_POP, 1);
+        }
+        return out;
+      },
+      qomU64: async (prop) => BigInt(await qt.qmp!.qomGet<number | string>(DEV_QOM, prop)),
+      close: () => qt.close(),
+      [Symbol.asyncDispose]: () => qt.close(),
+    };
+    return rig;
+  } catch (e) {
+    await qt.close();
+    throw e;
+  }
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
