@@ -22,10 +22,9 @@ const log = (msg) => process.stderr.write(`build:qemu: ${msg}\n`);
 const fail = (msg) => { log(`error: ${msg}`); process.exit(1); };
 
 const isRoot = process.getuid?.() === 0;
-const BUILD_DEPS = ['ninja-build', 'meson', 'pkg-config', 'python3', 'flex', 'bison', 'gcc', 'dpkg-dev', 'xz-utils',
-  'libglib2.0-dev', 'libpixman-1-dev', 'libslirp-dev', 'libfdt-dev', 'zlib1g-dev',
-  // Firmware a blob-free QEMU needs at run time (-L): SeaBIOS and the option ROMs.
-  'seabios', 'qemu-system-data'];
+const hostPackages = JSON.parse(readFileSync(join(repo, 'scripts', 'host-packages.json'), 'utf8'));
+// Build dependencies, and the firmware a blob-free QEMU needs at run time (-L): SeaBIOS and option ROMs.
+const BUILD_DEPS = [...hostPackages.qemuBuild, ...hostPackages.qemuRuntime];
 const CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-features', '--enable-tcg', '--enable-kvm',
   '--enable-slirp', '--enable-fdt=system', '--enable-tools', '--disable-docs', '--disable-werror',
   '--meson=/usr/bin/meson', '--with-git-submodules=ignore'];

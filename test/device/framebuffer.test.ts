@@ -64,8 +64,9 @@ describe('direct mode, 1000×300, stride 3008, 60 fps', () => {
     await rig?.close();
   });
 
+  const p0 = 1n; // FRAMES_PRODUCED right after reset: the frame-0 render counts (SPEC §3)
   it('shows frame 0 at reset', async () => {
-    expect(await frameState(rig)).toEqual({ number: 0n, ts: 0n, seq: 0, produced: 0n, clock: 0n });
+    expect(await frameState(rig)).toEqual({ number: 0n, ts: 0n, seq: Number(2n * p0), produced: p0, clock: 0n });
     expect(await checkRandomPixels(rig, 0n, 300, 1)).toEqual([]);
   });
 
@@ -77,7 +78,7 @@ describe('direct mode, 1000×300, stride 3008, 60 fps', () => {
       expect((await frameState(rig)).number, `just before frame ${n}`).toBe(n - 1n);
       await qt.clockSet(tn);
       const s = await frameState(rig);
-      expect(s).toEqual({ number: n, ts: tn, seq: Number(2n * n), produced: n, clock: tn });
+      expect(s).toEqual({ number: n, ts: tn, seq: Number(2n * (p0 + n)), produced: p0 + n, clock: tn });
       expect(frameNumberAt(tn, 60)).toBe(n);
     }
     expect(frameTimestamp(1n, 60)).toBe(16_666_667n);
@@ -143,9 +144,10 @@ describe('direct mode, 1000×300, stride 3008, 60 fps', () => {
 describe('default geometry 1920×1080, 50 fps', () => {
   it('a full frame matches after 1.5 s of virtual time', async () => {
     await using rig = await startRig({ props: { 'mouse-rate-hz': 0 } });
+    const p0 = 1n;
     await rig.qt.clockStep(1_510_000_000n);
     const s = await frameState(rig);
-    expect(s).toEqual({ number: 75n, ts: 1_500_000_000n, seq: 150, produced: 75n, clock: 1_510_000_000n });
+    expect(s).toEqual({ number: 75n, ts: 1_500_000_000n, seq: Number(2n * (p0 + 75n)), produced: p0 + 75n, clock: 1_510_000_000n });
     const bytes = 1920 * 3 * 1080;
     const all = await rig.qt.b64read(rig.fb, bytes);
     expect(firstDiff(all, expectedFbBytes(75n, rig.geo, 0, bytes))).toBe('equal');
@@ -156,11 +158,12 @@ describe('frame numbers beyond 65536 (16×16, 1000 fps)', () => {
   it('encodes n mod 65536 and counts every frame', async () => {
     await using rig = await startRig({ props: { width: 16, height: 16, fps: 1000, 'mouse-rate-hz': 0 } });
     const n = 70_001n; // n >> 8 = 273 -> B uses 17
+    const p0 = 1n;
     await rig.qt.clockSet(frameTimestamp(n, 1000));
     const s = await frameState(rig);
     expect(s.number).toBe(n);
-    expect(s.produced).toBe(n);
-    expect(s.seq).toBe(Number(2n * n));
+    expect(s.produced).toBe(p0 + n);
+    expect(s.seq).toBe(Number(2n * (p0 + n)));
     const buf = await rig.qt.read(rig.fb, 16 * 48);
     expect(firstDiff(buf, expectedFbBytes(n, rig.geo, 0, 16 * 48))).toBe('equal');
     expect(decodeFrameNumber(5, 9, buf[9 * 48 + 15]!, buf[9 * 48 + 16]!, buf[9 * 48 + 17]!)).toBe(Number(n % 65536n));
@@ -215,5 +218,19 @@ describe('fb-mode=mmio', () => {
     expect(await rig.rd64('FB_WRITE_ATTEMPTS')).toBe(4n);
     expect(await rig.qomU64('fb-write-attempts')).toBe(4n);
     expect(firstDiff(await qt.read(rig.fb + 1024 * 3, 64), expectedFbBytes(n, rig.geo, 1024 * 3, 64))).toBe('equal');
+  });
+});
+
+describe('fb-mode=mmio with mmio-latency-ns', () => {
+  it('each BAR2 access busy-waits at least mmio-latency-ns of host time', async () => {
+    await using rig = await startRig({ props: { width: 64, height: 64, 'fb-mode': 'mmio', 'mmio-latency-ns': 100_000, 'mouse-rate-hz': 0 } });
+    expect(await rig.rd32('MMIO_LATENCY_NS')).toBe(100_000);
+    const lines = Array.from({ length: 500 }, (_, i) => qcmd.read(4, rig.fb + 4 * i));
+    const t0 = process.hrtime.bigint();
+    const vals = await rig.qt.batch(lines);
+    const elapsedNs = process.hrtime.bigint() - t0;
+    expect(elapsedNs).toBeGreaterThanOrEqual(500n * 100_000n); // lower bound only: never faster
+    const want = Buffer.from(expectedFbBytes(0n, rig.geo, 0, 2000));
+    expect(vals.map(Number)).toEqual(Array.from({ length: 500 }, (_, i) => want.readUInt32LE(4 * i)));
   });
 });

@@ -20,7 +20,9 @@ import {
   effectiveStride,
   fbBarSize,
   fbBytes,
+  REG64,
   type DeviceProps,
+  type RegName,
 } from '../../orchestrator/src/device/spec.ts';
 import { BUILD_TIMEOUT_MS, qemuBinary, startRig, type HilboxRig } from './helpers.ts';
 
@@ -46,6 +48,9 @@ function resetRegisterMap(p: DeviceProps): Map<number, number> {
   m.set(REG.EV_FIFO_DEPTH, p['fifo-depth']);
   m.set(REG.EV_RATE_HZ, p['mouse-rate-hz']);
   m.set(REG.EV_BUNDLE, p['mouse-bundle']);
+  // reset renders frame 0, and that render counts (SPEC §3: FRAME_SEQ 2, FRAMES_PRODUCED 1)
+  m.set(REG.FRAME_SEQ, 2);
+  m.set(REG.FRAMES_PRODUCED, 1);
   // Everything else — counters, FIFO, head, interrupt registers, write-only and undefined
   // offsets, DEVICE_CLOCK at clock 0 — reads 0.
   return m;
@@ -66,7 +71,10 @@ function diffMap(words: number[], expected: Map<number, number>): string[] {
   words.forEach((w, i) => {
     const want = expected.get(4 * i) ?? 0;
     if (w !== want >>> 0) {
-      const name = Object.entries(REG).find(([, o]) => o === 4 * i || o + 4 === 4 * i)?.[0] ?? 'undefined';
+      const name =
+        Object.entries(REG).find(([, o]) => o === 4 * i)?.[0] ??
+        Object.entries(REG).find(([n, o]) => o + 4 === 4 * i && REG64.has(n as RegName))?.[0]?.concat('.hi') ??
+        'undefined';
       bad.push(`BAR0+0x${(4 * i).toString(16).padStart(3, '0')} (${name}): got ${hex(w)}, want ${hex(want)}`);
     }
   });
@@ -118,16 +126,37 @@ describe('default configuration', () => {
     expect(Buffer.from(await rig.qt.read(rig.regs, 4)).toString('latin1')).toBe('HBOX');
   });
 
-  it('returns 0 for accesses of other sizes or alignments', async () => {
+  it('counts the frame rendered at reset: FRAME_SEQ = 2, FRAMES_PRODUCED = 1 (SPEC §3)', async () => {
+    expect({ FRAME_SEQ: await rig.rd32('FRAME_SEQ'), FRAMES_PRODUCED: await rig.rd64('FRAMES_PRODUCED') }).toEqual({ FRAME_SEQ: 2, FRAMES_PRODUCED: 1n });
+    expect(await rig.qomU64('frames-produced')).toBe(1n);
+  });
+
+  it('returns 0 for 1- and 2-byte and misaligned accesses', async () => {
     const { qt, regs } = rig;
-    expect(await qt.readb(regs + REG.ID)).toBe(0);
-    expect(await qt.readb(regs + REG.ID + 1)).toBe(0);
-    expect(await qt.readw(regs + REG.ID)).toBe(0);
-    expect(await qt.readw(regs + REG.VERSION + 2)).toBe(0);
-    expect(await qt.readl(regs + REG.ID + 2)).toBe(0);
-    expect(await qt.readq(regs + REG.ID)).toBe(0n); // 8 bytes only for 64-bit registers
-    expect(await qt.readq(regs + REG.WIDTH)).toBe(0n);
-    expect(await qt.readq(regs + REG.FRAME_NUMBER + 4)).toBe(0n); // misaligned 64-bit
+    expect.soft(await qt.readb(regs + REG.ID)).toBe(0);
+    expect.soft(await qt.readb(regs + REG.ID + 1)).toBe(0);
+    expect.soft(await qt.readw(regs + REG.ID)).toBe(0);
+    expect.soft(await qt.readw(regs + REG.VERSION + 2)).toBe(0);
+    expect.soft(await qt.readl(regs + REG.ID + 2)).toBe(0);
+    expect.soft(await qt.readq(regs + REG.FRAME_NUMBER + 4)).toBe(0n); // misaligned 64-bit
+    expect.soft(await qt.readq(regs + REG.DEVICE_CLOCK + 2)).toBe(0n);
+  });
+
+  it('returns 0 for 8-byte reads of 32-bit registers ("accesses of other sizes")', async () => {
+    const { qt, regs } = rig;
+    expect.soft(await qt.readq(regs + REG.ID)).toBe(0n);
+    expect.soft(await qt.readq(regs + REG.WIDTH)).toBe(0n);
+    expect.soft(await qt.readq(regs + REG.EV_HEAD)).toBe(0n);
+  });
+
+  it('ignores 8-byte writes that cover 32-bit registers ("accesses of other sizes")', async () => {
+    const { qt, regs } = rig;
+    await qt.writeq(regs + 0x008, 1n << 32n); // upper half would be CONTROL = EV_ENABLE
+    expect.soft(await rig.rd32('CONTROL'), 'CONTROL after writeq(0x008, 1 << 32)').toBe(0);
+    await qt.writeq(regs + REG.INT_STATUS, 3n << 32n); // upper half would be INT_MASK = 3
+    expect.soft(await rig.rd32('INT_MASK'), 'INT_MASK after writeq(0x100, 3 << 32)').toBe(0);
+    await rig.wr32('CONTROL', 0);
+    await rig.wr32('INT_MASK', 0);
   });
 
   it('ignores writes to read-only, undefined and badly sized targets', async () => {
@@ -189,9 +218,11 @@ describe('default configuration', () => {
     expect(diffMap(await readAllWords(rig), resetRegisterMap(DEFAULT_PROPS))).toEqual([]);
     expect(await rig.pci.read16(PCI_CFG.COMMAND)).toBe(cmdBefore);
     expect([await rig.pci.barAddress(0), await rig.pci.barAddress(2)]).toEqual(barsBefore);
-    for (const p of ['frames-produced', 'frame-number', 'fb-write-attempts', 'events-produced', 'events-delivered', 'events-dropped', 'feed-errors']) {
+    for (const p of ['frame-number', 'fb-write-attempts', 'events-produced', 'events-delivered', 'events-dropped', 'feed-errors']) {
       expect(await rig.qomU64(p), p).toBe(0n);
     }
+    const framesAtReset = 1n; // frame 0, rendered by the reset
+    expect(await rig.qomU64('frames-produced')).toBe(framesAtReset);
     // device clock restarts at 0 and runs with the virtual clock; frame 1 at 20 ms
     await qt.clockStep(19_999_999n);
     expect(await rig.rd64('DEVICE_CLOCK')).toBe(19_999_999n);
@@ -199,6 +230,7 @@ describe('default configuration', () => {
     await qt.clockStep(1n);
     expect(await rig.rd64('FRAME_NUMBER')).toBe(1n);
     expect(await rig.rd64('FRAME_TIMESTAMP')).toBe(20_000_000n);
+    expect(await rig.rd64('FRAMES_PRODUCED')).toBe(framesAtReset + 1n);
     // generator stopped by reset: nothing produced
     expect(await rig.rd64('EV_PRODUCED')).toBe(0n);
   });

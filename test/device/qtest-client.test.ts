@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QemuExitError, QtestCommandError, QtestSession } from '../../orchestrator/src/qtest/client.ts';
+import { QemuExitError, QtestCommandError, QtestSession, qcmd } from '../../orchestrator/src/qtest/client.ts';
 import { QmpError } from '../../orchestrator/src/qtest/qmp.ts';
 import { PCI_CFG, PCI_CAP_ID, findDevice, q35IntxGsi, scanBus, type PciDevice } from '../../orchestrator/src/qtest/pci.ts';
 import { BUILD_TIMEOUT_MS, qemuBinary } from './helpers.ts';
@@ -135,6 +135,16 @@ describe('qtest client (edu device)', () => {
     expect(await qt.readl(bar0)).toBe(0x010000ed);
   });
 
+  it('batches many commands in one write and stays in sync after a FAIL inside a batch', async () => {
+    const lines = Array.from({ length: 10_000 }, (_, i) => (i % 2 ? qcmd.read(4, bar0) : qcmd.clockStep(1)));
+    const t0 = await qt.clock();
+    const replies = await qt.batch(lines);
+    expect(replies.filter((_, i) => i % 2).every((r) => Number(r) === 0x010000ed)).toBe(true);
+    expect(BigInt(replies.at(-2)!)).toBe(t0 + 5000n);
+    await expect(qt.batch([qcmd.read(4, bar0), 'bogus', qcmd.read(4, bar0)])).rejects.toThrow(/bogus/);
+    expect(await qt.readl(bar0)).toBe(0x010000ed);
+  });
+
   it('speaks QMP: qom-get and errors', async () => {
     expect(await qt.qmp!.qomGet('/machine/peripheral/edu0', 'dma_mask')).toBe(2 ** 28 - 1);
     await expect(qt.qmp!.qomGet('/machine/peripheral/edu0', 'nope')).rejects.toBeInstanceOf(QmpError);
@@ -187,10 +197,10 @@ describe('qtest client lifecycle', () => {
   });
 
   it('times out a command QEMU never answers and abandons the session', async () => {
-    const qt = await QtestSession.start({ qemu, timeoutMs: 300 });
+    const qt = await QtestSession.start({ qemu });
     try {
       process.kill(qt.pid!, 'SIGSTOP');
-      await expect(qt.readl(0)).rejects.toThrow(/no reply within 300 ms/);
+      await expect(qt.command('readl 0x0', 300)).rejects.toThrow(/no reply within 300 ms/);
       await expect(qt.readl(0)).rejects.toThrow(/abandoned/);
     } finally {
       await qt.close();

@@ -4,7 +4,7 @@
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Socket } from 'node:net';
-import { CrashScanner, type CrashHit } from './crash-scan.ts';
+import { CrashScanner, type CrashHit, type CrashSignature } from './crash-scan.ts';
 import { CONSOLE_TAIL_LINES } from './errors.ts';
 
 type LineWaiter = { test: (line: string) => boolean; resolve: (line: string) => void };
@@ -19,18 +19,35 @@ export class ConsoleCapture {
   private closed = false;
   private closedWaiters: (() => void)[] = [];
 
-  constructor(readonly logPath: string) {
+  constructor(
+    readonly logPath: string,
+    signatures?: readonly CrashSignature[],
+  ) {
     this.file = createWriteStream(logPath, { flags: 'a' });
     this.file.on('error', () => {});
-    this.scanner = new CrashScanner((hit) => this.crashListeners.forEach((l) => l(hit)));
+    this.scanner = new CrashScanner((hit) => this.crashListeners.forEach((l) => l(hit)), signatures);
   }
 
-  /** Starts reading from the connected serial socket. */
-  attach(sock: Socket): void {
+  /** Starts reading from a connected serial socket; resolves when that socket closes. */
+  attach(sock: Socket): Promise<void> {
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => this.push(d));
     sock.on('error', () => {});
-    sock.on('close', () => this.end());
+    return new Promise((resolve) =>
+      sock.on('close', () => {
+        this.flushPartial();
+        resolve();
+      }),
+    );
+  }
+
+  /** Treats an unterminated last line as complete (the stream paused or ended). */
+  flushPartial(): void {
+    if (!this.partial) return;
+    const line = this.partial.replace(/\r/g, '');
+    this.partial = '';
+    this.scanner.push('\n');
+    this.addLine(line);
   }
 
   push(text: string): void {
@@ -56,8 +73,7 @@ export class ConsoleCapture {
   end(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.partial) this.addLine(this.partial.replace(/\r/g, ''));
-    this.partial = '';
+    this.flushPartial();
     this.scanner.flush();
     this.file.end();
     this.closedWaiters.forEach((f) => f());

@@ -55,6 +55,11 @@ export class BootError extends HilboxError {
   override readonly kind = 'boot';
 }
 
+/** The guest powered off or rebooted by itself after booting (no crash signature seen). */
+export class GuestExitError extends HilboxError {
+  override readonly kind = 'guest-exit';
+}
+
 /** A crash signature (oops, panic, KASAN, …) appeared on the guest console. */
 export class GuestCrashError extends HilboxError {
   override readonly kind = 'crash';

@@ -21,9 +21,8 @@ export interface QemuArgsSpec {
   accel: Accel;
   memory: string;
   cpus: number;
-  kernel: string;
-  initrd?: string;
-  append: string;
+  /** Guest-specific boot arguments (Guest.bootArgs): -kernel/-initrd/-append, or a disk. */
+  boot: readonly string[];
   qmpSocket: string;
   serialSocket: string;
   sshPort: number;
@@ -57,7 +56,7 @@ export function formatPropValue(key: string, value: DevicePropValue): string {
 }
 
 /** Paths become `path=` option values: QEMU's option parser treats ',' specially, so refuse it. */
-function optPath(p: string): string {
+export function optPath(p: string): string {
   if (p.includes(',')) throw new TypeError(`path ${JSON.stringify(p)} contains ',' which QEMU options cannot carry`);
   return p;
 }
@@ -78,9 +77,7 @@ export function buildQemuArgs(s: QemuArgsSpec): string[] {
   // Monitor and console on private unix sockets; the launcher connects to both.
   a.push('-chardev', `socket,id=qmp0,path=${optPath(s.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control');
   a.push('-chardev', `socket,id=ser0,path=${optPath(s.serialSocket)},server=on,wait=off`, '-serial', 'chardev:ser0');
-  a.push('-kernel', optPath(s.kernel));
-  if (s.initrd) a.push('-initrd', optPath(s.initrd));
-  a.push('-append', s.append);
+  a.push(...s.boot);
   // User-mode network with SSH forwarded to a loopback-only host port. romfile= : no PXE ROM needed.
   a.push('-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`);
   a.push('-device', `${s.nicModel},netdev=net0,romfile=`);

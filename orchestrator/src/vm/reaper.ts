@@ -18,7 +18,10 @@ function start(p) {
   catch { return undefined; }
 }
 function reap() {
-  for (const [p, t] of pids) { if (t !== undefined && start(p) === t) { try { process.kill(p, 'SIGKILL'); } catch {} } }
+  for (const [p, e] of pids) {
+    if (e.t !== undefined && start(p) === e.t) { try { process.kill(p, 'SIGKILL'); } catch {} }
+    if (e.dir && /^\/[^\0]*\/hilbox-vm-[A-Za-z0-9]+$/.test(e.dir)) { try { fs.rmSync(e.dir, { recursive: true, force: true }); } catch {} }
+  }
   process.exit(0);
 }
 let buf = '';
@@ -26,9 +29,9 @@ process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d) => {
   buf += d; let i;
   while ((i = buf.indexOf('\n')) >= 0) {
-    const [cmd, arg] = buf.slice(0, i).split(' '); buf = buf.slice(i + 1);
+    const [cmd, arg, dir] = buf.slice(0, i).split(' '); buf = buf.slice(i + 1);
     const pid = Number(arg);
-    if (cmd === 'add') pids.set(pid, start(pid)); else if (cmd === 'del') pids.delete(pid);
+    if (cmd === 'add') pids.set(pid, { t: start(pid), dir }); else if (cmd === 'del') pids.delete(pid);
   }
 });
 process.stdin.on('end', reap); process.stdin.on('close', reap); process.stdin.on('error', reap);
@@ -54,9 +57,13 @@ function ensureReaper(): ChildProcess {
   return child;
 }
 
-/** Registers a pid to be SIGKILLed if this process dies. */
-export function watchPid(pid: number): void {
-  ensureReaper().stdin?.write(`add ${pid}\n`);
+/**
+ * Registers a pid to be SIGKILLed if this process dies; `runDir` (a private hilbox-vm-* temp
+ * directory without spaces) is removed then too.
+ */
+export function watchPid(pid: number, runDir?: string): void {
+  const dir = runDir && !/\s/.test(runDir) ? ` ${runDir}` : '';
+  ensureReaper().stdin?.write(`add ${pid}${dir}\n`);
 }
 
 /** Forgets a pid (it exited or was stopped by us). */

@@ -1,0 +1,1277 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * hilbox.c - reference Linux driver for the hilbox-pci device
+ *
+ * One character device per bound device, /dev/hilboxN, offering:
+ *  - a read-only, revocable, zero-copy mapping of the framebuffer (BAR2),
+ *  - a seqlock-protected copy of one consistent frame (HILBOX_IOC_COPY_FRAME),
+ *  - mouse events as 24-byte records from read(), handed to pending read
+ *    requests in the order the requests were queued ("inverted call"),
+ *  - info, statistics and device-clock ioctls.
+ *
+ * Lifetime: struct hilbox_dev is reference counted.  The PCI binding holds
+ * one reference, every open file holds one.  Removal (unbind, hot-unplug)
+ * marks the device dead under hw_lock, zaps every user mapping, wakes every
+ * reader and releases the hardware; files that outlive the device keep the
+ * (now hardware-less) state alive and get -ENODEV from every operation.
+ *
+ * The contract with user space is guest-driver/INTERFACE.md, the device
+ * contract is qemu-device/SPEC.md.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/miscdevice.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/mount.h>
+#include <linux/pseudo_fs.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
+#include <linux/poll.h>
+#include <linux/interrupt.h>
+#include <linux/kref.h>
+#include <linux/rwsem.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/idr.h>
+#include <linux/io.h>
+#include <linux/io-64-nonatomic-lo-hi.h>
+#include <linux/sched/signal.h>
+#include <linux/delay.h>
+#include <linux/ktime.h>
+#include <linux/version.h>
+
+#include "hilbox_uapi.h"
+
+/* Register block (BAR0), SPEC section 3. */
+#define HB_REG_ID		0x000
+#define HB_REG_VERSION		0x004
+#define HB_REG_CAPS		0x008
+#define HB_REG_CONTROL		0x00c
+#define  HB_CONTROL_EV_ENABLE	BIT(0)
+#define HB_REG_WIDTH		0x010
+#define HB_REG_HEIGHT		0x014
+#define HB_REG_STRIDE		0x018
+#define HB_REG_FORMAT		0x01c
+#define HB_REG_FPS		0x020
+#define HB_REG_FB_BYTES		0x024
+#define HB_REG_FB_MODE		0x028
+#define HB_REG_MMIO_LATENCY	0x02c
+#define HB_REG_FRAME_SEQ	0x030
+#define HB_REG_FRAME_NUMBER	0x038
+#define HB_REG_FRAME_TS		0x040
+#define HB_REG_DEVICE_CLOCK	0x048
+#define HB_REG_FB_WRITES	0x050
+#define HB_REG_FRAMES_PRODUCED	0x058
+#define HB_REG_EV_COUNT		0x080
+#define HB_REG_EV_FIFO_DEPTH	0x084
+#define HB_REG_EV_RATE		0x088
+#define HB_REG_EV_BUNDLE	0x08c
+#define HB_REG_EV_PRODUCED	0x090
+#define HB_REG_EV_DELIVERED	0x098
+#define HB_REG_EV_DROPPED	0x0a0
+#define HB_REG_FEED_ERRORS	0x0a8
+#define HB_REG_EV_HEAD		0x0c0
+#define HB_REG_EV_POP		0x0d8
+#define HB_REG_INT_STATUS	0x100
+#define HB_REG_INT_MASK		0x104
+#define HB_REG_INT_ACK		0x108
+#define  HB_INT_EV_READY	BIT(0)
+#define  HB_INT_EV_OVERFLOW	BIT(1)
+#define  HB_INT_ALL		(HB_INT_EV_READY | HB_INT_EV_OVERFLOW)
+
+#define HB_REGS_SIZE		0x1000
+#define HB_ID_MAGIC		0x584f4248	/* "HBOX" */
+#define HB_VERSION_MAJOR	1
+
+#define HB_READ_BATCH		16	/* records per read() at most */
+#define HB_BOUNCE_SIZE		(64 * 1024)
+#define HB_FAULT_AROUND		512	/* pages inserted per fault */
+#define HB_ODD_SEQ_WAIT_NS	(1000ULL * NSEC_PER_MSEC)
+#define HB_MAX_RETRIES		65536
+#define HB_FS_MAGIC		0x48424f58
+
+static unsigned int ring_size = 4096;
+module_param(ring_size, uint, 0444);
+MODULE_PARM_DESC(ring_size, "Driver event ring capacity in records (16..1048576, default 4096)");
+
+static ushort dev_mode = 0600;
+module_param(dev_mode, ushort, 0444);
+MODULE_PARM_DESC(dev_mode, "Permission bits of /dev/hilboxN (default 0600)");
+
+static unsigned int copy_retries = 16;
+module_param(copy_retries, uint, 0644);
+MODULE_PARM_DESC(copy_retries, "Default seqlock retries of HILBOX_IOC_COPY_FRAME (default 16)");
+
+static DEFINE_IDA(hilbox_ida);
+
+/* Pseudo file system providing one address_space per device (revocation). */
+static struct vfsmount *hilbox_mnt;
+static int hilbox_mnt_count;
+
+enum hb_sub {
+	HB_SUB_AUTO,	/* never set: first read()/poll() subscribes */
+	HB_SUB_ON,
+	HB_SUB_OFF,
+};
+
+struct hilbox_dev {
+	struct kref kref;
+	struct pci_dev *pdev;
+	void __iomem *regs;
+	void __iomem *fb;
+	phys_addr_t fb_phys;
+	resource_size_t fb_len;
+	bool fb_wc;
+	int irq;
+	int id;
+	char name[16];
+	struct miscdevice misc;
+	struct inode *inode;		/* owns the address_space of all maps */
+
+	/* read: file ops touching hardware; write: removal */
+	struct rw_semaphore hw_lock;
+	bool dead;
+
+	struct hilbox_info info;	/* immutable after probe */
+
+	/* subscription (CONTROL.EV_ENABLE) */
+	struct mutex sub_lock;
+	unsigned int subscribers;
+
+	/* event ring and pending readers, all under ev_lock */
+	spinlock_t ev_lock;
+	bool ev_dead;
+	struct hilbox_event *ring;
+	u32 ring_cap;
+	u32 ring_head;
+	u32 ring_count;
+	struct list_head waiters;
+	u32 nr_waiters;
+	u64 last_seq;
+	u64 ev_received;
+	u64 ring_drops;
+	u64 seq_gaps;
+	u64 flushed;
+	u64 irq_count;
+	u64 irq_overflows;
+	atomic64_t ev_read;
+	wait_queue_head_t pollq;
+};
+
+struct hilbox_file {
+	struct hilbox_dev *hdev;
+	enum hb_sub sub;		/* under hdev->sub_lock */
+	atomic64_t next_frame;		/* last copied frame + 1, 0 = none */
+};
+
+/* A blocked read request, queued in hdev->waiters in arrival order. */
+struct hilbox_waiter {
+	struct list_head node;
+	struct task_struct *task;
+	unsigned int want;
+	unsigned int got;
+	bool dead;
+	struct hilbox_event rec[HB_READ_BATCH];
+};
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+
+static inline u32 hb_rd(struct hilbox_dev *hdev, unsigned int reg)
+{
+	return readl(hdev->regs + reg);
+}
+
+static inline void hb_wr(struct hilbox_dev *hdev, unsigned int reg, u32 val)
+{
+	writel(val, hdev->regs + reg);
+}
+
+/* 64-bit registers: one aligned 8-byte access is atomic (SPEC section 3). */
+static inline u64 hb_rd64(struct hilbox_dev *hdev, unsigned int reg)
+{
+	return readq(hdev->regs + reg);
+}
+
+/* Enter a file operation that touches hardware; fails once removed. */
+static int hb_hw_enter(struct hilbox_dev *hdev)
+{
+	down_read(&hdev->hw_lock);
+	if (hdev->dead) {
+		up_read(&hdev->hw_lock);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static void hb_hw_exit(struct hilbox_dev *hdev)
+{
+	up_read(&hdev->hw_lock);
+}
+
+static int hilbox_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, HB_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+/*
+ * No .owner: the internal mount must not pin the module, it goes away with
+ * the last struct hilbox_dev, which always precedes module unload.
+ */
+static struct file_system_type hilbox_fs_type = {
+	.name = "hilbox_inode",
+	.init_fs_context = hilbox_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+static struct inode *hb_inode_new(void)
+{
+	struct inode *inode;
+	int ret;
+
+	ret = simple_pin_fs(&hilbox_fs_type, &hilbox_mnt, &hilbox_mnt_count);
+	if (ret)
+		return ERR_PTR(ret);
+	inode = alloc_anon_inode(hilbox_mnt->mnt_sb);
+	if (IS_ERR(inode))
+		simple_release_fs(&hilbox_mnt, &hilbox_mnt_count);
+	return inode;
+}
+
+static void hb_inode_put(struct inode *inode)
+{
+	iput(inode);
+	simple_release_fs(&hilbox_mnt, &hilbox_mnt_count);
+}
+
+static void hilbox_dev_release(struct kref *kref)
+{
+	struct hilbox_dev *hdev = container_of(kref, struct hilbox_dev, kref);
+
+	hb_inode_put(hdev->inode);
+	kvfree(hdev->ring);
+	kfree(hdev);
+}
+
+static void hb_put(struct hilbox_dev *hdev)
+{
+	kref_put(&hdev->kref, hilbox_dev_release);
+}
+
+/* ------------------------------------------------------------------ */
+/* event ring, ev_lock held                                            */
+
+static void hb_ring_push(struct hilbox_dev *hdev, const struct hilbox_event *rec)
+{
+	u32 tail;
+
+	if (hdev->ring_count == hdev->ring_cap) {
+		hdev->ring_drops++;
+		return;
+	}
+	tail = hdev->ring_head + hdev->ring_count;
+	if (tail >= hdev->ring_cap)
+		tail -= hdev->ring_cap;
+	hdev->ring[tail] = *rec;
+	hdev->ring_count++;
+}
+
+/* Put records a reader could not copy back in front of the ring. */
+static void hb_ring_push_front(struct hilbox_dev *hdev,
+			       const struct hilbox_event *rec, unsigned int n)
+{
+	while (n--) {
+		if (hdev->ring_count == hdev->ring_cap) {
+			hdev->ring_drops++;
+			continue;
+		}
+		hdev->ring_head = hdev->ring_head ? hdev->ring_head - 1 :
+				  hdev->ring_cap - 1;
+		hdev->ring[hdev->ring_head] = rec[n];
+		hdev->ring_count++;
+	}
+}
+
+static unsigned int hb_ring_take(struct hilbox_dev *hdev,
+				 struct hilbox_event *out, unsigned int max)
+{
+	unsigned int i, n = min(max, hdev->ring_count);
+
+	for (i = 0; i < n; i++) {
+		out[i] = hdev->ring[hdev->ring_head];
+		if (++hdev->ring_head == hdev->ring_cap)
+			hdev->ring_head = 0;
+	}
+	hdev->ring_count -= n;
+	return n;
+}
+
+static void hb_complete_waiter(struct hilbox_dev *hdev, struct hilbox_waiter *w)
+{
+	list_del_init(&w->node);
+	hdev->nr_waiters--;
+	/* w lives on the reader's stack; it cannot leave before we unlock */
+	wake_up_process(w->task);
+}
+
+/*
+ * Hand one record to the oldest pending read, or to the ring if none is
+ * pending.  Returns true when the ring grew (poll waiters need a wakeup).
+ */
+static bool hb_deliver(struct hilbox_dev *hdev, const struct hilbox_event *rec)
+{
+	struct hilbox_waiter *w;
+
+	if (list_empty(&hdev->waiters)) {
+		hb_ring_push(hdev, rec);
+		return true;
+	}
+	w = list_first_entry(&hdev->waiters, struct hilbox_waiter, node);
+	w->rec[w->got++] = *rec;
+	if (w->got == w->want)
+		hb_complete_waiter(hdev, w);
+	return false;
+}
+
+/* End of a delivery batch: a partly filled request completes now. */
+static void hb_deliver_end(struct hilbox_dev *hdev)
+{
+	struct hilbox_waiter *w;
+
+	w = list_first_entry_or_null(&hdev->waiters, struct hilbox_waiter, node);
+	if (w && w->got)
+		hb_complete_waiter(hdev, w);
+}
+
+/* Move ring records to pending requests (after a push_front). */
+static void hb_ring_to_waiters(struct hilbox_dev *hdev)
+{
+	struct hilbox_waiter *w;
+
+	while (hdev->ring_count && !list_empty(&hdev->waiters)) {
+		w = list_first_entry(&hdev->waiters, struct hilbox_waiter, node);
+		w->got += hb_ring_take(hdev, w->rec + w->got, w->want - w->got);
+		hb_complete_waiter(hdev, w);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* interrupt                                                           */
+
+static void hb_pop(struct hilbox_dev *hdev, struct hilbox_event *rec)
+{
+	u32 w[6];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(w); i++)
+		w[i] = hb_rd(hdev, HB_REG_EV_HEAD + 4 * i);
+	hb_wr(hdev, HB_REG_EV_POP, 1);
+
+	rec->seq = (u64)w[1] << 32 | w[0];
+	rec->timestamp_ns = (u64)w[3] << 32 | w[2];
+	rec->dx = (s16)(w[4] & 0xffff);
+	rec->dy = (s16)(w[4] >> 16);
+	rec->wheel = (s8)(w[5] & 0xff);
+	rec->buttons = (w[5] >> 8) & 0xff;
+	rec->source = (w[5] >> 16) & 0xff;
+	rec->flags = (w[5] >> 24) & 0xff;
+}
+
+static irqreturn_t hilbox_irq(int irq, void *data)
+{
+	struct hilbox_dev *hdev = data;
+	struct hilbox_event rec;
+	u32 status, n, budget;
+	bool ring_grew = false;
+
+	status = hb_rd(hdev, HB_REG_INT_STATUS);
+	if (!status || status == ~0u)	/* not ours, or device gone */
+		return IRQ_NONE;
+	/* SPEC 7: ack first, then pop while EV_COUNT > 0 */
+	hb_wr(hdev, HB_REG_INT_ACK, status);
+
+	spin_lock(&hdev->ev_lock);
+	hdev->irq_count++;
+	if (status & HB_INT_EV_OVERFLOW)
+		hdev->irq_overflows++;
+
+	/* bounded: records left over re-raise EV_READY through the ack */
+	budget = max_t(u32, hdev->info.ev_fifo_depth, 64);
+	while (budget) {
+		n = hb_rd(hdev, HB_REG_EV_COUNT);
+		if (!n || n > hdev->info.ev_fifo_depth)
+			break;
+		n = min(n, budget);
+		budget -= n;
+		while (n--) {
+			hb_pop(hdev, &rec);
+			hdev->ev_received++;
+			if (hdev->last_seq && rec.seq > hdev->last_seq + 1)
+				hdev->seq_gaps += rec.seq - hdev->last_seq - 1;
+			hdev->last_seq = rec.seq;
+			ring_grew |= hb_deliver(hdev, &rec);
+		}
+	}
+	hb_deliver_end(hdev);
+	spin_unlock(&hdev->ev_lock);
+
+	if (ring_grew)
+		wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM);
+	return IRQ_HANDLED;
+}
+
+/* ------------------------------------------------------------------ */
+/* event subscription                                                  */
+
+static void hb_hw_set_events(struct hilbox_dev *hdev, bool on)
+{
+	if (hb_hw_enter(hdev))
+		return;
+	hb_wr(hdev, HB_REG_CONTROL, on ? HB_CONTROL_EV_ENABLE : 0);
+	hb_hw_exit(hdev);
+}
+
+/* sub_lock held */
+static void hb_set_sub_locked(struct hilbox_file *hf, enum hb_sub sub)
+{
+	struct hilbox_dev *hdev = hf->hdev;
+	bool was_on = hf->sub == HB_SUB_ON;
+	bool on = sub == HB_SUB_ON;
+
+	hf->sub = sub;
+	if (was_on == on)
+		return;
+	if (on) {
+		if (hdev->subscribers++ == 0)
+			hb_hw_set_events(hdev, true);
+	} else {
+		if (--hdev->subscribers == 0)
+			hb_hw_set_events(hdev, false);
+	}
+}
+
+/* First read()/poll() of a file that never used HILBOX_IOC_SET_EVENTS. */
+static int hb_auto_subscribe(struct hilbox_file *hf, bool nowait)
+{
+	struct hilbox_dev *hdev = hf->hdev;
+
+	if (READ_ONCE(hf->sub) != HB_SUB_AUTO)
+		return 0;
+	if (nowait) {
+		if (!mutex_trylock(&hdev->sub_lock))
+			return -EAGAIN;
+	} else {
+		mutex_lock(&hdev->sub_lock);
+	}
+	if (hf->sub == HB_SUB_AUTO)
+		hb_set_sub_locked(hf, HB_SUB_ON);
+	mutex_unlock(&hdev->sub_lock);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* file operations                                                     */
+
+static int hilbox_open(struct inode *inode, struct file *file)
+{
+	/* misc_open() holds misc_mtx: the device cannot be deregistered */
+	struct miscdevice *misc = file->private_data;
+	struct hilbox_dev *hdev = container_of(misc, struct hilbox_dev, misc);
+	struct hilbox_file *hf;
+	int ret;
+
+	if (!(file->f_mode & FMODE_READ))
+		return -EINVAL;
+
+	hf = kzalloc(sizeof(*hf), GFP_KERNEL);
+	if (!hf)
+		return -ENOMEM;
+
+	ret = hb_hw_enter(hdev);
+	if (ret)
+		goto err_free;
+	kref_get(&hdev->kref);
+	hb_hw_exit(hdev);
+
+	ret = stream_open(inode, file);
+	if (ret)
+		goto err_put;
+
+	hf->hdev = hdev;
+	hf->sub = HB_SUB_AUTO;
+	atomic64_set(&hf->next_frame, 0);
+	file->private_data = hf;
+	/* all mappings of this device live in one revocable address_space */
+	file->f_mapping = hdev->inode->i_mapping;
+	file->f_mode |= FMODE_NOWAIT;
+	return 0;
+
+err_put:
+	hb_put(hdev);
+err_free:
+	kfree(hf);
+	return ret;
+}
+
+static int hilbox_release(struct inode *inode, struct file *file)
+{
+	struct hilbox_file *hf = file->private_data;
+	struct hilbox_dev *hdev = hf->hdev;
+
+	mutex_lock(&hdev->sub_lock);
+	hb_set_sub_locked(hf, HB_SUB_OFF);
+	mutex_unlock(&hdev->sub_lock);
+
+	hb_put(hdev);
+	kfree(hf);
+	return 0;
+}
+
+static ssize_t hilbox_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct file *file = iocb->ki_filp;
+	struct hilbox_file *hf = file->private_data;
+	struct hilbox_dev *hdev = hf->hdev;
+	bool nowait = (iocb->ki_flags & IOCB_NOWAIT) ||
+		      (file->f_flags & O_NONBLOCK);
+	struct hilbox_waiter w;
+	size_t count = iov_iter_count(to);
+	size_t left, copied;
+	unsigned int n, done;
+	int ret;
+
+	/* a record is never split: too small a buffer consumes nothing */
+	if (count < sizeof(struct hilbox_event))
+		return -EINVAL;
+	w.want = min_t(size_t, count / sizeof(struct hilbox_event),
+		       HB_READ_BATCH);
+
+	ret = hb_auto_subscribe(hf, nowait);
+	if (ret)
+		return ret;
+
+	/* make a copy fault unlikely before records are taken */
+	left = fault_in_iov_iter_writeable(to, w.want * sizeof(w.rec[0]));
+	if (left) {
+		w.want -= DIV_ROUND_UP(left, sizeof(w.rec[0]));
+		if (!w.want)
+			return -EFAULT;
+	}
+
+	spin_lock_irq(&hdev->ev_lock);
+	if (hdev->ev_dead) {
+		spin_unlock_irq(&hdev->ev_lock);
+		return -ENODEV;
+	}
+	/* ring records exist only while no request is pending: take them */
+	if (hdev->ring_count) {
+		n = hb_ring_take(hdev, w.rec, w.want);
+		spin_unlock_irq(&hdev->ev_lock);
+		goto copy;
+	}
+	if (nowait) {
+		spin_unlock_irq(&hdev->ev_lock);
+		return -EAGAIN;
+	}
+
+	/* queue the request; the interrupt handler fills and wakes it */
+	w.task = current;
+	w.got = 0;
+	w.dead = false;
+	list_add_tail(&w.node, &hdev->waiters);
+	hdev->nr_waiters++;
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (w.got || w.dead || signal_pending(current))
+			break;
+		spin_unlock_irq(&hdev->ev_lock);
+		schedule();
+		spin_lock_irq(&hdev->ev_lock);
+	}
+	__set_current_state(TASK_RUNNING);
+	if (!list_empty(&w.node)) {
+		/* signalled (or partly filled, defensively) while queued */
+		list_del_init(&w.node);
+		hdev->nr_waiters--;
+	}
+	n = w.got;
+	spin_unlock_irq(&hdev->ev_lock);
+
+	if (!n)
+		return w.dead ? -ENODEV : -ERESTARTSYS;
+
+copy:
+	copied = copy_to_iter(w.rec, n * sizeof(w.rec[0]), to);
+	done = copied / sizeof(w.rec[0]);
+	if (done < n) {
+		/* give back what did not reach user space, keeping order */
+		spin_lock_irq(&hdev->ev_lock);
+		hb_ring_push_front(hdev, w.rec + done, n - done);
+		hb_ring_to_waiters(hdev);
+		spin_unlock_irq(&hdev->ev_lock);
+		wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM);
+		if (!done)
+			return -EFAULT;
+	}
+	atomic64_add(done, &hdev->ev_read);
+	return done * sizeof(w.rec[0]);
+}
+
+static __poll_t hilbox_poll(struct file *file, poll_table *wait)
+{
+	struct hilbox_file *hf = file->private_data;
+	struct hilbox_dev *hdev = hf->hdev;
+	__poll_t mask = 0;
+
+	hb_auto_subscribe(hf, false);
+	poll_wait(file, &hdev->pollq, wait);
+	if (READ_ONCE(hdev->ev_dead))
+		return EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR;
+	if (READ_ONCE(hdev->ring_count))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	return mask;
+}
+
+/* ------------------------------------------------------------------ */
+/* mapping                                                             */
+
+static vm_fault_t hilbox_vm_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct hilbox_file *hf = vma->vm_file->private_data;
+	struct hilbox_dev *hdev = hf->hdev;
+	unsigned long npages = hdev->fb_len >> PAGE_SHIFT;
+	unsigned long pfn = PHYS_PFN(hdev->fb_phys);
+	unsigned long addr, pgoff;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	unsigned int i;
+
+	if (vmf->flags & FAULT_FLAG_WRITE)
+		return VM_FAULT_SIGBUS;
+
+	/* hw_lock orders us against removal: dead => SIGBUS, else zapped */
+	down_read(&hdev->hw_lock);
+	if (hdev->dead || vmf->pgoff >= npages)
+		goto out;
+	ret = vmf_insert_pfn(vma, vmf->address, pfn + vmf->pgoff);
+	if (ret & VM_FAULT_ERROR)
+		goto out;
+
+	/* populate ahead: a frame is read sequentially */
+	addr = (vmf->address & PAGE_MASK) + PAGE_SIZE;
+	pgoff = vmf->pgoff + 1;
+	for (i = 1; i < HB_FAULT_AROUND; i++, addr += PAGE_SIZE, pgoff++) {
+		if (addr >= vma->vm_end || pgoff >= npages)
+			break;
+		if (vmf_insert_pfn(vma, addr, pfn + pgoff) & VM_FAULT_ERROR)
+			break;
+	}
+out:
+	up_read(&hdev->hw_lock);
+	return ret;
+}
+
+/* no .access: ptrace and /proc/pid/mem cannot reach the framebuffer */
+static const struct vm_operations_struct hilbox_vm_ops = {
+	.fault = hilbox_vm_fault,
+};
+
+static void hb_vma_set_flags(struct vm_area_struct *vma, unsigned long set,
+			     unsigned long clear)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_mod(vma, set, clear);
+#else
+	vma->vm_flags = (vma->vm_flags & ~clear) | set;
+#endif
+}
+
+static int hilbox_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct hilbox_file *hf = file->private_data;
+	struct hilbox_dev *hdev = hf->hdev;
+	unsigned long npages = hdev->fb_len >> PAGE_SHIFT;
+	unsigned long len = vma_pages(vma);
+	int ret;
+
+	/*
+	 * MAP_SHARED only: an O_RDONLY file drops VM_SHARED but keeps
+	 * VM_MAYSHARE, MAP_PRIVATE has neither.
+	 */
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
+		return -EPERM;
+	if (vma->vm_pgoff >= npages || len > npages - vma->vm_pgoff)
+		return -EINVAL;
+
+	ret = hb_hw_enter(hdev);
+	if (ret)
+		return ret;
+	/* no later mprotect(PROT_WRITE|PROT_EXEC), no growth, no core dump */
+	hb_vma_set_flags(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP,
+			 VM_MAYWRITE | VM_MAYEXEC);
+	vma->vm_page_prot = hdev->fb_wc ?
+			    pgprot_writecombine(vma->vm_page_prot) :
+			    pgprot_noncached(vma->vm_page_prot);
+	vma->vm_ops = &hilbox_vm_ops;
+	hb_hw_exit(hdev);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* ioctls                                                              */
+
+static long hb_ioc_info(struct hilbox_dev *hdev, void __user *uarg)
+{
+	if (copy_to_user(uarg, &hdev->info, sizeof(hdev->info)))
+		return -EFAULT;
+	return 0;
+}
+
+static long hb_ioc_stats(struct hilbox_dev *hdev, void __user *uarg)
+{
+	struct hilbox_stats st;
+	unsigned long flags;
+	int ret;
+
+	memset(&st, 0, sizeof(st));
+	ret = hb_hw_enter(hdev);
+	if (ret)
+		return ret;
+	st.frame_seq = hb_rd(hdev, HB_REG_FRAME_SEQ);
+	st.frames_produced = hb_rd64(hdev, HB_REG_FRAMES_PRODUCED);
+	st.frame_number = hb_rd64(hdev, HB_REG_FRAME_NUMBER);
+	st.frame_timestamp = hb_rd64(hdev, HB_REG_FRAME_TS);
+	st.fb_write_attempts = hb_rd64(hdev, HB_REG_FB_WRITES);
+	st.ev_produced = hb_rd64(hdev, HB_REG_EV_PRODUCED);
+	st.ev_delivered = hb_rd64(hdev, HB_REG_EV_DELIVERED);
+	st.ev_dropped = hb_rd64(hdev, HB_REG_EV_DROPPED);
+	st.ev_count = hb_rd(hdev, HB_REG_EV_COUNT);
+	st.feed_errors = hb_rd(hdev, HB_REG_FEED_ERRORS);
+	hb_hw_exit(hdev);
+
+	spin_lock_irqsave(&hdev->ev_lock, flags);
+	st.drv_ev_received = hdev->ev_received;
+	st.drv_ring_drops = hdev->ring_drops;
+	st.drv_seq_gaps = hdev->seq_gaps;
+	st.drv_flushed = hdev->flushed;
+	st.irq_count = hdev->irq_count;
+	st.irq_overflows = hdev->irq_overflows;
+	st.ring_level = hdev->ring_count;
+	st.readers_waiting = hdev->nr_waiters;
+	spin_unlock_irqrestore(&hdev->ev_lock, flags);
+	st.drv_ev_read = atomic64_read(&hdev->ev_read);
+	st.subscribers = READ_ONCE(hdev->subscribers);
+
+	if (copy_to_user(uarg, &st, sizeof(st)))
+		return -EFAULT;
+	return 0;
+}
+
+static long hb_ioc_clock(struct hilbox_dev *hdev, void __user *uarg)
+{
+	struct hilbox_clock clk;
+	int ret;
+
+	memset(&clk, 0, sizeof(clk));
+	ret = hb_hw_enter(hdev);
+	if (ret)
+		return ret;
+	clk.device_ns = hb_rd64(hdev, HB_REG_DEVICE_CLOCK);
+	clk.monotonic_ns = ktime_get_ns();
+	hb_hw_exit(hdev);
+
+	if (copy_to_user(uarg, &clk, sizeof(clk)))
+		return -EFAULT;
+	return 0;
+}
+
+static long hb_ioc_frame_state(struct hilbox_dev *hdev, void __user *uarg)
+{
+	struct hilbox_frame_state fs;
+	int ret;
+
+	memset(&fs, 0, sizeof(fs));
+	ret = hb_hw_enter(hdev);
+	if (ret)
+		return ret;
+	fs.frame_seq = hb_rd(hdev, HB_REG_FRAME_SEQ);
+	fs.frame_number = hb_rd64(hdev, HB_REG_FRAME_NUMBER);
+	fs.frame_timestamp = hb_rd64(hdev, HB_REG_FRAME_TS);
+	fs.device_ns = hb_rd64(hdev, HB_REG_DEVICE_CLOCK);
+	hb_hw_exit(hdev);
+
+	if (copy_to_user(uarg, &fs, sizeof(fs)))
+		return -EFAULT;
+	return 0;
+}
+
+static long hb_ioc_set_events(struct hilbox_file *hf, void __user *uarg)
+{
+	struct hilbox_dev *hdev = hf->hdev;
+	struct hilbox_events_ctl ctl;
+	unsigned int i;
+
+	if (copy_from_user(&ctl, uarg, sizeof(ctl)))
+		return -EFAULT;
+	if (ctl.enable > 1 || (ctl.flags & ~HILBOX_EVCTL_ALL) ||
+	    ctl.subscribers || ctl.ring_level)
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(ctl.reserved); i++)
+		if (ctl.reserved[i])
+			return -EINVAL;
+	if (READ_ONCE(hdev->dead))
+		return -ENODEV;
+
+	mutex_lock(&hdev->sub_lock);
+	hb_set_sub_locked(hf, ctl.enable ? HB_SUB_ON : HB_SUB_OFF);
+	ctl.subscribers = hdev->subscribers;
+	mutex_unlock(&hdev->sub_lock);
+
+	spin_lock_irq(&hdev->ev_lock);
+	if (ctl.flags & HILBOX_EVCTL_FLUSH) {
+		hdev->flushed += hdev->ring_count;
+		hdev->ring_count = 0;
+		hdev->ring_head = 0;
+	}
+	ctl.ring_level = hdev->ring_count;
+	spin_unlock_irq(&hdev->ev_lock);
+
+	if (copy_to_user(uarg, &ctl, sizeof(ctl)))
+		return -EFAULT;
+	return 0;
+}
+
+/* One attempt; returns 0 and fills *s1, *s2 or a negative errno. */
+static int hb_copy_once(struct hilbox_dev *hdev, struct hilbox_copy_frame *cf,
+			void *bounce, bool seqlock, u32 *s1, u32 *s2)
+{
+	u8 __user *dst = u64_to_user_ptr(cf->buf);
+	u64 deadline = ktime_get_ns() + HB_ODD_SEQ_WAIT_NS;
+	size_t off, chunk, len = cf->bytes_copied;
+	int ret;
+
+	/* s1: wait (bounded) for an even sequence, then latch the frame */
+	for (;;) {
+		ret = hb_hw_enter(hdev);
+		if (ret)
+			return ret;
+		*s1 = hb_rd(hdev, HB_REG_FRAME_SEQ);
+		if (!seqlock || !(*s1 & 1))
+			break;
+		hb_hw_exit(hdev);
+		if (signal_pending(current))
+			return -EINTR;
+		if (ktime_get_ns() > deadline)
+			return -ETIMEDOUT;
+		usleep_range(20, 100);
+	}
+	rmb();	/* FRAME_NUMBER and the pixels after FRAME_SEQ */
+	cf->frame_number = hb_rd64(hdev, HB_REG_FRAME_NUMBER);
+	cf->frame_timestamp = hb_rd64(hdev, HB_REG_FRAME_TS);
+	hb_hw_exit(hdev);
+
+	/* hw_lock is never held across copy_to_user() (it may fault) */
+	for (off = 0; off < len; off += chunk) {
+		chunk = min_t(size_t, len - off, HB_BOUNCE_SIZE);
+		ret = hb_hw_enter(hdev);
+		if (ret)
+			return ret;
+		memcpy_fromio(bounce, hdev->fb + off, chunk);
+		hb_hw_exit(hdev);
+		if (copy_to_user(dst + off, bounce, chunk))
+			return -EFAULT;
+		if (signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+
+	ret = hb_hw_enter(hdev);
+	if (ret)
+		return ret;
+	rmb();	/* the pixels before the second FRAME_SEQ read */
+	*s2 = hb_rd(hdev, HB_REG_FRAME_SEQ);
+	hb_hw_exit(hdev);
+	return 0;
+}
+
+static long hb_ioc_copy_frame(struct hilbox_file *hf, void __user *uarg)
+{
+	struct hilbox_dev *hdev = hf->hdev;
+	struct hilbox_copy_frame cf;
+	u32 max_retries, s1 = 0, s2 = 0;
+	u64 t0 = ktime_get_ns();
+	u64 prev;
+	bool seqlock;
+	void *bounce;
+	unsigned int i;
+	long ret;
+
+	if (copy_from_user(&cf, uarg, sizeof(cf)))
+		return -EFAULT;
+	if (!cf.buf_len || (cf.flags & ~HILBOX_COPY_ALL) ||
+	    cf.max_retries > HB_MAX_RETRIES || cf.reserved0)
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(cf.reserved); i++)
+		if (cf.reserved[i])
+			return -EINVAL;
+	if (READ_ONCE(hdev->dead))
+		return -ENODEV;
+
+	seqlock = !(cf.flags & HILBOX_COPY_NO_SEQLOCK);
+	max_retries = cf.max_retries ? cf.max_retries :
+		      min_t(u32, READ_ONCE(copy_retries), HB_MAX_RETRIES);
+	cf.bytes_copied = min_t(u64, cf.buf_len, hdev->info.fb_bytes);
+	cf.retries = 0;
+
+	bounce = kvmalloc(HB_BOUNCE_SIZE, GFP_KERNEL);
+	if (!bounce)
+		return -ENOMEM;
+
+	for (;;) {
+		ret = hb_copy_once(hdev, &cf, bounce, seqlock, &s1, &s2);
+		if (ret)
+			goto out;
+		if (!seqlock || s1 == s2)
+			break;
+		if (cf.retries >= max_retries) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		cf.retries++;
+	}
+
+	cf.frame_seq = s1;
+	cf.frame_seq_end = s2;
+	prev = atomic64_xchg(&hf->next_frame, cf.frame_number + 1);
+	cf.frames_dropped = (prev && cf.frame_number > prev) ?
+			    cf.frame_number - prev : 0;
+	cf.copy_ns = ktime_get_ns() - t0;
+	ret = copy_to_user(uarg, &cf, sizeof(cf)) ? -EFAULT : 0;
+out:
+	kvfree(bounce);
+	return ret;
+}
+
+static long hilbox_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct hilbox_file *hf = file->private_data;
+	struct hilbox_dev *hdev = hf->hdev;
+	void __user *uarg = (void __user *)arg;
+
+	if (_IOC_TYPE(cmd) != HILBOX_IOC_MAGIC)
+		return -ENOTTY;
+
+	switch (cmd) {
+	case HILBOX_IOC_INFO:
+		if (READ_ONCE(hdev->dead))
+			return -ENODEV;
+		return hb_ioc_info(hdev, uarg);
+	case HILBOX_IOC_STATS:
+		return hb_ioc_stats(hdev, uarg);
+	case HILBOX_IOC_CLOCK:
+		return hb_ioc_clock(hdev, uarg);
+	case HILBOX_IOC_FRAME_STATE:
+		return hb_ioc_frame_state(hdev, uarg);
+	case HILBOX_IOC_SET_EVENTS:
+		return hb_ioc_set_events(hf, uarg);
+	case HILBOX_IOC_COPY_FRAME:
+		return hb_ioc_copy_frame(hf, uarg);
+	}
+
+	/* one of our numbers with the wrong size or direction */
+	if (_IOC_NR(cmd) >= HILBOX_IOC_BASE &&
+	    _IOC_NR(cmd) <= HILBOX_IOC_BASE + 5)
+		return -EINVAL;
+	return -ENOTTY;
+}
+
+static const struct file_operations hilbox_fops = {
+	.owner = THIS_MODULE,
+	.open = hilbox_open,
+	.release = hilbox_release,
+	.read_iter = hilbox_read_iter,
+	.poll = hilbox_poll,
+	.mmap = hilbox_mmap,
+	.unlocked_ioctl = hilbox_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = no_llseek,
+};
+
+/* ------------------------------------------------------------------ */
+/* PCI                                                                 */
+
+static int hb_read_info(struct hilbox_dev *hdev)
+{
+	struct pci_dev *pdev = hdev->pdev;
+	struct hilbox_info *info = &hdev->info;
+	u32 id, version;
+
+	id = hb_rd(hdev, HB_REG_ID);
+	version = hb_rd(hdev, HB_REG_VERSION);
+	if (id != HB_ID_MAGIC || version >> 16 != HB_VERSION_MAJOR) {
+		dev_err(&pdev->dev, "unsupported device: ID %#x VERSION %#x\n",
+			id, version);
+		return -ENODEV;
+	}
+
+	info->abi_version = HILBOX_ABI_VERSION;
+	info->dev_version = version;
+	info->caps = hb_rd(hdev, HB_REG_CAPS);
+	info->width = hb_rd(hdev, HB_REG_WIDTH);
+	info->height = hb_rd(hdev, HB_REG_HEIGHT);
+	info->stride = hb_rd(hdev, HB_REG_STRIDE);
+	info->format = hb_rd(hdev, HB_REG_FORMAT);
+	info->fps = hb_rd(hdev, HB_REG_FPS);
+	info->fb_bytes = hb_rd(hdev, HB_REG_FB_BYTES);
+	info->fb_mode = hb_rd(hdev, HB_REG_FB_MODE);
+	info->mmio_latency_ns = hb_rd(hdev, HB_REG_MMIO_LATENCY);
+	info->ev_fifo_depth = hb_rd(hdev, HB_REG_EV_FIFO_DEPTH);
+	info->ev_rate_hz = hb_rd(hdev, HB_REG_EV_RATE);
+	info->ev_bundle = hb_rd(hdev, HB_REG_EV_BUNDLE);
+	info->bar2_size = hdev->fb_len;
+	info->ring_size = hdev->ring_cap;
+	info->instance = hdev->id;
+	info->event_size = sizeof(struct hilbox_event);
+	info->max_read_records = HB_READ_BATCH;
+	info->drv_flags = HILBOX_DRV_NOWAIT;
+	if (hdev->fb_wc)
+		info->drv_flags |= HILBOX_DRV_FB_WC;
+
+	if (!info->width || !info->height ||
+	    info->stride < 3ULL * info->width ||
+	    (u64)info->stride * info->height != info->fb_bytes ||
+	    info->fb_bytes > hdev->fb_len || !info->ev_fifo_depth) {
+		dev_err(&pdev->dev, "inconsistent geometry %ux%u stride %u fb %u bar2 %llu\n",
+			info->width, info->height, info->stride,
+			info->fb_bytes, (u64)hdev->fb_len);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct hilbox_dev *hdev;
+	int ret;
+
+	hdev = kzalloc(sizeof(*hdev), GFP_KERNEL);
+	if (!hdev)
+		return -ENOMEM;
+	kref_init(&hdev->kref);
+	init_rwsem(&hdev->hw_lock);
+	mutex_init(&hdev->sub_lock);
+	spin_lock_init(&hdev->ev_lock);
+	INIT_LIST_HEAD(&hdev->waiters);
+	init_waitqueue_head(&hdev->pollq);
+	atomic64_set(&hdev->ev_read, 0);
+	hdev->pdev = pdev;
+	hdev->ring_cap = ring_size;
+
+	hdev->ring = kvcalloc(hdev->ring_cap, sizeof(*hdev->ring), GFP_KERNEL);
+	if (!hdev->ring) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+
+	hdev->inode = hb_inode_new();
+	if (IS_ERR(hdev->inode)) {
+		ret = PTR_ERR(hdev->inode);
+		goto err_ring;
+	}
+
+	ret = ida_alloc(&hilbox_ida, GFP_KERNEL);
+	if (ret < 0)
+		goto err_inode;
+	hdev->id = ret;
+	snprintf(hdev->name, sizeof(hdev->name), "hilbox%d", hdev->id);
+
+	ret = pci_enable_device(pdev);
+	if (ret)
+		goto err_ida;
+
+	ret = pci_request_regions(pdev, KBUILD_MODNAME);
+	if (ret)
+		goto err_disable;
+
+	if (!(pci_resource_flags(pdev, 0) & IORESOURCE_MEM) ||
+	    pci_resource_len(pdev, 0) < HB_REGS_SIZE ||
+	    !(pci_resource_flags(pdev, 2) & IORESOURCE_MEM) ||
+	    pci_resource_len(pdev, 2) < PAGE_SIZE ||
+	    !PAGE_ALIGNED(pci_resource_start(pdev, 2)) ||
+	    !PAGE_ALIGNED(pci_resource_len(pdev, 2))) {
+		dev_err(&pdev->dev, "unexpected BAR layout\n");
+		ret = -ENODEV;
+		goto err_regions;
+	}
+
+	hdev->regs = pci_iomap(pdev, 0, HB_REGS_SIZE);
+	if (!hdev->regs) {
+		ret = -ENOMEM;
+		goto err_regions;
+	}
+
+	hdev->fb_phys = pci_resource_start(pdev, 2);
+	hdev->fb_len = pci_resource_len(pdev, 2);
+	hdev->fb_wc = !!(pci_resource_flags(pdev, 2) & IORESOURCE_PREFETCH);
+	hdev->fb = hdev->fb_wc ? ioremap_wc(hdev->fb_phys, hdev->fb_len) :
+				 ioremap(hdev->fb_phys, hdev->fb_len);
+	if (!hdev->fb) {
+		ret = -ENOMEM;
+		goto err_unmap_regs;
+	}
+
+	ret = hb_read_info(hdev);
+	if (ret)
+		goto err_unmap_fb;
+
+	/* quiesce: no events, no interrupts, nothing pending */
+	hb_wr(hdev, HB_REG_CONTROL, 0);
+	hb_wr(hdev, HB_REG_INT_MASK, 0);
+	hb_wr(hdev, HB_REG_INT_ACK, HB_INT_ALL);
+
+	pci_set_master(pdev);
+	ret = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_LEGACY);
+	if (ret < 0)
+		goto err_clear_master;
+	if (pdev->msi_enabled)
+		hdev->info.drv_flags |= HILBOX_DRV_MSI;
+	hdev->irq = pci_irq_vector(pdev, 0);
+
+	ret = request_irq(hdev->irq, hilbox_irq, IRQF_SHARED, hdev->name, hdev);
+	if (ret)
+		goto err_vectors;
+	/* events only flow while CONTROL.EV_ENABLE; the mask stays on */
+	hb_wr(hdev, HB_REG_INT_MASK, HB_INT_ALL);
+
+	pci_set_drvdata(pdev, hdev);
+
+	hdev->misc.minor = MISC_DYNAMIC_MINOR;
+	hdev->misc.name = hdev->name;
+	hdev->misc.fops = &hilbox_fops;
+	hdev->misc.parent = &pdev->dev;
+	hdev->misc.mode = dev_mode & 0777;
+	ret = misc_register(&hdev->misc);
+	if (ret)
+		goto err_irq;
+
+	dev_info(&pdev->dev,
+		 "%s: %ux%u stride %u %u fps, fb %s, BAR2 %llu KiB%s, %s, ring %u\n",
+		 hdev->name, hdev->info.width, hdev->info.height,
+		 hdev->info.stride, hdev->info.fps,
+		 hdev->info.fb_mode == HILBOX_FB_MODE_MMIO ? "mmio" : "direct",
+		 (u64)hdev->fb_len >> 10, hdev->fb_wc ? " wc" : "",
+		 pdev->msi_enabled ? "MSI" : "INTx", hdev->ring_cap);
+	return 0;
+
+err_irq:
+	hb_wr(hdev, HB_REG_INT_MASK, 0);
+	free_irq(hdev->irq, hdev);
+	pci_set_drvdata(pdev, NULL);
+err_vectors:
+	pci_free_irq_vectors(pdev);
+err_clear_master:
+	pci_clear_master(pdev);
+err_unmap_fb:
+	iounmap(hdev->fb);
+err_unmap_regs:
+	pci_iounmap(pdev, hdev->regs);
+err_regions:
+	pci_release_regions(pdev);
+err_disable:
+	pci_disable_device(pdev);
+err_ida:
+	ida_free(&hilbox_ida, hdev->id);
+err_inode:
+	hb_inode_put(hdev->inode);
+err_ring:
+	kvfree(hdev->ring);
+err_free:
+	kfree(hdev);
+	return ret;
+}
+
+static void hilbox_remove(struct pci_dev *pdev)
+{
+	struct hilbox_dev *hdev = pci_get_drvdata(pdev);
+	struct hilbox_waiter *w, *tmp;
+
+	/* no new opens (misc_open holds misc_mtx around our open) */
+	misc_deregister(&hdev->misc);
+
+	/* wait for hardware users in flight, then refuse new ones */
+	down_write(&hdev->hw_lock);
+	hdev->dead = true;
+	hb_wr(hdev, HB_REG_CONTROL, 0);
+	hb_wr(hdev, HB_REG_INT_MASK, 0);
+	up_write(&hdev->hw_lock);
+
+	/* revoke every user mapping: later accesses fault to SIGBUS */
+	unmap_mapping_range(hdev->inode->i_mapping, 0, 0, 1);
+
+	free_irq(hdev->irq, hdev);
+	pci_free_irq_vectors(pdev);
+
+	/* pending readers complete with -ENODEV, pollers see EPOLLHUP */
+	spin_lock_irq(&hdev->ev_lock);
+	hdev->ev_dead = true;
+	list_for_each_entry_safe(w, tmp, &hdev->waiters, node) {
+		w->dead = true;
+		hb_complete_waiter(hdev, w);
+	}
+	spin_unlock_irq(&hdev->ev_lock);
+	wake_up_interruptible_poll(&hdev->pollq,
+				   EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR);
+
+	pci_clear_master(pdev);
+	iounmap(hdev->fb);
+	pci_iounmap(pdev, hdev->regs);
+	pci_release_regions(pdev);
+	pci_disable_device(pdev);
+	pci_set_drvdata(pdev, NULL);
+	ida_free(&hilbox_ida, hdev->id);
+
+	dev_info(&pdev->dev, "%s removed\n", hdev->name);
+	hdev->pdev = NULL;
+	hb_put(hdev);
+}
+
+static const struct pci_device_id hilbox_pci_ids[] = {
+	{ PCI_DEVICE(HILBOX_PCI_VENDOR_ID, HILBOX_PCI_DEVICE_ID) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, hilbox_pci_ids);
+
+static struct pci_driver hilbox_pci_driver = {
+	.name = KBUILD_MODNAME,
+	.id_table = hilbox_pci_ids,
+	.probe = hilbox_probe,
+	.remove = hilbox_remove,
+};
+
+static int __init hilbox_init(void)
+{
+	if (ring_size < 16 || ring_size > (1U << 20)) {
+		pr_err("ring_size %u out of range 16..1048576\n", ring_size);
+		return -EINVAL;
+	}
+	return pci_register_driver(&hilbox_pci_driver);
+}
+
+static void __exit hilbox_exit(void)
+{
+	pci_unregister_driver(&hilbox_pci_driver);
+	ida_destroy(&hilbox_ida);
+}
+
+module_init(hilbox_init);
+module_exit(hilbox_exit);
+
+MODULE_DESCRIPTION("hilbox-pci reference driver: read-only framebuffer mapping, frame copy, mouse events");
+MODULE_AUTHOR("hilbox project");
+MODULE_LICENSE("GPL");

@@ -1,0 +1,29 @@
+/** `hilbox build [qemu|guest|all]`: runs the cached builds and prints what they produced. */
+import { ensureGuest, ensureQemu } from '../../build/ensure.ts';
+import type { Output } from '../output.ts';
+
+export type BuildTarget = 'qemu' | 'guest' | 'all';
+
+export interface BuildResult {
+  qemu?: string;
+  guestManifest?: string;
+  kernelVersion?: string;
+}
+
+export async function buildCommand(target: BuildTarget, out: Output): Promise<BuildResult> {
+  const result: BuildResult = {};
+  const onProgress = (l: string) => out.progress(l);
+  if (target === 'qemu' || target === 'all') {
+    out.step('building QEMU with hilbox-pci');
+    result.qemu = await ensureQemu({ onProgress });
+    out.done(`QEMU: ${result.qemu}`);
+  }
+  if (target === 'guest' || target === 'all') {
+    out.step('building the Linux guest image');
+    const m = await ensureGuest({ onProgress });
+    result.guestManifest = m.initrd.replace(/initrd\.img$/, 'manifest.json');
+    result.kernelVersion = m.kernelVersion;
+    out.done(`guest: Linux ${m.kernelVersion}`);
+  }
+  return result;
+}

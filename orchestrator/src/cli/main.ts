@@ -1,0 +1,112 @@
+/** The `hilbox` command line: parses arguments, maps errors to documented exit codes. */
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode } from './exit-codes.ts';
+import { createOutput, type Output } from './output.ts';
+import { exitCodeFor, describeError } from './errors.ts';
+
+const program = new Command('hilbox')
+  .description('hardware-in-the-loop emulator for driver writers: QEMU + hilbox-pci + reference drivers')
+  .option('--json', 'machine-readable output on stdout (progress lines suppressed)')
+  .exitOverride()
+  .showHelpAfterError();
+
+let output: Output | undefined;
+function out(): Output {
+  output ??= createOutput({ json: Boolean(program.opts().json) });
+  return output;
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+program
+  .command('run')
+  .description('run a scenario end to end (default: the embedded fixtures/default.yaml)')
+  .argument('[scenario]', 'scenario YAML file')
+  .option('--out <dir>', 'artifact directory (default: ./hilbox-out/<scenario>-<timestamp>)')
+  .action(async (scenario: string | undefined, opts: { out?: string }) => {
+    const { runCommand } = await import('./commands/run.ts');
+    process.exitCode = await runCommand({ scenario, outDir: opts.out, json: Boolean(program.opts().json), out: out() });
+  });
+
+program
+  .command('bench')
+  .description('repeat the throughput cases, compare with a baseline, exit 1 on a regression')
+  .argument('[scenario]', 'scenario YAML file (default: the embedded default scenario)')
+  .option('--baseline <file>', 'baseline file (default: fixtures/baseline/default.json)')
+  .option('--update-baseline', 'record the measured metrics as the new baseline')
+  .option('--repeat <n>', 'repetitions of each case', '3')
+  .option('--out <dir>', 'artifact directory')
+  .action(async (scenario: string | undefined, opts: { baseline?: string; updateBaseline?: boolean; repeat: string; out?: string }) => {
+    const { benchCommand } = await import('./commands/bench.ts');
+    process.exitCode = await benchCommand({ scenario, baseline: opts.baseline, updateBaseline: Boolean(opts.updateBaseline), repeat: Number(opts.repeat), outDir: opts.out, json: Boolean(program.opts().json), out: out() });
+  });
+
+program
+  .command('shell')
+  .description('developer session: boot the guest, load the driver, open an interactive SSH shell; cleans up on exit')
+  .option('--scenario <file>', 'scenario YAML file')
+  .action(async (opts: { scenario?: string }) => {
+    const { shellCommand } = await import('./commands/shell.ts');
+    process.exitCode = await shellCommand({ scenario: opts.scenario, out: out() });
+  });
+
+program
+  .command('exec')
+  .description('boot the guest with the driver loaded, upload files, run CMD over SSH, exit with its exit code')
+  .option('--scenario <file>', 'scenario YAML file')
+  .option('--upload <file>', 'file to upload to /root/ in the guest (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+  .option('--no-driver', 'do not load the reference driver')
+  .argument('<cmd...>', 'command to run in the guest (after --)')
+  .action(async (cmd: string[], opts: { scenario?: string; upload: string[]; driver: boolean }) => {
+    const { execCommand } = await import('./commands/exec.ts');
+    process.exitCode = await execCommand({ scenario: opts.scenario, uploads: opts.upload, command: cmd, loadDriver: opts.driver, out: out() });
+  });
+
+program
+  .command('build')
+  .description('build (or reuse from cache) QEMU with hilbox-pci and the guest image')
+  .addOption(new Option('--only <what>', 'build only this').choices(['qemu', 'guest']))
+  .action(async (opts: { only?: 'qemu' | 'guest' }) => {
+    const { buildCommand } = await import('./commands/build.ts');
+    const result = await buildCommand(opts.only ?? 'all', out());
+    out().close();
+    if (program.opts().json) printJson(result);
+    else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k}: ${v}\n`);
+  });
+
+program
+  .command('doctor')
+  .description('check what is missing on this host and print the exact command that fixes it')
+  .option('--install', 'install missing Debian packages (root) and run the builds')
+  .action(async (opts: { install?: boolean }) => {
+    const { runChecks, installMissing } = await import('./commands/doctor.ts');
+    let checks = await runChecks();
+    if (opts.install) {
+      await installMissing(checks, (l) => out().info(l));
+      const { buildCommand } = await import('./commands/build.ts');
+      await buildCommand('all', out());
+      checks = await runChecks();
+    }
+    out().close();
+    if (program.opts().json) printJson(checks);
+    else {
+      for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'MISS'} ${c.name.padEnd(22)} ${c.detail}${c.fix ? `\n     fix: ${c.fix}` : ''}\n`);
+    }
+    process.exitCode = checks.every((c) => c.ok) ? ExitCode.ok : ExitCode.failed;
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  output?.close();
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? 0 : ExitCode.usage;
+  } else {
+    process.stderr.write(`hilbox: ${describeError(e)}\n`);
+    process.exitCode = exitCodeFor(e);
+  }
+} finally {
+  output?.close();
+}

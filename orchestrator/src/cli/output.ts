@@ -1,0 +1,75 @@
+/**
+ * Progress and result output: a live spinner line on a terminal, plain timestamped lines in CI
+ * or when piped, nothing but the final JSON on stdout with --json.
+ */
+export interface Output {
+  /** A step starts (e.g. "booting guest"). */
+  step(text: string): void;
+  /** A line of detail from a long step (build output); shown as the spinner's tail on a TTY. */
+  progress(line: string): void;
+  /** The current step is done. */
+  done(text?: string): void;
+  warn(text: string): void;
+  info(text: string): void;
+  /** Stops the spinner (always call before exiting). */
+  close(): void;
+}
+
+const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+export function createOutput(opts: { json: boolean; stream?: NodeJS.WriteStream }): Output {
+  const stream = opts.stream ?? process.stderr;
+  const live = Boolean(stream.isTTY) && !process.env.CI && !opts.json;
+  let current = '';
+  let detail = '';
+  let started = 0;
+  let frame = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+  const clear = () => {
+    if (live) stream.write('\r\x1b[2K');
+  };
+  const draw = () => {
+    if (!live || !current) return;
+    const cols = stream.columns ?? 100;
+    const text = `${FRAMES[frame++ % FRAMES.length]} ${current} (${elapsed()})${detail ? ` — ${detail}` : ''}`;
+    stream.write(`\r\x1b[2K${text.slice(0, cols - 1)}`);
+  };
+  const line = (text: string) => {
+    clear();
+    stream.write(`${text}\n`);
+    draw();
+  };
+  return {
+    step(text) {
+      if (current) this.done();
+      current = text;
+      detail = '';
+      started = Date.now();
+      if (live) timer ??= setInterval(draw, 100);
+      else line(`hilbox: ${text} …`);
+    },
+    progress(l) {
+      if (live) detail = l.trim();
+      else if (!opts.json && process.env.HILBOX_VERBOSE) line(`  ${l}`);
+    },
+    done(text) {
+      if (!current) return;
+      const msg = `${text ?? current} (${elapsed()})`;
+      current = '';
+      clear();
+      stream.write(live ? `✔ ${msg}\n` : `hilbox: done: ${msg}\n`);
+    },
+    warn(text) {
+      line(`hilbox: warning: ${text}`);
+    },
+    info(text) {
+      line(`hilbox: ${text}`);
+    },
+    close() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      clear();
+    },
+  };
+}

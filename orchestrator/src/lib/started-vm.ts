@@ -1,0 +1,156 @@
+/**
+ * A running hilbox VM as test code sees it. One job: expose the guest (SSH), the device (QMP,
+ * counters, feed) and the checks (crash scan), routing every operation through the launcher's
+ * guard so a dead QEMU surfaces as the right error instead of a hang.
+ */
+import type { QmpClient } from '../qmp/client.ts';
+import { deviceCounters, deviceDel, type DeviceCounters } from '../qmp/device.ts';
+import { SshClient, type ExecOptions, type ExecResult } from '../ssh/client.ts';
+import type { MouseFeeder } from '../feed/mouse-feeder.ts';
+import type { Guest, LoadDriverOptions } from '../vm/guest.ts';
+import type { Machine } from '../vm/machine.ts';
+import { InfraError } from '../vm/errors.ts';
+
+const CLEAN_SNAPSHOT = 'hilbox-clean';
+
+/** The SSH side of a started VM, guarded against QEMU dying underneath. */
+export interface GuestShell {
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** exec that throws unless the command exits 0. */
+  run(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  upload(localPath: string, remotePath: string, mode?: number): Promise<void>;
+  /** Interactive shell bridged to this terminal. */
+  shell(): Promise<number | null>;
+}
+
+export class StartedHilboxVm implements AsyncDisposable {
+  readonly ssh: GuestShell;
+  private sshClient: SshClient;
+  private snapshotTaken = false;
+
+  constructor(
+    readonly machine: Machine,
+    readonly guest: Guest,
+    ssh: SshClient,
+    readonly mouseFeeder: MouseFeeder | undefined,
+    readonly deviceId: string | undefined,
+  ) {
+    this.sshClient = ssh;
+    const g = <T>(f: (c: SshClient) => Promise<T>): Promise<T> => this.machine.guard(f(this.sshClient));
+    this.ssh = {
+      exec: (cmd, o) => g((c) => c.exec(cmd, { timeoutMs: this.machine.scaled(60_000), ...o })),
+      run: (cmd, o) => g((c) => c.run(cmd, { timeoutMs: this.machine.scaled(60_000), ...o })),
+      upload: (l, r, m) => g((c) => c.upload(l, r, m)),
+      shell: () => g((c) => c.shell()),
+    };
+  }
+
+  get qmp(): QmpClient {
+    return this.machine.qmp;
+  }
+
+  get consoleLog(): string {
+    return this.machine.consoleLogPath;
+  }
+
+  get sshPort(): number {
+    return this.machine.sshPort;
+  }
+
+  get accel(): 'tcg' | 'kvm' {
+    return this.machine.decision.accel;
+  }
+
+  /** Multiplies a KVM-calibrated timeout by the accelerator's factor. */
+  scaled(ms: number): number {
+    return this.machine.scaled(ms);
+  }
+
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.ssh.exec(command, opts);
+  }
+
+  upload(localPath: string, remotePath: string, mode?: number): Promise<void> {
+    return this.ssh.upload(localPath, remotePath, mode);
+  }
+
+  /** SPEC §9 counters of the hilbox-pci device. */
+  deviceCounters(): Promise<DeviceCounters> {
+    if (!this.deviceId) throw new InfraError('this VM has no hilbox-pci device (use withDevice())');
+    return this.machine.guard(deviceCounters(this.qmp, this.deviceId));
+  }
+
+  /** Hot-unplugs the device (QMP device_del) and waits for DEVICE_DELETED. */
+  unplugDevice(timeoutMs = this.scaled(30_000)): Promise<void> {
+    if (!this.deviceId) throw new InfraError('this VM has no hilbox-pci device');
+    return this.machine.guard(deviceDel(this.qmp, this.deviceId, timeoutMs));
+  }
+
+  /** insmod the image's hilbox.ko, or upload and load `opts.ko`. */
+  loadDriver(opts?: LoadDriverOptions): Promise<ExecResult> {
+    return this.machine.guard(this.guest.loadDriver(this.sshClient, opts));
+  }
+
+  unloadDriver(name?: string): Promise<ExecResult> {
+    return this.machine.guard(this.guest.unloadDriver(this.sshClient, name));
+  }
+
+  kernelLog(): Promise<string> {
+    return this.machine.guard(this.guest.kernelLog(this.sshClient));
+  }
+
+  /** Throws GuestCrashError if the console showed any crash signature (or QEMU died). */
+  assertNoCrash(): void {
+    this.machine.assertNoCrash();
+  }
+
+  /**
+   * Saves the current state as the "clean" snapshot for reset(). Done without an SSH session
+   * open, so the restored guest has no half-open connection.
+   */
+  async snapshot(): Promise<void> {
+    this.sshClient.close();
+    await this.machine.guard(this.qmp.savevm(CLEAN_SNAPSHOT, this.scaled(60_000)));
+    this.snapshotTaken = true;
+    this.sshClient = await this.reconnect();
+  }
+
+  /**
+   * Fast reset: restores the snapshot taken by snapshot() (taken on first use if none yet —
+   * then the *current* state becomes the reset point) with QMP/HMP loadvm, and reconnects SSH.
+   * Crash hits seen before the reset are kept in the console log but no longer fail checks.
+   */
+  async reset(): Promise<void> {
+    if (!this.snapshotTaken) throw new InfraError('reset() needs snapshot() first (or start with withSnapshot())');
+    this.sshClient.close();
+    await this.machine.guard(this.qmp.loadvm(CLEAN_SNAPSHOT, this.scaled(60_000)));
+    this.machine.console.scanner.hits.length = 0;
+    this.sshClient = await this.reconnect();
+  }
+
+  private reconnect(): Promise<SshClient> {
+    const g = this.guest;
+    return this.machine.guard(
+      SshClient.connect(
+        {
+          port: this.machine.sshPort,
+          user: g.sshUser,
+          privateKey: g.sshKey,
+          ...(g.hostKeyFingerprint ? { hostKeyFingerprint: g.hostKeyFingerprint } : {}),
+        },
+        this.scaled(15_000),
+      ),
+    );
+  }
+
+  /** Stops QEMU and removes the run directory (logs are kept if the VM failed). */
+  async stop(): Promise<void> {
+    this.mouseFeeder?.close();
+    this.sshClient.close();
+    await this.machine.stop();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * The human summary of a run: `summary.md` (Markdown) and the console variant (plain aligned
+ * text). One job: RunResults → sections of tables → text. Both renderings share the sections.
+ */
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { CaseResult, RunResults } from './results.ts';
+import {
+  METRIC,
+  fbRatio,
+  formatNumber,
+  isFbCase,
+  isMouseCase,
+  metricUnit,
+  metricValue,
+  mouseParams,
+} from './metrics.ts';
+import { markdownTable, textTable, type TableSpec } from './table.ts';
+
+export interface SummaryOptions {
+  /** Overrides `environment.accelerator`. */
+  accelerator?: string;
+}
+
+export interface Section {
+  title: string;
+  table: TableSpec;
+}
+
+const STATUS_MARK: Record<CaseResult['status'], string> = { pass: 'PASS', fail: 'FAIL', skip: 'SKIP' };
+
+function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+function withUnit(c: CaseResult, name: string): string {
+  const v = metricValue(c, name);
+  if (v === undefined) return '—';
+  const u = metricUnit(c, name);
+  return u && u !== 'count' && u !== '1' ? `${formatNumber(v)} ${u}` : formatNumber(v);
+}
+
+export function throughputSection(cases: readonly CaseResult[]): Section | undefined {
+  const fb = cases.filter(isFbCase);
+  if (fb.length === 0) return undefined;
+  return {
+    title: 'Framebuffer throughput',
+    table: {
+      headers: ['method', 'MB/s', 'frames/s', '× RAM', 'torn (seqlock)', 'torn (no seqlock)', 'CPU time', 'status'],
+      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
+      rows: fb.map((c) => {
+        const ratio = fbRatio(c, cases);
+        return [
+          typeof c.details?.method === 'string' ? c.details.method : c.name,
+          formatNumber(metricValue(c, METRIC.fbCopyMbPerS), 1),
+          formatNumber(metricValue(c, METRIC.framesPerS), 1),
+          ratio === undefined ? '—' : ratio.toFixed(3),
+          formatNumber(metricValue(c, METRIC.tornFramesSeqlock)),
+          formatNumber(metricValue(c, METRIC.tornFramesUnlocked)),
+          withUnit(c, METRIC.cpuMs),
+          STATUS_MARK[c.status],
+        ];
+      }),
+    },
+  };
+}
+
+export function mouseSection(cases: readonly CaseResult[]): Section | undefined {
+  const ms = cases.filter(isMouseCase);
+  if (ms.length === 0) return undefined;
+  return {
+    title: 'Mouse events',
+    table: {
+      headers: ['mode', 'rate Hz', 'bundle', 'pending', 'events/s', 'lost', 'order viol.', 'p50 µs', 'p99 µs', 'max µs', 'status'],
+      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
+      rows: ms.map((c) => {
+        const p = mouseParams(c);
+        return [
+          p.mode,
+          formatNumber(p.rateHz),
+          formatNumber(p.bundle),
+          formatNumber(p.pending),
+          formatNumber(metricValue(c, METRIC.eventsPerS), 1),
+          formatNumber(metricValue(c, METRIC.eventsLost)),
+          formatNumber(metricValue(c, METRIC.orderViolations)),
+          formatNumber(metricValue(c, METRIC.latencyP50Us), 1),
+          formatNumber(metricValue(c, METRIC.latencyP99Us), 1),
+          formatNumber(metricValue(c, METRIC.latencyMaxUs), 1),
+          STATUS_MARK[c.status],
+        ];
+      }),
+    },
+  };
+}
+
+export function securitySection(cases: readonly CaseResult[]): Section | undefined {
+  const sec = cases.filter((c) => c.suite === 'security');
+  if (sec.length === 0) return undefined;
+  return {
+    title: 'Security',
+    table: {
+      headers: ['case', 'policy', 'status', 'reason'],
+      rows: sec.map((c) => [c.name, c.policy ?? '', STATUS_MARK[c.status], c.reason ?? '']),
+    },
+  };
+}
+
+/** Every case the tables above do not show (verify, events, host-side cases, …). */
+export function otherSection(cases: readonly CaseResult[]): Section | undefined {
+  const rest = cases.filter((c) => c.suite !== 'security' && !isFbCase(c) && !isMouseCase(c));
+  if (rest.length === 0) return undefined;
+  return {
+    title: 'Other cases',
+    table: {
+      headers: ['suite', 'case', 'status', 'reason'],
+      rows: rest.map((c) => [c.suite, c.name, STATUS_MARK[c.status], c.reason ?? '']),
+    },
+  };
+}
+
+export function summarySections(r: RunResults): Section[] {
+  return [throughputSection(r.cases), mouseSection(r.cases), securitySection(r.cases), otherSection(r.cases)].filter(
+    (s): s is Section => s !== undefined,
+  );
+}
+
+function headerFacts(r: RunResults, o: SummaryOptions): [string, string][] {
+  const accel = o.accelerator ?? (typeof r.environment.accelerator === 'string' ? r.environment.accelerator : 'unknown');
+  return [
+    ['scenario', r.scenario],
+    ['guest', r.guest],
+    ['accelerator', accel],
+    ['started', r.startedAt],
+    ['duration', duration(r.durationMs)],
+    ['result', `${r.summary.fail === 0 ? 'PASS' : 'FAIL'} — ${r.summary.pass} passed, ${r.summary.fail} failed, ${r.summary.skip} skipped`],
+  ];
+}
+
+function failures(r: RunResults): string[] {
+  return r.cases.filter((c) => c.status === 'fail').map((c) => `${c.suite}/${c.name}: ${c.reason ?? 'failed'}`);
+}
+
+export function toSummaryMarkdown(r: RunResults, o: SummaryOptions = {}): string {
+  const out: string[] = [`# hilbox run: ${r.scenario}`, ''];
+  for (const [k, v] of headerFacts(r, o)) out.push(`- **${k}**: ${v}`);
+  const fails = failures(r);
+  if (fails.length > 0) {
+    out.push('', '## Failures', '');
+    for (const f of fails) out.push(`- ${f.replace(/\r?\n/g, ' ')}`);
+  }
+  for (const s of summarySections(r)) out.push('', `## ${s.title}`, '', markdownTable(s.table));
+  return `${out.join('\n')}\n`;
+}
+
+/** Plain text for the terminal: aligned columns, no Markdown. */
+export function toSummaryText(r: RunResults, o: SummaryOptions = {}): string {
+  const facts = headerFacts(r, o);
+  const w = Math.max(...facts.map(([k]) => k.length));
+  const out: string[] = facts.map(([k, v]) => `${k.padEnd(w)}  ${v}`);
+  for (const s of summarySections(r)) out.push('', s.title, '', textTable(s.table));
+  const fails = failures(r);
+  if (fails.length > 0) {
+    out.push('', 'Failures', '');
+    for (const f of fails) out.push(`  ${f.replace(/\r?\n/g, ' ')}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+export function writeSummary(path: string, r: RunResults, o: SummaryOptions = {}): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, toSummaryMarkdown(r, o));
+}

@@ -1,0 +1,39 @@
+/**
+ * Scenario `device` → QEMU `-device hilbox-pci,…` properties. One job: name and format the
+ * properties exactly as SPEC §9 spells them. `feed` is not a property: it asks the launcher to
+ * attach the host-feed chardev (which sets `chardev=`).
+ */
+import type { DeviceConfig } from './schema.ts';
+
+/** SPEC §9 configuration property names, in SPEC order (`chardev` is set by the launcher). */
+export const DEVICE_PROPERTY_NAMES = [
+  'width',
+  'height',
+  'stride',
+  'fps',
+  'fb-mode',
+  'mmio-latency-ns',
+  'fifo-depth',
+  'mouse-rate-hz',
+  'mouse-bundle',
+  'input',
+  'msi',
+] as const;
+export type DevicePropertyName = (typeof DEVICE_PROPERTY_NAMES)[number];
+
+/** Property values keyed as in SPEC §9 (fits `DeviceSpec.props` of vm/qemu-args.ts). */
+export function deviceProperties(d: DeviceConfig): Record<DevicePropertyName, string | number | boolean> {
+  const out = {} as Record<DevicePropertyName, string | number | boolean>;
+  for (const k of DEVICE_PROPERTY_NAMES) out[k] = d[k];
+  return out;
+}
+
+/** `key=value` strings as QEMU's option parser wants them (booleans as on/off). */
+export function devicePropertyPairs(d: DeviceConfig): string[] {
+  return Object.entries(deviceProperties(d)).map(([k, v]) => `${k}=${typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v)}`);
+}
+
+/** Whether the scenario wants the host feed chardev attached. */
+export function wantsFeed(d: DeviceConfig): boolean {
+  return d.feed;
+}

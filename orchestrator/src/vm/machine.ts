@@ -1,0 +1,474 @@
+/**
+ * The QEMU launcher shared by the guest tests and the orchestrator. One job: run one VM from
+ * start to stop and turn everything that can go wrong into the right error (errors.ts).
+ *
+ * Start: QEMU begins paused (-S) with QMP, serial console and mouse feed on unix sockets in a
+ * private directory; we connect to all of them, then `cont`, so no console byte is lost. A
+ * hostfwd port lost to a race is retried with a new port. Boot: wait for the guest's ready marker
+ * on the console, then for SSH to run `true`, within a timeout scaled for the accelerator. While
+ * it runs, the console is scanned for crash signatures and QEMU's exit is classified. QEMU never
+ * outlives us: stop(), errors, signals (registry.ts) and our own SIGKILL (reaper.ts) kill it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { access, constants, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { QmpClient } from '../qmp/client.ts';
+import { SshClient } from '../ssh/client.ts';
+import { firmwareDirs as defaultFirmwareDirs } from '../paths.ts';
+import { chooseAccel, type AccelChoice, type AccelDecision } from './accel.ts';
+import { ConsoleCapture } from './console.ts';
+import {
+  BootError,
+  GuestCrashError,
+  GuestExitError,
+  HilboxError,
+  InfraError,
+  TimeoutError,
+  type GuestContext,
+} from './errors.ts';
+import type { Guest } from './guest.ts';
+import { isHostForwardFailure, pickFreePort, releasePort } from './ports.ts';
+import { buildQemuArgs, type DeviceSpec } from './qemu-args.ts';
+import { createEmptyQcow2 } from './qcow2.ts';
+import { registerVm, unregisterVm, type Killable } from './registry.ts';
+import { unwatchPid, watchPid } from './reaper.ts';
+
+export interface MachineOptions {
+  qemu: string;
+  guest: Guest;
+  accel?: AccelChoice;
+  memory?: string;
+  cpus?: number;
+  /** hilbox-pci (omit for a VM without it); `feed: true` adds the host mouse feed chardev. */
+  device?: Omit<DeviceSpec, 'feedSocket'> & { feed?: boolean };
+  /** Attach a scratch qcow2 so savevm/loadvm (fast reset) work. Default true. */
+  snapshotDisk?: boolean;
+  /** Appended to the guest kernel command line. */
+  extraCmdline?: string;
+  extraArgs?: readonly string[];
+  /** Console log file; default <logDir>/console.log. */
+  consoleLogPath?: string;
+  /** Where console.log, qmp.log and qemu-stderr.log go; default the VM's private run directory. */
+  logDir?: string;
+  /** Keep the run directory after stop (always kept after a failure). */
+  keepArtifacts?: boolean;
+  /** Boot timeout before scaling (KVM seconds); default 30 s (120 s under TCG). */
+  bootTimeoutMs?: number;
+  firmwareDirs?: readonly string[];
+  /** virtio-rng for fast guest entropy; default true. */
+  rng?: boolean;
+  name?: string;
+  /** hostfwd port retries; default 5. */
+  portRetries?: number;
+  warn?: (msg: string) => void;
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+type Phase = 'startup' | 'boot' | 'running' | 'stopping' | 'stopped';
+
+const STDERR_LINES = 50;
+
+function connectUnix(path: string, deadline: number): Promise<Socket> {
+  return (async () => {
+    for (;;) {
+      try {
+        return await new Promise<Socket>((resolve, reject) => {
+          const s = connect(path);
+          s.once('connect', () => (s.removeListener('error', reject), resolve(s)));
+          s.once('error', reject);
+        });
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+        await sleep(20);
+      }
+    }
+  })();
+}
+
+export class Machine implements Killable {
+  readonly console: ConsoleCapture;
+  readonly runDir: string;
+  readonly logDir: string;
+  readonly qmpLogPath: string;
+  readonly stderrLogPath: string;
+  readonly feedSocket: string | undefined;
+  readonly decision: AccelDecision;
+  sshPort = 0;
+  qmp!: QmpClient;
+  private proc: ChildProcess | undefined;
+  private exitInfo: ExitInfo | undefined;
+  private exitPromise: Promise<ExitInfo> = new Promise(() => {});
+  private stderrTail: string[] = [];
+  private phase: Phase = 'startup';
+  private failureError: HilboxError | undefined;
+  private stopPromise: Promise<void> | undefined;
+  private consoleDrained: Promise<void> = Promise.resolve();
+
+  private constructor(
+    readonly opts: MachineOptions,
+    runDir: string,
+    decision: AccelDecision,
+  ) {
+    this.runDir = runDir;
+    this.decision = decision;
+    this.logDir = opts.logDir ?? runDir;
+    this.console = new ConsoleCapture(opts.consoleLogPath ?? join(this.logDir, 'console.log'), opts.guest.crashSignatures);
+    this.qmpLogPath = join(this.logDir, 'qmp.log');
+    this.stderrLogPath = join(this.logDir, 'qemu-stderr.log');
+    this.feedSocket = opts.device?.feed ? join(runDir, 'feed.sock') : undefined;
+  }
+
+  /** Timeout scale of the chosen accelerator (TCG ×4). */
+  get scale(): number {
+    return this.decision.scale;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get consoleLogPath(): string {
+    return this.console.logPath;
+  }
+
+  /** Whether QEMU is still running. */
+  get alive(): boolean {
+    return this.proc !== undefined && this.exitInfo === undefined;
+  }
+
+  /** Resolves when QEMU exits (never rejects). */
+  get exited(): Promise<ExitInfo> {
+    return this.exitPromise;
+  }
+
+  /** Starts QEMU (paused), connects console/QMP/feed sockets and resumes the guest. */
+  static async launch(opts: MachineOptions): Promise<Machine> {
+    try {
+      await access(opts.qemu, constants.X_OK);
+    } catch {
+      throw new InfraError(`QEMU binary not found or not executable: ${opts.qemu}`);
+    }
+    const decision = await chooseAccel(
+      opts.accel ?? 'auto',
+      opts.guest.probeKernel ? { qemu: opts.qemu, kernel: opts.guest.probeKernel, ...(opts.warn ? { warn: opts.warn } : {}) } : undefined,
+    );
+    const runDir = await mkdtemp(join(tmpdir(), 'hilbox-vm-'));
+    if (opts.logDir) await mkdir(opts.logDir, { recursive: true });
+    const m = new Machine(opts, runDir, decision);
+    try {
+      await m.start();
+    } catch (e) {
+      m.killNow('launch failed');
+      await m.cleanup(true);
+      throw e;
+    }
+    return m;
+  }
+
+  private ctx(extra: Partial<GuestContext> = {}): GuestContext {
+    return { consoleTail: this.console.tail(), consoleLogPath: this.console.logPath, qemuStderr: this.stderrTail.slice(-20), ...extra };
+  }
+
+  private async start(): Promise<void> {
+    const o = this.opts;
+    const snapshotDisk = o.snapshotDisk === false ? undefined : join(this.runDir, 'snapshots.qcow2');
+    if (snapshotDisk) await createEmptyQcow2(snapshotDisk);
+    await o.guest.prepare?.(this.runDir);
+    const retries = o.portRetries ?? 5;
+    for (let attempt = 0; ; attempt++) {
+      const port = await pickFreePort();
+      const qmpSocket = join(this.runDir, `qmp-${attempt}.sock`);
+      const serialSocket = join(this.runDir, `console-${attempt}.sock`);
+      const args = buildQemuArgs({
+        firmwareDirs: o.firmwareDirs ?? defaultFirmwareDirs,
+        accel: this.decision.accel,
+        memory: o.memory ?? '512M',
+        cpus: o.cpus ?? 1,
+        boot: o.guest.bootArgs(o.extraCmdline),
+        qmpSocket,
+        serialSocket,
+        sshPort: port,
+        nicModel: o.guest.nicModel,
+        paused: true,
+        ...(o.device ? { device: { ...o.device, ...(this.feedSocket ? { feedSocket: this.feedSocket } : {}) } } : {}),
+        ...(snapshotDisk ? { snapshotDisk } : {}),
+        rng: o.rng ?? true,
+        ...(o.name ? { name: o.name } : {}),
+        ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
+      });
+      this.spawnQemu(args);
+      try {
+        await this.connectAll(qmpSocket, serialSocket);
+        this.sshPort = port;
+        return;
+      } catch (e) {
+        releasePort(port);
+        const stderr = this.stderrTail.join('\n');
+        if (attempt < retries && isHostForwardFailure(stderr)) {
+          o.warn?.(`hilbox: host port ${port} was taken, retrying with another`);
+          this.killNow('retry');
+          await this.exitPromise;
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  private spawnQemu(args: string[]): void {
+    this.exitInfo = undefined;
+    this.stderrTail = [];
+    const proc = spawn(this.opts.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    if (proc.pid !== undefined) watchPid(proc.pid, this.runDir);
+    registerVm(this);
+    let partial = '';
+    const stderrLog: string[] = [];
+    const onOut = (d: string): void => {
+      stderrLog.push(d);
+      const parts = (partial + d).split('\n');
+      partial = parts.pop() ?? '';
+      for (const l of parts) if (l.trim()) this.stderrTail.push(l);
+      if (this.stderrTail.length > STDERR_LINES) this.stderrTail.splice(0, this.stderrTail.length - STDERR_LINES);
+    };
+    proc.stderr?.setEncoding('utf8').on('data', onOut);
+    proc.stdout?.setEncoding('utf8').on('data', onOut);
+    this.exitPromise = new Promise<ExitInfo>((resolve) => {
+      const done = (info: ExitInfo): void => {
+        if (this.proc !== proc || this.exitInfo) return;
+        if (partial.trim()) this.stderrTail.push(partial);
+        this.exitInfo = info;
+        if (proc.pid !== undefined) unwatchPid(proc.pid);
+        void import('node:fs/promises').then((fs) => fs.writeFile(this.stderrLogPath, stderrLog.join('')).catch(() => {}));
+        unregisterVm(this);
+        // Let the console socket drain so crash lines are scanned before classification.
+        void Promise.race([this.consoleDrained, sleep(1500)]).then(() => {
+          this.failureError ??= this.classifyExit(info);
+          resolve(info);
+        });
+      };
+      proc.once('error', (e) => {
+        this.stderrTail.push(`spawn ${this.opts.qemu}: ${e.message}`);
+        done({ code: null, signal: null });
+      });
+      proc.once('exit', (code, signal) => done({ code, signal }));
+    });
+  }
+
+  /** Rejects with the classified failure once QEMU has exited. */
+  private exitAsError(): Promise<never> {
+    return this.exitPromise.then(() => {
+      throw this.failureError ?? new InfraError('QEMU exited', this.ctx());
+    });
+  }
+
+  private async connectAll(qmpSocket: string, serialSocket: string): Promise<void> {
+    const deadline = Date.now() + 15_000;
+    const work = (async () => {
+      const ser = await connectUnix(serialSocket, deadline);
+      this.consoleDrained = this.console.attach(ser);
+      this.qmp = await QmpClient.connect(qmpSocket, { connectTimeoutMs: Math.max(1000, deadline - Date.now()), logPath: this.qmpLogPath });
+      if (this.feedSocket) {
+        // QEMU listens on the feed socket; MouseFeeder connects later. Nothing to do here.
+      }
+      this.phase = 'boot';
+      await this.qmp.execute('cont');
+    })();
+    work.catch(() => {});
+    await Promise.race([
+      work.catch(async (e: unknown) => {
+        // A socket error usually means QEMU is exiting: prefer its own words.
+        const exited = await Promise.race([this.exitPromise.then(() => true), sleep(2000).then(() => false)]);
+        if (exited) return this.exitAsError();
+        throw new InfraError(`cannot talk to QEMU: ${(e as Error).message}`, this.ctx({ cause: e }));
+      }),
+      this.exitAsError(),
+    ]);
+  }
+
+  /** Decides what a QEMU exit means, given when it happened and what the console shows. */
+  private classifyExit(info: ExitInfo): HilboxError | undefined {
+    if (this.phase === 'stopping' || this.phase === 'stopped') return undefined;
+    const hit = this.console.scanner.first;
+    const how = info.signal ? `killed by ${info.signal}` : `exit code ${info.code}`;
+    if (hit) return new GuestCrashError(hit.signature, hit.lines, this.ctx());
+    if (this.phase === 'startup') {
+      const msg = this.stderrTail.find((l) => /qemu-system|error|invalid|property/i.test(l)) ?? this.stderrTail[0] ?? '';
+      return new InfraError(`QEMU failed to start (${how})${msg ? `: ${msg}` : ''}`, this.ctx());
+    }
+    if (info.signal) return new InfraError(`QEMU died (${how}) while the guest was ${this.phase === 'boot' ? 'booting' : 'running'}`, this.ctx());
+    if (info.code !== 0) return new InfraError(`QEMU exited unexpectedly (${how})`, this.ctx());
+    if (this.phase === 'boot') return new BootError(`guest stopped during boot (QEMU ${how})`, this.ctx());
+    return new GuestExitError(`guest powered off or rebooted unexpectedly (QEMU ${how})`, this.ctx());
+  }
+
+  /** The classified failure, once QEMU has died on its own (undefined while fine). */
+  failure(): HilboxError | undefined {
+    return this.failureError;
+  }
+
+  /** Waits for the ready marker, then SSH. Kills QEMU and throws BootError/… on failure. */
+  async waitForBoot(): Promise<SshClient> {
+    const g = this.opts.guest;
+    const timeoutMs = (this.opts.bootTimeoutMs ?? 30_000) * this.scale;
+    const ac = new AbortController();
+    const t0 = Date.now();
+    let stage = `ready marker ${JSON.stringify(String(g.readyMarker))} on the console`;
+    const booting = (async () => {
+      await this.console.waitForLine(g.readyMarker, { signal: ac.signal, includeTail: true });
+      stage = `SSH on 127.0.0.1:${this.sshPort} (marker seen after ${Date.now() - t0} ms)`;
+      const ssh = await SshClient.connect(
+        {
+          port: this.sshPort,
+          user: g.sshUser,
+          privateKey: g.sshKey,
+          ...(g.hostKeyFingerprint ? { hostKeyFingerprint: g.hostKeyFingerprint } : {}),
+        },
+        Math.max(1000, timeoutMs - (Date.now() - t0)),
+        ac.signal,
+      );
+      try {
+        await ssh.run('true', { timeoutMs: Math.max(1000, timeoutMs - (Date.now() - t0)) });
+      } catch (e) {
+        ssh.close();
+        throw e;
+      }
+      return ssh;
+    })();
+    booting.catch(() => {});
+    const failFast = g.bootFailureMarker
+      ? this.console.waitForLine(g.bootFailureMarker, { signal: ac.signal, includeTail: true }).then(async (line) => {
+          // Give QEMU a moment to exit (panic=-1 / poweroff) so the full story is in the log.
+          await Promise.race([this.exitPromise, sleep(3000)]);
+          const hit = this.console.scanner.first;
+          if (hit) throw new GuestCrashError(hit.signature, hit.lines, this.ctx());
+          throw new BootError(`guest boot failed: ${line}`, this.ctx());
+        })
+      : new Promise<never>(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BootError(`guest did not boot within ${timeoutMs} ms (${this.decision.accel}): still waiting for ${stage}`, this.ctx())),
+        timeoutMs,
+      );
+    });
+    try {
+      const ssh = await Promise.race([booting, failFast, timeout, this.exitAsError()]);
+      this.phase = 'running';
+      return ssh;
+    } catch (e) {
+      const err =
+        e instanceof HilboxError
+          ? e
+          : new BootError(`guest boot failed while waiting for ${stage}: ${(e as Error).message}`, this.ctx({ cause: e }));
+      this.failureError ??= err;
+      ac.abort(err);
+      void booting.then((s) => s.close(), () => {});
+      this.killNow('boot failed');
+      await this.exitPromise;
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      ac.abort();
+    }
+  }
+
+  /**
+   * Runs `op` but fails fast with the classified error if QEMU dies meanwhile (an SSH command
+   * whose guest panicked would otherwise hang or fail with a meaningless socket error).
+   */
+  async guard<T>(op: Promise<T>): Promise<T> {
+    op.catch(() => {});
+    if (this.failureError) throw this.failureError;
+    try {
+      return await Promise.race([op, this.exitAsError()]);
+    } catch (e) {
+      if (e instanceof HilboxError) throw e;
+      // The op failed; if QEMU is going down right now, report that instead.
+      const exited = await Promise.race([this.exitPromise.then(() => true), sleep(1500).then(() => false)]);
+      if (exited && this.failureError) throw this.failureError;
+      throw e;
+    }
+  }
+
+  /** Throws GuestCrashError if any crash signature has appeared on the console so far. */
+  assertNoCrash(): void {
+    const hit = this.console.scanner.first;
+    if (hit) throw new GuestCrashError(hit.signature, hit.lines, this.ctx());
+    if (this.failureError) throw this.failureError;
+  }
+
+  /** Restores a timeout to this accelerator's scale. */
+  scaled(ms: number): number {
+    return ms * this.scale;
+  }
+
+  /** Throws TimeoutError with the console tail attached. */
+  timeoutError(operation: string, ms: number): TimeoutError {
+    return new TimeoutError(operation, ms, this.ctx());
+  }
+
+  killNow(reason: string): void {
+    if (this.proc && !this.exitInfo) {
+      try {
+        this.proc.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    // The process is going away (signal/exit): no async cleanup will run, so do it now.
+    if (/^received |^process exit/.test(reason) && !this.opts.keepArtifacts) {
+      try {
+        rmSync(this.runDir, { recursive: true, force: true });
+      } catch {
+        /* best effort */
+      }
+    }
+  }
+
+  /** Stops QEMU (QMP quit, then SIGKILL) and removes the run directory. Idempotent. */
+  stop(): Promise<void> {
+    this.stopPromise ??= (async () => {
+      const failed = this.failureError !== undefined;
+      this.phase = 'stopping';
+      if (this.alive) {
+        try {
+          if (this.qmp && !this.qmp.closed) await Promise.race([this.qmp.quit(2000), sleep(2000)]);
+        } catch {
+          /* fall through to SIGKILL */
+        }
+        const gone = await Promise.race([this.exitPromise.then(() => true), sleep(3000).then(() => false)]);
+        if (!gone) {
+          this.killNow('stop');
+          await this.exitPromise;
+        }
+      }
+      this.phase = 'stopped';
+      this.qmp?.close();
+      await this.cleanup(failed);
+    })();
+    return this.stopPromise;
+  }
+
+  private async cleanup(failed: boolean): Promise<void> {
+    if (this.proc && !this.exitInfo) await this.exitPromise;
+    this.console.end();
+    await this.console.whenClosed();
+    releasePort(this.sshPort);
+    unregisterVm(this);
+    if (failed || this.opts.keepArtifacts) {
+      // Keep the logs for the post-mortem, drop the sockets and the scratch disk.
+      for (const f of ['snapshots.qcow2']) await rm(join(this.runDir, f), { force: true });
+      return;
+    }
+    await rm(this.runDir, { recursive: true, force: true });
+  }
+}

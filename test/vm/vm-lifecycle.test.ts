@@ -1,0 +1,114 @@
+/**
+ * One booted VM (with hilbox-pci and the mouse feed when this QEMU has the device), reused by
+ * the tests of this file; the destructive crash test runs last.
+ */
+import { access, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
+import type { StartedHilboxVm } from '../../orchestrator/src/lib/started-vm.ts';
+import { GuestCrashError, InfraError } from '../../orchestrator/src/vm/errors.ts';
+import { hasHilboxDevice, linuxGuest, qemuPath } from './helpers.ts';
+
+let vm: StartedHilboxVm;
+let withDevice = false;
+let coldBootMs = 0;
+
+describe.sequential('VM lifecycle (real QEMU, real guest)', () => {
+  beforeAll(async () => {
+    const qemu = await qemuPath();
+    withDevice = hasHilboxDevice(qemu);
+    const b = new HilboxVm().withQemu(qemu).withGuest(await linuxGuest()).withAccel('auto').withMemory('512M').withCpus(1);
+    if (withDevice) b.withDevice({ fps: 50, 'mouse-rate-hz': 0 }).withMouseFeed();
+    const t0 = Date.now();
+    vm = await b.withSnapshot().start();
+    coldBootMs = Date.now() - t0;
+  }, 300_000);
+
+  afterAll(async () => {
+    await vm?.stop();
+    // The crash test leaves the run directory for post-mortem; this suite expects it.
+    if (vm) await rm(vm.machine.runDir, { recursive: true, force: true });
+  });
+
+  it('runs guest commands over SSH and streams output', async () => {
+    const chunks: string[] = [];
+    const r = await vm.exec('uname -r; echo err >&2; exit 3', { onStdout: (c) => chunks.push(c) });
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^\d+\.\d+/);
+    expect(r.stderr).toBe('err\n');
+    expect(chunks.join('')).toBe(r.stdout);
+    await expect(vm.ssh.run('false')).rejects.toThrow(/exit 1/);
+    await access(vm.consoleLog);
+  });
+
+  it('uploads files', async () => {
+    await vm.upload(new URL(import.meta.url).pathname, '/tmp/up.ts', 0o600);
+    const r = await vm.ssh.run('stat -c %a /tmp/up.ts && grep -c "uploads files" /tmp/up.ts');
+    expect(r.stdout.split('\n')[0]).toBe('600');
+  });
+
+  it('reads device counters and feeds mouse events (SPEC §6, §9)', async (ctx) => {
+    if (!withDevice) ctx.skip();
+    const before = await vm.deviceCounters();
+    expect(before['frames-produced']).toBeGreaterThan(0);
+    const res = await vm.mouseFeeder!.feed(40, { eventsPerSecond: 400, bundle: 4 });
+    expect(res).toMatchObject({ events: 40, reports: 10, bytes: 640 });
+    // No driver enabled events: every record is produced (numbered) and dropped (SPEC §5.1).
+    let after = await vm.deviceCounters();
+    for (let i = 0; i < 50 && after['events-produced'] < before['events-produced'] + 40; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await vm.deviceCounters();
+    }
+    expect(after['events-produced'] - before['events-produced']).toBe(40);
+    expect(after['feed-errors']).toBe(before['feed-errors']);
+  });
+
+  it('fast reset (loadvm) restores the clean state much faster than a cold boot', async () => {
+    await vm.ssh.run('echo dirty > /tmp/marker');
+    const t0 = Date.now();
+    await vm.reset();
+    const resetMs = Date.now() - t0;
+    const r = await vm.exec('cat /tmp/marker');
+    expect(r.code).not.toBe(0);
+    console.log(`cold boot ${coldBootMs} ms, reset ${resetMs} ms (${vm.accel})`);
+    expect(resetMs).toBeLessThan(coldBootMs);
+  }, 120_000);
+
+  it('a kernel panic in the guest becomes GuestCrashError', async () => {
+    const err = await vm.exec('echo c > /proc/sysrq-trigger').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(GuestCrashError);
+    const crash = err as GuestCrashError;
+    expect(crash.signature).toBe('kernel-panic');
+    expect(crash.message).toContain('sysrq triggered crash');
+    expect(crash.consoleTail.length).toBeGreaterThan(0);
+    expect(() => vm.assertNoCrash()).toThrow(GuestCrashError);
+    expect(vm.machine.alive).toBe(false);
+  }, 120_000);
+});
+
+describe('start-up failures', () => {
+  it('surfaces QEMU\'s own message for a bad device property as InfraError', async (ctx) => {
+    const qemu = await qemuPath();
+    if (!hasHilboxDevice(qemu)) ctx.skip();
+    const err = await new HilboxVm()
+      .withQemu(qemu)
+      .withGuest(await linuxGuest())
+      .withAccel('tcg')
+      .withDevice({ fps: 5000 })
+      .start()
+      .then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(InfraError);
+    expect((err as Error).message).toMatch(/hilbox-pci: property 'fps'/);
+    await rm(dirname((err as InfraError).consoleLogPath as string), { recursive: true, force: true });
+  }, 60_000);
+
+  it('a missing QEMU binary is an InfraError', async () => {
+    const err = await new HilboxVm().withQemu('/nonexistent/qemu').withGuest(await linuxGuest()).start().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InfraError);
+    expect((err as Error).message).toContain('/nonexistent/qemu');
+  });
+});
