@@ -14,8 +14,8 @@
  * (so they always arrive before that command's reply). Commands are queued and sent one at a
  * time.
  *
- * Lifetime: {@link QtestSession.close} (also `await using`) kills QEMU with SIGKILL and removes
- * the temp directory. As safety nets QEMU is started under `setpriv --pdeathsig SIGKILL` when
+ * Lifetime: the socket files are removed as soon as QEMU has connected;
+ * {@link QtestSession.close} (also `await using`) kills QEMU with SIGKILL and waits for it. As safety nets QEMU is started under `setpriv --pdeathsig SIGKILL` when
  * available (it dies with the Node process even on a crash) and every live QEMU is killed from
  * a process `exit` hook.
  */
@@ -253,6 +253,10 @@ export class QtestSession implements AsyncDisposable {
         }),
       ]).finally(() => clearTimeout(startTimer));
       const [qtestSock, qmpSock] = started;
+      // Both ends are connected: the sockets' names are no longer needed. Removing them now
+      // (as libqtest does) leaves nothing behind even if this process is killed later.
+      for (const s of servers) s.close();
+      await rm(dir, { recursive: true, force: true });
       // When the QMP socket closes, report QEMU's exit (with stderr) if it follows soon.
       const exitErr = (): Promise<Error> =>
         Promise.race([
