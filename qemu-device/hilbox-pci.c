@@ -620,12 +620,9 @@ static uint64_t hilbox_regs_read(void *opaque, hwaddr addr, unsigned size)
     if (size == 4 && !(addr & 3)) {
         return hilbox_read32(s, addr);
     }
-    if (size == 8 && !(addr & 7)) {
-        if (reg_is64(addr)) {
-            s->latch_off = 0;
-            return hilbox_reg64(s, addr);
-        }
-        return hilbox_read32(s, addr) | ((uint64_t)hilbox_read32(s, addr + 4) << 32);
+    if (size == 8 && reg_is64(addr)) {
+        s->latch_off = 0;
+        return hilbox_reg64(s, addr);
     }
     qemu_log_mask(LOG_GUEST_ERROR, "hilbox-pci: bad register read size %u at 0x%"
                   HWADDR_PRIx "\n", size, addr);
@@ -638,10 +635,8 @@ static void hilbox_regs_write(void *opaque, hwaddr addr, uint64_t val, unsigned 
 
     if (size == 4 && !(addr & 3)) {
         hilbox_write32(s, addr, val);
-    } else if (size == 8 && !(addr & 7)) {
-        hilbox_write32(s, addr, (uint32_t)val);
-        hilbox_write32(s, addr + 4, val >> 32);
     } else {
+        /* no register is 64-bit writable (§3) */
         qemu_log_mask(LOG_GUEST_ERROR, "hilbox-pci: bad register write size %u at 0x%"
                       HWADDR_PRIx "\n", size, addr);
     }

@@ -31,12 +31,10 @@ const CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-feat
 const DEVICE_FILES = ['hilbox-pci.c'];
 
 async function missingPackages(pkgs) {
-  const missing = [];
-  for (const p of pkgs) {
-    const r = await $`dpkg-query -W -f=\${Status} ${p}`.nothrow();
-    if (!r.stdout.includes('install ok installed')) missing.push(p);
-  }
-  return missing;
+  const fmt = '${Package} ${Status}\n';
+  const r = await $`dpkg-query -W -f=${fmt} ${pkgs}`.nothrow();
+  const installed = new Set(r.stdout.split('\n').filter((l) => l.endsWith('install ok installed')).map((l) => l.split(' ')[0].split(':')[0]));
+  return pkgs.filter((p) => !installed.has(p));
 }
 
 async function ensureHostPackages(pkgs) {

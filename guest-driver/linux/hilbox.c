@@ -88,7 +88,7 @@
 #define HB_VERSION_MAJOR	1
 
 #define HB_READ_BATCH		16	/* records per read() at most */
-#define HB_BOUNCE_SIZE		(64 * 1024)
+#define HB_BOUNCE_SIZE		(256 * 1024)
 #define HB_FAULT_AROUND		512	/* pages inserted per fault */
 #define HB_ODD_SEQ_WAIT_NS	(1000ULL * NSEC_PER_MSEC)
 #define HB_MAX_RETRIES		65536
@@ -847,29 +847,69 @@ static long hb_ioc_set_events(struct hilbox_file *hf, void __user *uarg)
 	return 0;
 }
 
-/* One attempt; returns 0 and fills *s1, *s2 or a negative errno. */
-static int hb_copy_once(struct hilbox_dev *hdev, struct hilbox_copy_frame *cf,
-			void *bounce, bool seqlock, u32 *s1, u32 *s2)
+/*
+ * BAR2 to a kernel buffer with the widest single accesses (8 bytes): every
+ * access may trap to the device model (fb-mode=mmio, or TCG), so fewer and
+ * wider accesses are what makes a frame copy fit into one frame period.
+ */
+static void hb_copy_fromio(void *dst, const void __iomem *src, size_t len)
 {
-	u8 __user *dst = u64_to_user_ptr(cf->buf);
-	u64 deadline = ktime_get_ns() + HB_ODD_SEQ_WAIT_NS;
-	size_t off, chunk, len = cf->bytes_copied;
+	size_t i, n = len / sizeof(u64);
+	u64 *d = dst;
+
+	for (i = 0; i < n; i++)
+		d[i] = readq(src + i * sizeof(u64));
+	if (len % sizeof(u64))
+		memcpy_fromio(d + n, src + n * sizeof(u64), len % sizeof(u64));
+}
+
+/* Sleep until FRAME_SEQ differs from @seq and is even, bounded by @deadline. */
+static int hb_wait_seq(struct hilbox_dev *hdev, u32 seq, bool wait_change,
+		       u64 deadline, u32 *out)
+{
 	int ret;
 
-	/* s1: wait (bounded) for an even sequence, then latch the frame */
 	for (;;) {
 		ret = hb_hw_enter(hdev);
 		if (ret)
 			return ret;
-		*s1 = hb_rd(hdev, HB_REG_FRAME_SEQ);
-		if (!seqlock || !(*s1 & 1))
-			break;
+		*out = hb_rd(hdev, HB_REG_FRAME_SEQ);
+		if (!(*out & 1) && (!wait_change || *out != seq))
+			return 0;	/* hw_lock still held */
 		hb_hw_exit(hdev);
 		if (signal_pending(current))
 			return -EINTR;
 		if (ktime_get_ns() > deadline)
 			return -ETIMEDOUT;
 		usleep_range(20, 100);
+	}
+}
+
+/*
+ * One attempt; returns 0 and fills *s1, *s2 or a negative errno.  After a
+ * failed attempt (@after_seq valid) it first waits for the next frame, so
+ * the copy gets a whole frame period.
+ */
+static int hb_copy_once(struct hilbox_dev *hdev, struct hilbox_copy_frame *cf,
+			void *bounce, bool seqlock, bool wait_next,
+			u32 after_seq, u32 *s1, u32 *s2)
+{
+	u8 __user *dst = u64_to_user_ptr(cf->buf);
+	u64 period = div_u64(NSEC_PER_SEC, max(hdev->info.fps, 1U));
+	u64 deadline = ktime_get_ns() + HB_ODD_SEQ_WAIT_NS + 2 * period;
+	size_t off, chunk, len = cf->bytes_copied;
+	int ret;
+
+	if (seqlock) {
+		/* even FRAME_SEQ (and a new one after a failure) */
+		ret = hb_wait_seq(hdev, after_seq, wait_next, deadline, s1);
+		if (ret)
+			return ret;
+	} else {
+		ret = hb_hw_enter(hdev);
+		if (ret)
+			return ret;
+		*s1 = hb_rd(hdev, HB_REG_FRAME_SEQ);
 	}
 	rmb();	/* FRAME_NUMBER and the pixels after FRAME_SEQ */
 	cf->frame_number = hb_rd64(hdev, HB_REG_FRAME_NUMBER);
@@ -882,7 +922,7 @@ static int hb_copy_once(struct hilbox_dev *hdev, struct hilbox_copy_frame *cf,
 		ret = hb_hw_enter(hdev);
 		if (ret)
 			return ret;
-		memcpy_fromio(bounce, hdev->fb + off, chunk);
+		hb_copy_fromio(bounce, hdev->fb + off, chunk);
 		hb_hw_exit(hdev);
 		if (copy_to_user(dst + off, bounce, chunk))
 			return -EFAULT;
@@ -934,7 +974,8 @@ static long hb_ioc_copy_frame(struct hilbox_file *hf, void __user *uarg)
 		return -ENOMEM;
 
 	for (;;) {
-		ret = hb_copy_once(hdev, &cf, bounce, seqlock, &s1, &s2);
+		ret = hb_copy_once(hdev, &cf, bounce, seqlock, cf.retries > 0,
+				   s2, &s1, &s2);
 		if (ret)
 			goto out;
 		if (!seqlock || s1 == s2)

@@ -3,6 +3,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+import { applyThresholds, checkThresholds } from '../../orchestrator/src/report/thresholds.ts';
+import { sampleRun, throughputCases } from './sample-run.ts';
+import { existsSync } from 'node:fs';
+import { XMLValidator } from 'fast-xml-parser';
+import { writeRunReports } from '../../orchestrator/src/report/artifacts.ts';
   failCase,
   parseProbeLine,
   parseProbeOutput,
@@ -10,8 +15,6 @@ import {
   summarize,
   writeResults,
 } from '../../orchestrator/src/report/results.ts';
-import { applyThresholds, checkThresholds } from '../../orchestrator/src/report/thresholds.ts';
-import { sampleRun, throughputCases } from './sample-run.ts';
 
 const from = { suite: 'security', step: 'probe-security' };
 
@@ -94,5 +97,15 @@ describe('thresholds', () => {
     expect(bad).toMatchObject({ status: 'fail' });
     expect(bad?.reason).toBe('threshold: events_lost = 3 count exceeds the maximum 0');
     expect(applied.filter((c) => c.status === 'fail')).toHaveLength(1);
+  });
+});
+
+describe('artifacts', () => {
+  it('writes results.json, junit.xml and summary.md', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hilbox-art-'));
+    const p = writeRunReports(join(dir, 'out'), sampleRun());
+    for (const f of [p.results, p.junit, p.summary]) expect(existsSync(f)).toBe(true);
+    expect(XMLValidator.validate(readFileSync(p.junit, 'utf8'))).toBe(true);
+    expect(readFileSync(p.summary, 'utf8')).toContain('# hilbox run: default');
   });
 });

@@ -4,11 +4,12 @@
  *
  * - `ratio` metrics divide by a reference measured in the same run, so a faster or slower host
  *   moves numerator and denominator together: `<case>.fb_copy_ratio` (fb copy MB/s ÷ RAM copy
- *   MB/s), `<case>.events_ratio` (events/s ÷ polling events/s at the same rate and bundle),
- *   `<case>.delivery_ratio` (events/s ÷ the generator's rate). Higher is better.
+ *   MB/s), `<case>.events_ratio` (events/s ÷ polling events/s at the same rate and bundle).
+ *   Higher is better.
  * - `count` metrics must not exceed a maximum: `<case>.events_lost`, `<case>.order_violations`,
  *   `<case>.torn_frames_seqlock`.
- * - `info` metrics (absolute MB/s, events/s, latencies) are recorded and shown, never judged.
+ * - `info` metrics (absolute MB/s, events/s, latencies, and `<case>.delivery_ratio` = events/s ÷
+ *   the generator's rate, which a slow host can lower legitimately) are shown, never judged.
  */
 import type { CaseResult } from '../report/results.ts';
 import { METRIC, fbRatio, isFbCase, isMouseCase, metricValue, mouseParams, mouseRatio } from '../report/metrics.ts';
@@ -46,7 +47,7 @@ export function benchMetrics(cases: readonly CaseResult[]): BenchMetric[] {
       const p = mouseParams(c);
       const eps = metricValue(c, METRIC.eventsPerS);
       if (p.rateHz !== undefined && p.rateHz > 0 && eps !== undefined) {
-        out.push({ name: `${c.name}.delivery_ratio`, value: eps / p.rateHz, kind: 'ratio', unit: '× rate' });
+        out.push({ name: `${c.name}.delivery_ratio`, value: eps / p.rateHz, kind: 'info', unit: '× rate' });
       }
     }
     for (const m of COUNT_METRICS) {
@@ -57,6 +58,31 @@ export function benchMetrics(cases: readonly CaseResult[]): BenchMetric[] {
       const v = metricValue(c, m);
       if (v !== undefined) out.push({ name: `${c.name}.${m}`, value: v, kind: 'info', unit: c.metrics?.[m]?.unit || unit });
     }
+  }
+  return out;
+}
+
+/**
+ * Combines repeated runs (`hilbox bench --repeat N`): the median of each ratio/info metric, the
+ * maximum of each count (a single lost event in any repetition counts). Order of first appearance.
+ */
+export function combineRepeats(runs: readonly (readonly BenchMetric[])[]): BenchMetric[] {
+  const groups = new Map<string, BenchMetric[]>();
+  for (const run of runs) {
+    for (const m of run) {
+      const g = groups.get(m.name);
+      if (g) g.push(m);
+      else groups.set(m.name, [m]);
+    }
+  }
+  const out: BenchMetric[] = [];
+  for (const [name, g] of groups) {
+    const first = g[0];
+    if (!first) continue;
+    const values = g.map((m) => m.value).sort((a, b) => a - b);
+    const mid = Math.floor(values.length / 2);
+    const median = values.length % 2 === 1 ? (values[mid] ?? 0) : ((values[mid - 1] ?? 0) + (values[mid] ?? 0)) / 2;
+    out.push({ name, kind: first.kind, unit: first.unit, value: first.kind === 'count' ? (values[values.length - 1] ?? 0) : median });
   }
   return out;
 }

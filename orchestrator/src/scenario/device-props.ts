@@ -21,11 +21,13 @@ export const DEVICE_PROPERTY_NAMES = [
 ] as const;
 export type DevicePropertyName = (typeof DEVICE_PROPERTY_NAMES)[number];
 
+/** The SPEC §9 properties of a scenario device (everything but `feed`). */
+export type DeviceProperties = Pick<DeviceConfig, DevicePropertyName>;
+
 /** Property values keyed as in SPEC §9 (fits `DeviceSpec.props` of vm/qemu-args.ts). */
-export function deviceProperties(d: DeviceConfig): Record<DevicePropertyName, string | number | boolean> {
-  const out = {} as Record<DevicePropertyName, string | number | boolean>;
-  for (const k of DEVICE_PROPERTY_NAMES) out[k] = d[k];
-  return out;
+export function deviceProperties(d: DeviceConfig): DeviceProperties {
+  const { feed: _feed, ...props } = d;
+  return Object.fromEntries(DEVICE_PROPERTY_NAMES.map((k) => [k, props[k]])) as DeviceProperties;
 }
 
 /** `key=value` strings as QEMU's option parser wants them (booleans as on/off). */
