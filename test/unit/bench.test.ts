@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { benchMetrics } from '../../orchestrator/src/bench/metrics.ts';
+import { benchMetrics, combineRepeats } from '../../orchestrator/src/bench/metrics.ts';
 import { buildBaseline, NoBaselineError, parseBaseline, readBaseline, writeBaseline } from '../../orchestrator/src/bench/baseline.ts';
 import { compareToBaseline, regressions } from '../../orchestrator/src/bench/compare.ts';
 import { benchTableMarkdown, benchTableText, benchVerdictLine } from '../../orchestrator/src/bench/table.ts';
@@ -11,7 +11,6 @@ import { describeEnvironment, environmentDifferences, fingerprint } from '../../
 import { throughputCases } from './sample-run.ts';
 import { decodePng } from './png-decode.ts';
 
-import { combineRepeats } from '../../orchestrator/src/bench/metrics.ts';
 const env = fingerprint(
   { cpus: [{ model: 'Test CPU  @ 3GHz' }, { model: 'x' }], totalmem: 8 * 2 ** 30, platform: 'linux', arch: 'x64', release: '6.1.0', nodeVersion: 'v20.0.0' },
   { qemuVersion: 'QEMU emulator version 9.2.0\nCopyright', accelerator: 'kvm' },
@@ -22,14 +21,14 @@ const baseline = buildBaseline(benchMetrics(throughputCases()), { scenario: 'def
 describe('bench metrics', () => {
   it('derives machine-independent ratios, counts and info', () => {
     const byName = Object.fromEntries(benchMetrics(throughputCases()).map((m) => [m.name, m]));
-    expect(byName['fb-mmap-direct.fb_copy_ratio']).toMatchObject({ value: 0.5, kind: 'ratio' });
-    expect(byName['fb-ioctl-mmio.fb_copy_ratio']?.value).toBeCloseTo(0.01);
-    expect(byName['mouse-inverted-r8000-b4-p16.events_ratio']?.value).toBeCloseTo(7990 / 4000);
-    expect(byName['mouse-inverted-r8000-b4-p16.delivery_ratio']).toMatchObject({ kind: 'info' });
-    expect(byName['mouse-inverted-r8000-b4-p16.delivery_ratio']?.value).toBeCloseTo(7990 / 8000);
-    expect(byName['mouse-inverted-r8000-b4-p16.events_lost']).toMatchObject({ value: 0, kind: 'count' });
-    expect(byName['fb-mmap-direct.fb_copy_mb_per_s']).toMatchObject({ kind: 'info', unit: 'MB/s' });
-    expect(byName['mouse-polling-r8000-b4.events_ratio']).toBeUndefined();
+    expect(byName['fb-map-direct.fb_copy_ratio']).toMatchObject({ value: 0.5, kind: 'ratio' });
+    expect(byName['fb-copy-mmio.fb_copy_ratio']?.value).toBeCloseTo(0.01);
+    expect(byName['events-uring-r8000-b4-p16.events_ratio']?.value).toBeCloseTo(7990 / 4000);
+    expect(byName['events-uring-r8000-b4-p16.delivery_ratio']).toMatchObject({ kind: 'info' });
+    expect(byName['events-uring-r8000-b4-p16.delivery_ratio']?.value).toBeCloseTo(7990 / 8000);
+    expect(byName['events-uring-r8000-b4-p16.lost']).toMatchObject({ value: 0, kind: 'count' });
+    expect(byName['fb-map-direct.mb_per_s']).toMatchObject({ kind: 'info', unit: 'MB/s' });
+    expect(byName['events-poll-r8000-b4.events_ratio']).toBeUndefined();
   });
 });
 
@@ -40,47 +39,47 @@ describe('bench compare', () => {
       expect(regressions(rows)).toEqual([]);
       expect(rows.filter((r) => r.kind === 'ratio').every((r) => r.verdict === 'ok')).toBe(true);
       // Absolute numbers did change: they are shown as info.
-      expect(rows.find((r) => r.metric === 'fb-mmap-direct.fb_copy_mb_per_s')?.change).toBeCloseTo(speed - 1);
+      expect(rows.find((r) => r.metric === 'fb-map-direct.mb_per_s')?.change).toBeCloseTo(speed - 1);
     }
   });
 
   it('flags a regression of one method relative to the RAM reference', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-mmap-direct': 1000 })), baseline);
-    expect(regressions(rows).map((r) => r.metric)).toEqual(['fb-mmap-direct.fb_copy_ratio']);
-    const r = rows.find((x) => x.metric === 'fb-mmap-direct.fb_copy_ratio');
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline);
+    expect(regressions(rows).map((r) => r.metric)).toEqual(['fb-map-direct.fb_copy_ratio']);
+    const r = rows.find((x) => x.metric === 'fb-map-direct.fb_copy_ratio');
     expect(r).toMatchObject({ baseline: 0.5, current: 0.25, tolerance: '-25%', verdict: 'regression' });
   });
 
   it('flags a lost event exactly, and an inverted-call slowdown against polling', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { events_lost: 1, 'mouse-inverted-r8000-b4-p16': 4000 })), baseline);
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { lost: 1, 'events-uring-r8000-b4-p16': 4000 })), baseline);
     expect(regressions(rows).map((r) => r.metric).sort()).toEqual([
-      'mouse-inverted-r8000-b4-p16.events_lost',
-      'mouse-inverted-r8000-b4-p16.events_ratio',
+      'events-uring-r8000-b4-p16.events_ratio',
+      'events-uring-r8000-b4-p16.lost',
     ]);
-    expect(rows.find((x) => x.metric.endsWith('.events_lost') && x.verdict === 'regression')?.tolerance).toBe('≤ 0');
+    expect(rows.find((x) => x.metric.endsWith('.lost') && x.verdict === 'regression')?.tolerance).toBe('≤ 0');
   });
 
   it('reports improvements, new and missing metrics; tolerances can be overridden', () => {
-    const cur = benchMetrics(throughputCases(1, { 'fb-ioctl-mmio': 80 })).filter((m) => !m.name.startsWith('mouse-polling'));
+    const cur = benchMetrics(throughputCases(1, { 'fb-copy-mmio': 80 })).filter((m) => !m.name.startsWith('events-poll'));
     cur.push({ name: 'extra.fb_copy_ratio', value: 1, kind: 'ratio', unit: '× RAM' });
     const rows = compareToBaseline(cur, baseline);
     const v = Object.fromEntries(rows.map((r) => [r.metric, r.verdict]));
-    expect(v['fb-ioctl-mmio.fb_copy_ratio']).toBe('improved');
+    expect(v['fb-copy-mmio.fb_copy_ratio']).toBe('improved');
     expect(v['extra.fb_copy_ratio']).toBe('new');
-    expect(v['mouse-polling-r8000-b4.events_lost']).toBe('missing');
+    expect(v['events-poll-r8000-b4.lost']).toBe('missing');
     expect(regressions(compareToBaseline(cur, baseline, { missingIsRegression: true })).length).toBeGreaterThan(0);
-    const slower = benchMetrics(throughputCases(1, { 'fb-mmap-direct': 1400 }));
+    const slower = benchMetrics(throughputCases(1, { 'fb-map-direct': 1400 }));
     expect(regressions(compareToBaseline(slower, baseline))).toHaveLength(1);
-    expect(regressions(compareToBaseline(slower, baseline, { tolerances: { 'fb-mmap-direct.fb_copy_ratio': 0.5 } }))).toHaveLength(0);
+    expect(regressions(compareToBaseline(slower, baseline, { tolerances: { 'fb-map-direct.fb_copy_ratio': 0.5 } }))).toHaveLength(0);
   });
 
   it('renders tables and a one-line verdict', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-mmap-direct': 1000 })), baseline);
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline);
     const md = benchTableMarkdown(rows, { hideInfo: true });
     expect(md.split('\n')[0]).toBe('| metric | baseline | current | change | tolerance | verdict |');
-    expect(md).toContain('| fb-mmap-direct.fb_copy_ratio | 0.500 | 0.250 | -50.0% | -25% | REGRESSION |');
+    expect(md).toContain('| fb-map-direct.fb_copy_ratio | 0.500 | 0.250 | -50.0% | -25% | REGRESSION |');
     expect(md).not.toContain('info');
-    expect(benchTableText(rows)).toMatch(/fb-mmap-direct\.fb_copy_ratio +0\.500 +0\.250 +-50\.0% +-25% +REGRESSION/);
+    expect(benchTableText(rows)).toMatch(/fb-map-direct\.fb_copy_ratio +0\.500 +0\.250 +-50\.0% +-25% +REGRESSION/);
     expect(benchVerdictLine(rows)).toMatch(/^\d+ ok, 1 regression, \d+ info$/);
   });
 });
@@ -90,16 +89,16 @@ describe('baseline file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hilbox-bench-'));
     const file = join(dir, 'baseline.json');
     const tuned = structuredClone(baseline);
-    const m = tuned.metrics['fb-ioctl-mmio.fb_copy_ratio'];
+    const m = tuned.metrics['fb-copy-mmio.fb_copy_ratio'];
     if (m) m.tolerance = 0.6;
     writeBaseline(file, tuned);
     const back = readBaseline(file);
     expect(back.schema).toBe('hilbox-baseline/1');
     expect(back.environment.cpuModel).toBe('Test CPU @ 3GHz');
     const next = buildBaseline(benchMetrics(throughputCases(2)), { scenario: 'default', environment: {}, previous: back });
-    expect(next.metrics['fb-ioctl-mmio.fb_copy_ratio']?.tolerance).toBe(0.6);
-    expect(next.metrics['fb-mmap-direct.fb_copy_ratio']?.tolerance).toBe(0.25);
-    expect(next.metrics['mouse-inverted-r8000-b4-p16.events_lost']?.max).toBe(0);
+    expect(next.metrics['fb-copy-mmio.fb_copy_ratio']?.tolerance).toBe(0.6);
+    expect(next.metrics['fb-map-direct.fb_copy_ratio']?.tolerance).toBe(0.25);
+    expect(next.metrics['events-uring-r8000-b4-p16.lost']?.max).toBe(0);
   });
 
   it('a missing baseline is an error that says how to make one', () => {
@@ -129,7 +128,7 @@ describe('environment', () => {
 
 describe('bench chart', () => {
   it('is a decodable PNG with a red bar for a regression', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-mmap-direct': 1000 })), baseline);
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline);
     const img = renderBenchChart(rows, { width: 700 });
     const dir = mkdtempSync(join(tmpdir(), 'hilbox-chart-'));
     const file = join(dir, 'chart.png');

@@ -1,13 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-import { applyThresholds, checkThresholds } from '../../orchestrator/src/report/thresholds.ts';
-import { sampleRun, throughputCases } from './sample-run.ts';
-import { existsSync } from 'node:fs';
 import { XMLValidator } from 'fast-xml-parser';
-import { writeRunReports } from '../../orchestrator/src/report/artifacts.ts';
+import {
   failCase,
   parseProbeLine,
   parseProbeOutput,
@@ -15,6 +11,9 @@ import { writeRunReports } from '../../orchestrator/src/report/artifacts.ts';
   summarize,
   writeResults,
 } from '../../orchestrator/src/report/results.ts';
+import { applyThresholds, checkThresholds } from '../../orchestrator/src/report/thresholds.ts';
+import { writeRunReports } from '../../orchestrator/src/report/artifacts.ts';
+import { sampleRun, throughputCases } from './sample-run.ts';
 
 const from = { suite: 'security', step: 'probe-security' };
 
@@ -89,13 +88,13 @@ describe('results.json', () => {
 
 describe('thresholds', () => {
   it('fails cases whose metrics break a limit (general and per-case keys)', () => {
-    const cases = throughputCases(1, { events_lost: 3 });
-    const v = checkThresholds(cases, { events_lost: { max: 0 }, 'fb-ioctl-mmio.fb_copy_mb_per_s': { min: 100 } });
-    expect(v.map((x) => `${x.caseName}:${x.metric}`)).toEqual(['fb-ioctl-mmio:fb_copy_mb_per_s', 'mouse-inverted-r8000-b4-p16:events_lost']);
-    const applied = applyThresholds(cases, { events_lost: { max: 0 } });
-    const bad = applied.find((c) => c.name === 'mouse-inverted-r8000-b4-p16');
+    const cases = throughputCases(1, { lost: 3 });
+    const v = checkThresholds(cases, { lost: { max: 0 }, 'fb-copy-mmio.mb_per_s': { min: 100 } });
+    expect(v.map((x) => `${x.caseName}:${x.metric}`)).toEqual(['fb-copy-mmio:mb_per_s', 'events-uring-r8000-b4-p16:lost']);
+    const applied = applyThresholds(cases, { lost: { max: 0 } });
+    const bad = applied.find((c) => c.name === 'events-uring-r8000-b4-p16');
     expect(bad).toMatchObject({ status: 'fail' });
-    expect(bad?.reason).toBe('threshold: events_lost = 3 count exceeds the maximum 0');
+    expect(bad?.reason).toBe('threshold: lost = 3 events exceeds the maximum 0');
     expect(applied.filter((c) => c.status === 'fail')).toHaveLength(1);
   });
 });

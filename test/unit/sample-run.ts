@@ -1,51 +1,66 @@
-/** Test helper: a synthetic run with every kind of case (values are made up for tests only). */
+/**
+ * Test helper: a synthetic run shaped like hilbox-probe output (guest-driver/linux/probe.c).
+ * The numbers are made up for tests only.
+ */
 import { buildRunResults, type CaseResult, type RunResults } from '../../orchestrator/src/report/results.ts';
 
 const m = (value: number, unit: string) => ({ value, unit });
 
-/** Throughput + mouse cases; `speed` scales every absolute rate, as a faster/slower host would. */
+/** Throughput cases; `speed` scales every absolute rate, as a faster/slower host would. */
 export function throughputCases(speed = 1, overrides: Partial<Record<string, number>> = {}): CaseResult[] {
   const s = (v: number) => v * speed;
   return [
-    { suite: 'throughput', name: 'ram-reference', status: 'pass', metrics: { ram_copy_mb_per_s: m(s(4000), 'MB/s') } },
+    { suite: 'throughput', name: 'fb-ram', status: 'pass', details: { method: 'ram', seqlock: 'off' }, metrics: { mb_per_s: m(s(4000), 'MB/s'), frames_per_s: m(s(640), 'frames/s') } },
     {
       suite: 'throughput',
-      name: 'fb-mmap-direct',
+      name: 'fb-map-direct',
       status: 'pass',
+      details: { method: 'map', seqlock: 'both' },
       metrics: {
-        fb_copy_mb_per_s: m(s(overrides['fb-mmap-direct'] ?? 2000), 'MB/s'),
+        mb_per_s: m(s(overrides['fb-map-direct'] ?? 2000), 'MB/s'),
         frames_per_s: m(s(320), 'frames/s'),
-        torn_frames_seqlock: m(0, 'count'),
-        torn_frames_unlocked: m(7, 'count'),
-        cpu_ms: m(900, 'ms'),
+        torn_frames: m(0, 'frames'),
+        torn_frames_no_seqlock: m(7, 'frames'),
+        cpu_time: m(0.9, 's'),
       },
       durationMs: 2100,
     },
     {
       suite: 'throughput',
-      name: 'fb-ioctl-mmio',
+      name: 'fb-copy-mmio',
       status: 'pass',
-      metrics: { fb_copy_mb_per_s: m(s(overrides['fb-ioctl-mmio'] ?? 40), 'MB/s'), frames_per_s: m(s(6.4), 'frames/s'), torn_frames_seqlock: m(0, 'count') },
+      details: { method: 'copy', seqlock: 'on' },
+      metrics: { mb_per_s: m(s(overrides['fb-copy-mmio'] ?? 40), 'MB/s'), frames_per_s: m(s(6.4), 'frames/s'), torn_frames: m(0, 'frames'), cpu_time: m(2, 's') },
       durationMs: 2050,
     },
     {
       suite: 'throughput',
-      name: 'mouse-polling-r8000-b4',
+      name: 'events-poll-r8000-b4',
       status: 'pass',
-      details: { mode: 'polling', rate_hz: 8000, bundle: 4 },
-      metrics: { events_per_s: m(s(4000), 'events/s'), events_lost: m(0, 'count'), order_violations: m(0, 'count'), latency_p50_us: m(900, 'µs'), latency_p99_us: m(4100, 'µs'), latency_max_us: m(9000, 'µs') },
+      details: { mode: 'poll', pending: 1, ev_rate_hz: 8000, ev_bundle: 4 },
+      metrics: {
+        events_per_s: m(s(4000), 'events/s'),
+        lost: m(0, 'events'),
+        order_violations: m(0, 'records'),
+        latency_p50: m(900_000, 'ns'),
+        latency_p99: m(4_100_000, 'ns'),
+        latency_max: m(9_000_000, 'ns'),
+        cpu_time: m(1.5, 's'),
+      },
     },
     {
       suite: 'throughput',
-      name: 'mouse-inverted-r8000-b4-p16',
+      name: 'events-uring-r8000-b4-p16',
       status: 'pass',
+      details: { mode: 'uring', pending: 16, ev_rate_hz: 8000, ev_bundle: 4 },
       metrics: {
-        events_per_s: m(s(overrides['mouse-inverted-r8000-b4-p16'] ?? 7990), 'events/s'),
-        events_lost: m(overrides['events_lost'] ?? 0, 'count'),
-        order_violations: m(0, 'count'),
-        latency_p50_us: m(120, 'µs'),
-        latency_p99_us: m(480, 'µs'),
-        latency_max_us: m(2000, 'µs'),
+        events_per_s: m(s(overrides['events-uring-r8000-b4-p16'] ?? 7990), 'events/s'),
+        lost: m(overrides.lost ?? 0, 'events'),
+        order_violations: m(0, 'records'),
+        latency_p50: m(120_000, 'ns'),
+        latency_p99: m(480_000, 'ns'),
+        latency_max: m(2_000_000, 'ns'),
+        cpu_time: m(0.2, 's'),
       },
     },
   ];
@@ -69,6 +84,6 @@ export function securityCases(): CaseResult[] {
 export function sampleRun(): RunResults {
   return buildRunResults(
     { scenario: 'default', guest: 'linux', startedAt: new Date('2025-01-02T03:04:05Z'), durationMs: 65432, environment: { accelerator: 'tcg' } },
-    [...throughputCases(), ...securityCases(), { suite: 'verify', name: 'frames', status: 'pass', durationMs: 300 }],
+    [...throughputCases(), ...securityCases(), { suite: 'verify', name: 'verify-frames', status: 'pass', durationMs: 300 }],
   );
 }

@@ -4,15 +4,15 @@
  *
  * - `ratio` metrics divide by a reference measured in the same run, so a faster or slower host
  *   moves numerator and denominator together: `<case>.fb_copy_ratio` (fb copy MB/s ÷ RAM copy
- *   MB/s), `<case>.events_ratio` (events/s ÷ polling events/s at the same rate and bundle).
- *   Higher is better.
- * - `count` metrics must not exceed a maximum: `<case>.events_lost`, `<case>.order_violations`,
- *   `<case>.torn_frames_seqlock`.
+ *   MB/s of the `ram` method), `<case>.events_ratio` (events/s ÷ `poll` mode events/s at the
+ *   same rate and bundle). Higher is better.
+ * - `count` metrics must not exceed a maximum: `<case>.lost`, `<case>.order_violations` (mouse
+ *   cases), `<case>.torn_frames_seqlock` (fb cases that used the seqlock).
  * - `info` metrics (absolute MB/s, events/s, latencies, and `<case>.delivery_ratio` = events/s ÷
  *   the generator's rate, which a slow host can lower legitimately) are shown, never judged.
  */
 import type { CaseResult } from '../report/results.ts';
-import { METRIC, fbRatio, isFbCase, isMouseCase, metricValue, mouseParams, mouseRatio } from '../report/metrics.ts';
+import { fbRatio, findMetric, isFbCase, isMouseCase, isRamReference, metric, mouseParams, mouseRatio, tornFrames, type MetricKey } from '../report/metrics.ts';
 
 export type BenchKind = 'ratio' | 'count' | 'info';
 
@@ -23,40 +23,38 @@ export interface BenchMetric {
   unit: string;
 }
 
-const COUNT_METRICS = [METRIC.eventsLost, METRIC.orderViolations, METRIC.tornFramesSeqlock] as const;
-const INFO_METRICS: readonly [string, string][] = [
-  [METRIC.fbCopyMbPerS, 'MB/s'],
-  [METRIC.ramCopyMbPerS, 'MB/s'],
-  [METRIC.framesPerS, 'frames/s'],
-  [METRIC.eventsPerS, 'events/s'],
-  [METRIC.latencyP50Us, 'µs'],
-  [METRIC.latencyP99Us, 'µs'],
+const COUNT_METRICS: readonly [MetricKey, string][] = [
+  ['eventsLost', 'lost'],
+  ['orderViolations', 'order_violations'],
 ];
+const INFO_METRICS: readonly MetricKey[] = ['fbMbPerS', 'framesPerS', 'eventsPerS', 'latencyP50', 'latencyP99', 'cpuTime'];
 
 export function benchMetrics(cases: readonly CaseResult[]): BenchMetric[] {
   const out: BenchMetric[] = [];
   for (const c of cases) {
     if (c.status === 'skip') continue;
-    if (isFbCase(c)) {
+    if (isFbCase(c) && !isRamReference(c)) {
       const r = fbRatio(c, cases);
       if (r !== undefined) out.push({ name: `${c.name}.fb_copy_ratio`, value: r, kind: 'ratio', unit: '× RAM' });
+      const torn = tornFrames(c).seqlock;
+      if (torn !== undefined) out.push({ name: `${c.name}.torn_frames_seqlock`, value: torn, kind: 'count', unit: 'frames' });
     }
     if (isMouseCase(c)) {
       const r = mouseRatio(c, cases);
-      if (r !== undefined) out.push({ name: `${c.name}.events_ratio`, value: r, kind: 'ratio', unit: '× polling' });
+      if (r !== undefined) out.push({ name: `${c.name}.events_ratio`, value: r, kind: 'ratio', unit: '× poll' });
       const p = mouseParams(c);
-      const eps = metricValue(c, METRIC.eventsPerS);
+      const eps = metric(c, 'eventsPerS');
       if (p.rateHz !== undefined && p.rateHz > 0 && eps !== undefined) {
         out.push({ name: `${c.name}.delivery_ratio`, value: eps / p.rateHz, kind: 'info', unit: '× rate' });
       }
+      for (const [key, name] of COUNT_METRICS) {
+        const v = metric(c, key);
+        if (v !== undefined) out.push({ name: `${c.name}.${name}`, value: v, kind: 'count', unit: 'count' });
+      }
     }
-    for (const m of COUNT_METRICS) {
-      const v = metricValue(c, m);
-      if (v !== undefined) out.push({ name: `${c.name}.${m}`, value: v, kind: 'count', unit: 'count' });
-    }
-    for (const [m, unit] of INFO_METRICS) {
-      const v = metricValue(c, m);
-      if (v !== undefined) out.push({ name: `${c.name}.${m}`, value: v, kind: 'info', unit: c.metrics?.[m]?.unit || unit });
+    for (const key of INFO_METRICS) {
+      const f = findMetric(c, key);
+      if (f) out.push({ name: `${c.name}.${f.name}`, value: f.value, kind: 'info', unit: f.unit });
     }
   }
   return out;

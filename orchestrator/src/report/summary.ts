@@ -5,17 +5,8 @@
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CaseResult, RunResults } from './results.ts';
-import {
-  METRIC,
-  fbRatio,
-  formatNumber,
-  isFbCase,
-  isMouseCase,
-  metricUnit,
-  metricValue,
-  mouseParams,
-} from './metrics.ts';
-import { markdownTable, textTable, type TableSpec } from './table.ts';
+import { fbRatio, formatNumber, isFbCase, isMouseCase, metric, microseconds, mouseParams, seconds, tornFrames } from './metrics.ts';
+import { markdownTable, textTable, visible, type TableSpec } from './table.ts';
 
 export interface SummaryOptions {
   /** Overrides `environment.accelerator`. */
@@ -36,31 +27,25 @@ function duration(ms: number): string {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
-function withUnit(c: CaseResult, name: string): string {
-  const v = metricValue(c, name);
-  if (v === undefined) return '—';
-  const u = metricUnit(c, name);
-  return u && u !== 'count' && u !== '1' ? `${formatNumber(v)} ${u}` : formatNumber(v);
-}
-
 export function throughputSection(cases: readonly CaseResult[]): Section | undefined {
   const fb = cases.filter(isFbCase);
   if (fb.length === 0) return undefined;
   return {
     title: 'Framebuffer throughput',
     table: {
-      headers: ['method', 'MB/s', 'frames/s', '× RAM', 'torn (seqlock)', 'torn (no seqlock)', 'CPU time', 'status'],
+      headers: ['method', 'MB/s', 'frames/s', '× RAM', 'torn (seqlock)', 'torn (no seqlock)', 'CPU s', 'status'],
       align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
       rows: fb.map((c) => {
         const ratio = fbRatio(c, cases);
+        const torn = tornFrames(c);
         return [
-          typeof c.details?.method === 'string' ? c.details.method : c.name,
-          formatNumber(metricValue(c, METRIC.fbCopyMbPerS), 1),
-          formatNumber(metricValue(c, METRIC.framesPerS), 1),
+          c.name,
+          formatNumber(metric(c, 'fbMbPerS'), 1),
+          formatNumber(metric(c, 'framesPerS'), 1),
           ratio === undefined ? '—' : ratio.toFixed(3),
-          formatNumber(metricValue(c, METRIC.tornFramesSeqlock)),
-          formatNumber(metricValue(c, METRIC.tornFramesUnlocked)),
-          withUnit(c, METRIC.cpuMs),
+          formatNumber(torn.seqlock),
+          formatNumber(torn.noSeqlock),
+          formatNumber(seconds(c, 'cpuTime'), 2),
           STATUS_MARK[c.status],
         ];
       }),
@@ -83,12 +68,12 @@ export function mouseSection(cases: readonly CaseResult[]): Section | undefined 
           formatNumber(p.rateHz),
           formatNumber(p.bundle),
           formatNumber(p.pending),
-          formatNumber(metricValue(c, METRIC.eventsPerS), 1),
-          formatNumber(metricValue(c, METRIC.eventsLost)),
-          formatNumber(metricValue(c, METRIC.orderViolations)),
-          formatNumber(metricValue(c, METRIC.latencyP50Us), 1),
-          formatNumber(metricValue(c, METRIC.latencyP99Us), 1),
-          formatNumber(metricValue(c, METRIC.latencyMaxUs), 1),
+          formatNumber(metric(c, 'eventsPerS'), 1),
+          formatNumber(metric(c, 'eventsLost')),
+          formatNumber(metric(c, 'orderViolations')),
+          formatNumber(microseconds(c, 'latencyP50'), 1),
+          formatNumber(microseconds(c, 'latencyP99'), 1),
+          formatNumber(microseconds(c, 'latencyMax'), 1),
           STATUS_MARK[c.status],
         ];
       }),
@@ -140,7 +125,7 @@ function headerFacts(r: RunResults, o: SummaryOptions): [string, string][] {
 }
 
 function failures(r: RunResults): string[] {
-  return r.cases.filter((c) => c.status === 'fail').map((c) => `${c.suite}/${c.name}: ${c.reason ?? 'failed'}`);
+  return r.cases.filter((c) => c.status === 'fail').map((c) => visible(`${c.suite}/${c.name}: ${c.reason ?? 'failed'}`));
 }
 
 export function toSummaryMarkdown(r: RunResults, o: SummaryOptions = {}): string {

@@ -9,9 +9,15 @@ export interface TableSpec {
   align?: readonly Align[];
 }
 
-/** Escapes a Markdown table cell: pipes, newlines, and leading/trailing space. */
+/** Control characters (other than tab/newline) as visible `\uXXXX`, so no cell can drive a terminal. */
+export function visible(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Escapes a Markdown table cell: pipes, newlines, control characters, surrounding space. */
 export function mdCell(s: string): string {
-  return s.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim() || ' ';
+  return visible(s).replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').trim() || ' ';
 }
 
 export function markdownTable(t: TableSpec): string {
@@ -26,7 +32,7 @@ function width(s: string): number {
 }
 
 function oneLine(s: string): string {
-  return s.replace(/[\r\n\t]+/g, ' ');
+  return visible(s.replace(/[\r\n\t]+/g, ' '));
 }
 
 /** Aligned columns separated by two spaces, a dashed rule under the header; no Markdown. */

@@ -87,7 +87,10 @@ export function buildQemuArgs(s: QemuArgsSpec): string[] {
     const type = s.device.type ?? 'hilbox-pci';
     const id = s.device.id ?? 'hb0';
     // A PCIe root port of its own, so the device can be hot-unplugged with QMP device_del.
-    a.push('-device', 'pcie-root-port,id=rp0,chassis=1,slot=1');
+    // Spare root ports rp1, rp2 take devices hot-plugged at run time (other fb-mode, generator
+    // settings). Each port reserves windows big enough for a re-plugged or hot-plugged
+    // framebuffer BAR (prefetchable in direct mode, plain memory in mmio mode).
+    for (const n of [0, 1, 2]) a.push('-device', `pcie-root-port,id=rp${n},chassis=${n + 1},slot=${n + 1},mem-reserve=64M,pref32-reserve=64M`);
     const props = [`${formatPropValue('type', type)}`, `id=${formatPropValue('id', id)}`, 'bus=rp0'];
     if (s.device.feedSocket) {
       a.push('-chardev', `socket,id=hbfeed,path=${optPath(s.device.feedSocket)},server=on,wait=off`);

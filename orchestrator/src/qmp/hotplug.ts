@@ -1,0 +1,43 @@
+/**
+ * Hot-plugging extra hilbox-pci devices at run time (on the spare root ports rp1, rp2), so a
+ * run can measure other device settings — the other fb-mode, other generator rates — without
+ * a second boot. Unplugging goes through deviceDel (DEVICE_DELETED).
+ */
+import type { QmpClient } from './client.ts';
+import { deviceDel } from './device.ts';
+
+export type PropValue = string | number | boolean;
+
+export interface HotplugOptions {
+  id: string;
+  /** Root port: rp1 or rp2. */
+  bus: string;
+  props: Record<string, PropValue>;
+  /** Unix socket path for a host feed chardev created with the device. */
+  feedSocket?: string;
+}
+
+/** QMP device_add takes JSON-typed values: numbers and booleans stay what they are. */
+function propValue(k: string, v: PropValue): PropValue {
+  if (typeof v === 'string' && !/^[A-Za-z0-9._/-]+$/.test(v)) throw new TypeError(`device property ${k}=${JSON.stringify(v)} is not a simple token`);
+  return v;
+}
+
+export async function plugDevice(qmp: QmpClient, o: HotplugOptions): Promise<void> {
+  const args: Record<string, unknown> = { driver: 'hilbox-pci', id: o.id, bus: o.bus };
+  for (const [k, v] of Object.entries(o.props)) args[k] = propValue(k, v);
+  if (o.feedSocket) {
+    const chardev = `${o.id}-feed`;
+    await qmp.execute('chardev-add', {
+      id: chardev,
+      backend: { type: 'socket', data: { addr: { type: 'unix', data: { path: o.feedSocket } }, server: true, wait: false } },
+    });
+    args.chardev = chardev;
+  }
+  await qmp.execute('device_add', args);
+}
+
+export async function unplugDevice(qmp: QmpClient, id: string, timeoutMs: number, hadFeed = false): Promise<void> {
+  await deviceDel(qmp, id, timeoutMs);
+  if (hadFeed) await qmp.execute('chardev-remove', { id: `${id}-feed` });
+}
