@@ -29,7 +29,8 @@ describe('default scenario', () => {
     expect(s.device).toMatchObject({ width: 1920, height: 1080, fps: 50, 'fb-mode': 'direct', 'mouse-rate-hz': 8000, 'mouse-bundle': 1 });
     expect(s.suites.security).toEqual({ enabled: true, cases: 'all' });
     expect(s.suites.throughput.short).toBe(true);
-    expect(s.thresholds.order_violations).toEqual({ max: 0 });
+    expect(s.thresholds.duplicates).toEqual({ max: 0 });
+    expect(s.thresholds.torn_frames).toEqual({ max: 0 });
   });
 
   it('device properties agree with the device contract and use SPEC §9 names', () => {

@@ -47,7 +47,7 @@ function geometry(ctx: SuiteContext): Record<string, PropValue> {
 
 async function fbCases(ctx: SuiteContext, plan: ThroughputPlan, mode: string, dev?: string): Promise<CaseResult[]> {
   const out: CaseResult[] = [];
-  for (const method of plan.methods) {
+  for (const method of plan.methods.filter((m) => m !== 'ram' || !dev)) {
     ctx.out.step(`throughput: framebuffer ${method} (${mode})`);
     const cases = await runProbe(ctx.vm, ['fb-throughput', '--method', method, '--seconds', String(plan.seconds), '--seqlock', 'both'], {
       suite: 'throughput',
@@ -109,6 +109,7 @@ export async function runThroughputSuite(ctx: SuiteContext, runDir: string, plan
   const results: CaseResult[] = [];
   const booted = ctx.scenario.device['fb-mode'];
   for (const mode of plan.fbModes) {
+    // The RAM reference does not depend on the device: measure it once, on the booted device.
     if (mode === booted) results.push(...(await fbCases(ctx, plan, mode)));
     else {
       results.push(
