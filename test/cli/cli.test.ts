@@ -1,0 +1,91 @@
+/**
+ * The `hilbox` command line as users and CI call it: documented exit codes, clear errors for
+ * bad input, `exec` passing the guest command's exit code through, and no QEMU outliving the
+ * command when it is interrupted with SIGINT mid-boot or mid-test.
+ */
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { XMLParser } from 'fast-xml-parser';
+import { descendants, isQemu, runCli, startCli, waitFor } from './helpers.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'hilbox-cli-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function scenario(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('hilbox CLI', () => {
+  it('rejects a bad scenario with exit 2 and names the file, the field and what is allowed', async () => {
+    const p = scenario('bad.yaml', 'name: bad\ndevice:\n  fps: 0\n');
+    const r = await runCli(['run', p]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/bad\.yaml: device\.fps: 0 is out of range; allowed 1\.\.1000/);
+  });
+
+  it('rejects an unknown command with exit 2', async () => {
+    const r = await runCli(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/unknown command/);
+  });
+
+  it('exec runs a command in the guest with the driver loaded and exits with its exit code', async () => {
+    const up = join(dir, 'hello.sh');
+    writeFileSync(up, '#!/bin/sh\necho "hello from $(uname -r)"; ls /dev/hilbox0; exit 7\n');
+    const p = scenario('small.yaml', 'name: small\ndevice:\n  width: 320\n  height: 240\n  mouse-rate-hz: 0\n  feed: false\n');
+    const r = await runCli(['exec', '--scenario', p, '--upload', up, '--', './hello.sh']);
+    expect(r.stdout).toMatch(/hello from 6\./);
+    expect(r.stdout).toMatch(/\/dev\/hilbox0/);
+    expect(r.code).toBe(7);
+  });
+
+  it('SIGINT mid-boot stops QEMU and exits 130', async () => {
+    const p = scenario('sig.yaml', 'name: sig\ndevice:\n  width: 320\n  height: 240\n');
+    const run = startCli(['run', p, '--out', join(dir, 'sig-boot')]);
+    expect(await waitFor(() => /booting Linux/.test(run.output()), 240_000)).toBe(true);
+    let qemu: number[] = [];
+    await waitFor(() => (qemu = descendants(run.child.pid!).filter(isQemu)).length > 0, 30_000);
+    expect(qemu.length).toBe(1);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code === 130 || r.signal === 'SIGINT').toBe(true);
+    expect(await waitFor(() => qemu.every((q) => !isQemu(q)), 10_000)).toBe(true);
+  });
+
+  it('SIGINT mid-test stops QEMU too', async () => {
+    const p = scenario('sig2.yaml', 'name: sig2\ndevice:\n  width: 320\n  height: 240\nsuites:\n  throughput:\n    enabled: false\n');
+    const run = startCli(['run', p, '--out', join(dir, 'sig-test')]);
+    expect(await waitFor(() => /security: /.test(run.output()), 240_000)).toBe(true);
+    const qemu = descendants(run.child.pid!).filter(isQemu);
+    expect(qemu.length).toBe(1);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code === 130 || r.signal === 'SIGINT').toBe(true);
+    expect(await waitFor(() => qemu.every((q) => !isQemu(q)), 10_000)).toBe(true);
+  });
+
+  it('run writes results.json, junit.xml (read back by an XML parser), summary.md, console.log, qmp.log and frame.png', async () => {
+    const out = join(dir, 'run-out');
+    const p = scenario(
+      'verify.yaml',
+      'name: verify-only\ndevice:\n  width: 320\n  height: 240\n  mouse-rate-hz: 1000\nsuites:\n  throughput:\n    enabled: false\n  security:\n    enabled: true\n    cases: [write-through-mapping, bad-ioctls]\n',
+    );
+    const r = await runCli(['run', p, '--out', out]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (const f of ['results.json', 'junit.xml', 'summary.md', 'console.log', 'qmp.log', 'frame.png']) expect(existsSync(join(out, f)), f).toBe(true);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    expect(results.schema).toBe('hilbox-results/1');
+    expect(results.summary.fail).toBe(0);
+    const names = results.cases.map((c: { name: string }) => c.name);
+    expect(names).toEqual(expect.arrayContaining(['verify-frames', 'host-fed-events', 'generator-events', 'frame-picture', 'write-through-mapping', 'bad-ioctls']));
+    const junit = new XMLParser({ ignoreAttributes: false }).parse(readFileSync(join(out, 'junit.xml'), 'utf8'));
+    expect(Number(junit.testsuites['@_tests'])).toBe(results.cases.length);
+    expect(Number(junit.testsuites['@_failures'])).toBe(0);
+    expect(readFileSync(join(out, 'frame.png')).subarray(1, 4).toString()).toBe('PNG');
+    expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/hilbox-guest: sshd ready/);
+  });
+});
