@@ -24,6 +24,8 @@ export interface BootOptions {
   loadDriver?: boolean;
   /** Extra device properties overriding the scenario's (e.g. for bench variants). */
   deviceOverrides?: Record<string, string | number | boolean>;
+  /** Called with the milliseconds from QEMU start to the first command run over SSH. */
+  onBooted?: (ms: number) => void;
 }
 
 export async function bootScenario(scenario: Scenario, opts: BootOptions): Promise<StartedHilboxVm> {
@@ -47,8 +49,11 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
   if (wantsFeed(scenario.device)) builder = builder.withMouseFeed();
   if (opts.logDir) builder = builder.withLogDir(opts.logDir);
   if (scenario.timeouts?.bootSeconds) builder = builder.withBootTimeout(scenario.timeouts.bootSeconds * 1000);
+  const bootStarted = Date.now();
   const vm = await builder.start();
   try {
+    await vm.ssh.run('true');
+    opts.onBooted?.(Date.now() - bootStarted);
     out.done(`guest up (${vm.accel}, ssh port ${vm.sshPort})`);
     if (opts.loadDriver !== false) {
       out.step('loading hilbox.ko');

@@ -68,8 +68,13 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
     if (scenario.guest.os === 'windows') {
       cases.push(...windowsSkips(scenario));
     } else {
-      await using vm = await bootScenario(scenario, { out, logDir: outDir });
+      let bootMs = 0;
+      await using vm = await bootScenario(scenario, { out, logDir: outDir, onBooted: (ms) => (bootMs = ms) });
       accelerator = vm.accel;
+      const boot = hostCase('run', 'boot', 'pass');
+      boot.metrics = { boot_to_first_ssh_command_ms: { value: bootMs, unit: 'ms' } };
+      boot.details = { accelerator: vm.accel };
+      cases.push(boot);
       const ctx: SuiteContext = { vm, scenario, out, outDir, caseTimeoutMs: caseTimeoutMs(vm, scenario) };
       for (const suite of enabled) {
         if (suite === 'verify') cases.push(...(await runVerifySuite(ctx, runDir)));
