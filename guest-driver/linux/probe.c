@@ -1380,6 +1380,23 @@ static int cmd_fb_throughput(const char *method, double seconds,
 			r_fail(&r, "copy without seqlock failed: %s",
 			       strerror(s2.err));
 	}
+	{
+		/*
+		 * Read bandwidth: bytes moved per second, torn or not. The seqlocked phase can
+		 * report 0 when one copy outlasts a frame period (it never gets a consistent
+		 * frame); the unlocked phase then still tells how fast the bytes move.
+		 */
+		double w1 = s1.wall_ns ? (double)s1.wall_ns / 1e9 : 1e-9;
+		double bw = (double)s1.bytes / w1 / 1e6;
+
+		if (both && s2.wall_ns) {
+			double bw2 = (double)s2.bytes / ((double)s2.wall_ns / 1e9) / 1e6;
+
+			if (bw2 > bw)
+				bw = bw2;
+		}
+		r_metric(&r, "read_mb_per_s", bw, "MB/s");
+	}
 	if (fb && m != M_RAM)
 		munmap((void *)fb, in.bar2_size);
 out_close:

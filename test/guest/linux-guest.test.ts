@@ -85,6 +85,21 @@ describe('Linux guest with hilbox.ko', () => {
     expect(after['fb-write-attempts']).toBe(before['fb-write-attempts']);
   });
 
+  it('unbinds with a live mapping (later access faults), rebinds, and works again', async () => {
+    const bdf = (await vm.ssh.run('basename $(readlink -f /sys/class/misc/hilbox0/device)')).stdout.trim();
+    expect(bdf).toMatch(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/);
+    // unplug-prepare maps the framebuffer and pends reads in a detached holder; unbind is a removal.
+    const [prep] = await probe(['security', '--case', 'unplug-prepare']);
+    expect(prep!.status, prep!.reason).toBe('pass');
+    await vm.ssh.run(`echo ${bdf} > /sys/bus/pci/drivers/hilbox/unbind`);
+    const checked = await probe(['security', '--case', 'unplug-check']);
+    for (const c of checked) expect(c.status, `${c.name}: ${c.reason}`).toBe('pass');
+    expect((await vm.exec('ls /dev/hilbox0')).code).not.toBe(0);
+    await vm.ssh.run(`echo ${bdf} > /sys/bus/pci/drivers/hilbox/bind; for i in $(seq 50); do [ -e /dev/hilbox0 ] && break; sleep 0.1; done`);
+    const [v] = await probe(['verify-frames', '--frames', '2', '--method', 'copy']);
+    expect(v!.status, v!.reason).toBe('pass');
+  });
+
   it('unloads cleanly with nothing left behind and no warning in the kernel log', async () => {
     await vm.unloadDriver();
     const lsmod = await vm.ssh.run('cat /proc/modules');

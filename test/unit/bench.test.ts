@@ -26,7 +26,9 @@ describe('bench metrics', () => {
     expect(byName['events-uring-r8000-b4-p16.events_ratio']?.value).toBeCloseTo(7990 / 4000);
     expect(byName['events-uring-r8000-b4-p16.delivery_ratio']).toMatchObject({ kind: 'info' });
     expect(byName['events-uring-r8000-b4-p16.delivery_ratio']?.value).toBeCloseTo(7990 / 8000);
-    expect(byName['events-uring-r8000-b4-p16.lost']).toMatchObject({ value: 0, kind: 'count' });
+    expect(byName['events-uring-r8000-b4-p16.duplicates']).toMatchObject({ value: 0, kind: 'count' });
+    // loss and completion order move with host load under TCG: shown, not judged
+    expect(byName['events-uring-r8000-b4-p16.lost']).toMatchObject({ value: 0, kind: 'info' });
     expect(byName['fb-map-direct.mb_per_s']).toMatchObject({ kind: 'info', unit: 'MB/s' });
     expect(byName['events-poll-r8000-b4.events_ratio']).toBeUndefined();
   });
@@ -47,16 +49,16 @@ describe('bench compare', () => {
     const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline);
     expect(regressions(rows).map((r) => r.metric)).toEqual(['fb-map-direct.fb_copy_ratio']);
     const r = rows.find((x) => x.metric === 'fb-map-direct.fb_copy_ratio');
-    expect(r).toMatchObject({ baseline: 0.5, current: 0.25, tolerance: '-25%', verdict: 'regression' });
+    expect(r).toMatchObject({ baseline: 0.5, current: 0.25, tolerance: '-40%', verdict: 'regression' });
   });
 
-  it('flags a lost event exactly, and an inverted-call slowdown against polling', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { lost: 1, 'events-uring-r8000-b4-p16': 4000 })), baseline);
+  it('flags a duplicated record exactly, and an inverted-call slowdown against polling', () => {
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { duplicates: 1, 'events-uring-r8000-b4-p16': 4000 })), baseline);
     expect(regressions(rows).map((r) => r.metric).sort()).toEqual([
+      'events-uring-r8000-b4-p16.duplicates',
       'events-uring-r8000-b4-p16.events_ratio',
-      'events-uring-r8000-b4-p16.lost',
     ]);
-    expect(rows.find((x) => x.metric.endsWith('.lost') && x.verdict === 'regression')?.tolerance).toBe('≤ 0');
+    expect(rows.find((x) => x.metric.endsWith('.duplicates') && x.verdict === 'regression')?.tolerance).toBe('≤ 0');
   });
 
   it('reports improvements, new and missing metrics; tolerances can be overridden', () => {
@@ -66,20 +68,20 @@ describe('bench compare', () => {
     const v = Object.fromEntries(rows.map((r) => [r.metric, r.verdict]));
     expect(v['fb-copy-mmio.fb_copy_ratio']).toBe('improved');
     expect(v['extra.fb_copy_ratio']).toBe('new');
-    expect(v['events-poll-r8000-b4.lost']).toBe('missing');
+    expect(v['events-poll-r8000-b4.duplicates']).toBe('missing');
     expect(regressions(compareToBaseline(cur, baseline, { missingIsRegression: true })).length).toBeGreaterThan(0);
-    const slower = benchMetrics(throughputCases(1, { 'fb-map-direct': 1400 }));
+    const slower = benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 }));
     expect(regressions(compareToBaseline(slower, baseline))).toHaveLength(1);
-    expect(regressions(compareToBaseline(slower, baseline, { tolerances: { 'fb-map-direct.fb_copy_ratio': 0.5 } }))).toHaveLength(0);
+    expect(regressions(compareToBaseline(slower, baseline, { tolerances: { 'fb-map-direct.fb_copy_ratio': 0.6 } }))).toHaveLength(0);
   });
 
   it('renders tables and a one-line verdict', () => {
     const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline);
     const md = benchTableMarkdown(rows, { hideInfo: true });
     expect(md.split('\n')[0]).toBe('| metric | baseline | current | change | tolerance | verdict |');
-    expect(md).toContain('| fb-map-direct.fb_copy_ratio | 0.500 | 0.250 | -50.0% | -25% | REGRESSION |');
+    expect(md).toContain('| fb-map-direct.fb_copy_ratio | 0.500 | 0.250 | -50.0% | -40% | REGRESSION |');
     expect(md).not.toContain('info');
-    expect(benchTableText(rows)).toMatch(/fb-map-direct\.fb_copy_ratio +0\.500 +0\.250 +-50\.0% +-25% +REGRESSION/);
+    expect(benchTableText(rows)).toMatch(/fb-map-direct\.fb_copy_ratio +0\.500 +0\.250 +-50\.0% +-40% +REGRESSION/);
     expect(benchVerdictLine(rows)).toMatch(/^\d+ ok, 1 regression, \d+ info$/);
   });
 });
@@ -97,8 +99,8 @@ describe('baseline file', () => {
     expect(back.environment.cpuModel).toBe('Test CPU @ 3GHz');
     const next = buildBaseline(benchMetrics(throughputCases(2)), { scenario: 'default', environment: {}, previous: back });
     expect(next.metrics['fb-copy-mmio.fb_copy_ratio']?.tolerance).toBe(0.6);
-    expect(next.metrics['fb-map-direct.fb_copy_ratio']?.tolerance).toBe(0.25);
-    expect(next.metrics['events-uring-r8000-b4-p16.lost']?.max).toBe(0);
+    expect(next.metrics['fb-map-direct.fb_copy_ratio']?.tolerance).toBe(0.4);
+    expect(next.metrics['events-uring-r8000-b4-p16.duplicates']?.max).toBe(0);
   });
 
   it('a missing baseline is an error that says how to make one', () => {

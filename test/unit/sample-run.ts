@@ -41,6 +41,7 @@ export function throughputCases(speed = 1, overrides: Partial<Record<string, num
       metrics: {
         events_per_s: m(s(4000), 'events/s'),
         lost: m(0, 'events'),
+        duplicates: m(0, 'events'),
         order_violations: m(0, 'records'),
         latency_p50: m(900_000, 'ns'),
         latency_p99: m(4_100_000, 'ns'),
@@ -56,6 +57,7 @@ export function throughputCases(speed = 1, overrides: Partial<Record<string, num
       metrics: {
         events_per_s: m(s(overrides['events-uring-r8000-b4-p16'] ?? 7990), 'events/s'),
         lost: m(overrides.lost ?? 0, 'events'),
+        duplicates: m(overrides.duplicates ?? 0, 'events'),
         order_violations: m(0, 'records'),
         latency_p50: m(120_000, 'ns'),
         latency_p99: m(480_000, 'ns'),

@@ -16,7 +16,8 @@ export const BASELINE_SCHEMA = 'hilbox-baseline/1' as const;
 export const DEFAULT_BASELINE_PATH = join(repoRoot, 'fixtures', 'bench-baseline.json');
 
 /** Allowed relative drop of a ratio metric before it counts as a regression. */
-export const DEFAULT_RATIO_TOLERANCE = 0.25;
+/** Ratios of two timings taken seconds apart under TCG move with host load: ±40 % is noise. */
+export const DEFAULT_RATIO_TOLERANCE = 0.4;
 
 export interface BaselineMetric {
   value: number;

@@ -20,7 +20,8 @@ import type { CaseResult } from './results.ts';
 
 /** Metric → accepted names, preferred first. */
 export const METRIC_NAMES = {
-  fbMbPerS: ['mb_per_s', 'fb_copy_mb_per_s'],
+  // read bandwidth (every byte read, torn or not) first; the seqlocked phase's figure after
+  fbMbPerS: ['read_mb_per_s', 'mb_per_s', 'fb_copy_mb_per_s'],
   ramMbPerS: ['ram_copy_mb_per_s'],
   framesPerS: ['frames_per_s'],
   tornFrames: ['torn_frames', 'torn_frames_seqlock'],
@@ -29,6 +30,7 @@ export const METRIC_NAMES = {
   eventsPerS: ['events_per_s'],
   eventsLost: ['lost', 'events_lost'],
   orderViolations: ['order_violations'],
+  duplicates: ['duplicates'],
   latencyP50: ['latency_p50', 'latency_p50_us'],
   latencyP99: ['latency_p99', 'latency_p99_us'],
   latencyMax: ['latency_max', 'latency_max_us'],

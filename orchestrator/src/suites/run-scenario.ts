@@ -31,6 +31,8 @@ export interface RunOptions {
   suites?: ('verify' | 'throughput' | 'security')[];
   /** Override the throughput plan (bench). */
   throughputPlan?: ThroughputPlan;
+  /** Measure fast reset (snapshot restore) against the cold boot before the suites (bench). */
+  measureReset?: boolean;
 }
 
 export interface RunOutcome {
@@ -75,6 +77,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
       boot.metrics = { boot_to_first_ssh_command_ms: { value: bootMs, unit: 'ms' } };
       boot.details = { accelerator: vm.accel };
       cases.push(boot);
+      if (o.measureReset) cases.push(await measureReset(vm, bootMs, out));
       const ctx: SuiteContext = { vm, scenario, out, outDir, caseTimeoutMs: caseTimeoutMs(vm, scenario) };
       for (const suite of enabled) {
         if (suite === 'verify') cases.push(...(await runVerifySuite(ctx, runDir)));
@@ -99,4 +102,31 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
   writeJUnit(join(outDir, 'junit.xml'), results);
   writeSummary(join(outDir, 'summary.md'), results, accelerator ? { accelerator } : {});
   return { results, ...(error !== undefined ? { error } : {}) };
+}
+
+/** Fast reset between cases: savevm once, then loadvm + SSH reconnect, timed against the cold boot. */
+async function measureReset(vm: import('../lib/started-vm.ts').StartedHilboxVm, bootMs: number, out: Output): Promise<CaseResult> {
+  out.step('measuring fast reset (snapshot restore) against the cold boot');
+  const c = hostCase('run', 'fast-reset', 'pass');
+  try {
+    await vm.snapshot();
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = Date.now();
+      await vm.reset();
+      await vm.ssh.run('true');
+      times.push(Date.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    const median = times[1]!;
+    c.metrics = {
+      cold_boot_ms: { value: bootMs, unit: 'ms' },
+      fast_reset_ms: { value: median, unit: 'ms' },
+      reset_speedup: { value: median > 0 ? bootMs / median : 0, unit: '× cold boot' },
+    };
+  } catch (e) {
+    c.status = 'fail';
+    c.reason = `fast reset failed: ${(e as Error).message.split('\n')[0]}`;
+  }
+  return c;
 }
