@@ -115,7 +115,6 @@ static const char *errname(DWORD e)
 	case ERROR_TIMEOUT: return "ERROR_TIMEOUT";
 	case WAIT_TIMEOUT: return "WAIT_TIMEOUT";
 	case ERROR_PRIVILEGE_NOT_HELD: return "ERROR_PRIVILEGE_NOT_HELD";
-	case ERROR_INVALID_PAGE_PROTECTION: return "ERROR_INVALID_PAGE_PROTECTION";
 	case ERROR_BUSY: return "ERROR_BUSY";
 	default:
 		snprintf(other, sizeof(other), "ERROR_%lu", (unsigned long)e);
@@ -318,7 +317,7 @@ void probe_write_byte(volatile uint8_t *p, uint8_t v);
 uint8_t probe_read_byte(const volatile uint8_t *p);
 extern const char probe_write_byte_end[], probe_read_byte_end[];
 
-static _Thread_local DWORD t_fault;	/* exception code of the last guarded fault */
+static volatile DWORD t_fault;	/* exception code of the last guarded fault (one thread touches at a time) */
 
 static LONG CALLBACK guard_handler(EXCEPTION_POINTERS *ep)
 {
@@ -456,28 +455,28 @@ static DWORD dev_copy(HANDLE h, void *buf, size_t len, unsigned int flags, unsig
 	return dev_ioctl(h, IOCTL_HILBOX_COPY_FRAME, cf, sizeof(*cf), cf, sizeof(*cf), NULL);
 }
 
-/* MAP_FB: the read-only view of BAR2 in this process, or NULL (error in *err). */
+/* MAP_FB: the read-only view of all of BAR2 in this process, or NULL (error in *err). */
 static const uint8_t *map_fb(HANDLE h, DWORD *err)
 {
-	struct probe_map_fb m;
+	struct hilbox_win_map m;
 	DWORD e;
 
-	memset(&m, 0, sizeof(m));
-	e = dev_ioctl(h, IOCTL_HILBOX_MAP_FB, NULL, 0, &m, sizeof(m), NULL);
-	if (!e && !m.address)
+	memset(&m, 0, sizeof(m));	/* offset 0, length 0 = whole BAR2, flags 0 */
+	e = dev_ioctl(h, IOCTL_HILBOX_MAP_FB, &m, sizeof(m), &m, sizeof(m), NULL);
+	if (!e && !m.user_va)
 		e = ERROR_INVALID_ADDRESS;
 	if (err)
 		*err = e;
-	return e ? NULL : (const uint8_t *)(uintptr_t)m.address;
+	return e ? NULL : (const uint8_t *)(uintptr_t)m.user_va;
 }
 
 static DWORD unmap_fb(HANDLE h, const uint8_t *p)
 {
-	struct probe_map_fb m;
+	struct hilbox_win_unmap u;
 
-	memset(&m, 0, sizeof(m));
-	m.address = (uintptr_t)p;
-	return dev_ioctl(h, IOCTL_HILBOX_UNMAP_FB, &m, sizeof(m), NULL, 0, NULL);
+	memset(&u, 0, sizeof(u));
+	u.user_va = (uintptr_t)p;
+	return dev_ioctl(h, IOCTL_HILBOX_UNMAP_FB, &u, sizeof(u), NULL, 0, NULL);
 }
 
 /* open + INFO, reporting failure into r; returns the handle or INVALID_HANDLE_VALUE */
@@ -538,8 +537,8 @@ struct child {
 	HANDLE out_r;		/* child's stdout, read end */
 };
 
-/* Starts `hilbox-probe.exe --dev DEV <args>`; `inherit` also passes inheritable handles. */
-static DWORD child_start(struct child *c, const char *args, bool inherit_all, DWORD flags)
+/* Starts `hilbox-probe.exe --dev DEV <args>`; it inherits the pipes and every inheritable handle. */
+static DWORD child_start(struct child *c, const char *args, DWORD flags)
 {
 	SECURITY_ATTRIBUTES sa = { sizeof(sa), NULL, TRUE };
 	HANDLE in_r = NULL, out_w = NULL;
@@ -559,7 +558,6 @@ static DWORD child_start(struct child *c, const char *args, bool inherit_all, DW
 	si.hStdInput = in_r;
 	si.hStdOutput = out_w;
 	si.hStdError = GetStdHandle(STD_ERROR_HANDLE);
-	(void)inherit_all;	/* the pipes need inheritance either way */
 	if (!CreateProcessA(NULL, cmd, NULL, NULL, TRUE, flags, NULL, NULL, &si, &c->pi))
 		e = GetLastError();
 	CloseHandle(in_r);
@@ -1697,7 +1695,7 @@ static void sec_duplicate_handle(struct result *r, struct sec_ctx *c)
 	DWORD e, code = 0, n;
 	HANDLE dup = NULL;
 
-	e = child_start(&ch, "_child use-handle", false, 0);
+	e = child_start(&ch, "_child use-handle", 0);
 	if (e) {
 		r_fail(r, "CreateProcess: %s", errname(e));
 		return;
@@ -1727,7 +1725,7 @@ static void sec_inherit_handle(struct result *r, struct sec_ctx *c)
 	}
 	(void)c;
 	snprintf(args, sizeof(args), "_child use-handle %llu", (unsigned long long)(uintptr_t)h);
-	e = child_start(&ch, args, true, 0);
+	e = child_start(&ch, args, 0);
 	CloseHandle(h);		/* the child holds its own reference now */
 	if (e) {
 		r_fail(r, "CreateProcess: %s", errname(e));
@@ -1795,7 +1793,7 @@ static void sec_process_exit(struct result *r, struct sec_ctx *c)
 	DWORD e, code = 0, f;
 	uint8_t v;
 
-	e = child_start(&ch, "_child exit-mapped", false, 0);
+	e = child_start(&ch, "_child exit-mapped", 0);
 	if (e) {
 		r_fail(r, "CreateProcess: %s", errname(e));
 		return;
@@ -2001,7 +1999,7 @@ static void sec_reads_killed(struct result *r, struct sec_ctx *c)
 	uint64_t t0;
 	DWORD e, w;
 
-	e = child_start(&ch, "_child pend-and-wait", false, 0);
+	e = child_start(&ch, "_child pend-and-wait", 0);
 	if (e) {
 		r_fail(r, "CreateProcess: %s", errname(e));
 		return;
@@ -2045,7 +2043,8 @@ static void sec_bad_ioctls(struct result *r, struct sec_ctx *c)
 	struct hilbox_copy_frame cf;
 	struct hilbox_events_ctl ec;
 	struct hilbox_info in;
-	struct probe_map_fb m;
+	struct hilbox_win_map m;
+	struct hilbox_win_unmap u;
 	uint8_t small[8];
 	HANDLE h = c->h;
 	DWORD e;
@@ -2087,10 +2086,22 @@ static void sec_bad_ioctls(struct result *r, struct sec_ctx *c)
 	cf.buf = (uintptr_t)small;
 	cf.buf_len = 1ull << 40;	/* far more than the buffer holds */
 	expect_ioctl(r, "copy_len_overflow", h, IOCTL_HILBOX_COPY_FRAME, &cf, sizeof(cf), &cf, sizeof(cf), ANY_ERROR);
+	memset(&u, 0, sizeof(u));
+	u.user_va = 0x10000;
+	expect_ioctl(r, "unmap_not_mapped", h, IOCTL_HILBOX_UNMAP_FB, &u, sizeof(u), NULL, 0, ANY_ERROR);
 	memset(&m, 0, sizeof(m));
-	m.address = 0x10000;
-	expect_ioctl(r, "unmap_not_mapped", h, IOCTL_HILBOX_UNMAP_FB, &m, sizeof(m), NULL, 0, ANY_ERROR);
-	expect_ioctl(r, "map_short_output", h, IOCTL_HILBOX_MAP_FB, NULL, 0, small, sizeof(small), ANY_ERROR);
+	expect_ioctl(r, "map_short_output", h, IOCTL_HILBOX_MAP_FB, &m, sizeof(m), small, sizeof(small), ANY_ERROR);
+	m.flags = 0x80;
+	expect_ioctl(r, "map_bad_flags", h, IOCTL_HILBOX_MAP_FB, &m, sizeof(m), &m, sizeof(m), ANY_ERROR);
+	memset(&m, 0, sizeof(m));
+	m.offset = 123;	/* not page aligned */
+	expect_ioctl(r, "map_unaligned_offset", h, IOCTL_HILBOX_MAP_FB, &m, sizeof(m), &m, sizeof(m), ANY_ERROR);
+	memset(&m, 0, sizeof(m));
+	m.offset = c->in.bar2_size;	/* at the end of BAR2 */
+	expect_ioctl(r, "map_offset_out_of_range", h, IOCTL_HILBOX_MAP_FB, &m, sizeof(m), &m, sizeof(m), ANY_ERROR);
+	memset(&m, 0, sizeof(m));
+	m.length = ~0ull;	/* offset + length overflows */
+	expect_ioctl(r, "map_length_overflow", h, IOCTL_HILBOX_MAP_FB, &m, sizeof(m), &m, sizeof(m), ANY_ERROR);
 	e = dev_info(h, &in);
 	r_dstr(r, "info_afterwards", errname(e));
 	if (e)

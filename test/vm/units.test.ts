@@ -45,7 +45,8 @@ describe('QEMU arguments', () => {
 
   it('puts hilbox-pci on its own root port with the feed chardev', () => {
     const a = buildQemuArgs({ ...base, device: { props: { fps: 50, 'fb-mode': 'mmio', msi: false }, feedSocket: '/r/feed.sock' } });
-    expect(a).toContain('pcie-root-port,id=rp0,chassis=1,slot=1');
+    expect(a).toContain('pcie-root-port,id=rp0,chassis=1,slot=1,mem-reserve=64M,pref32-reserve=64M');
+    expect(a).toContain('pcie-root-port,id=rp1,chassis=2,slot=2,mem-reserve=64M,pref32-reserve=64M');
     expect(a).toContain('hilbox-pci,id=hb0,bus=rp0,chardev=hbfeed,fps=50,fb-mode=mmio,msi=off');
     expect(a).toContain('socket,id=hbfeed,path=/r/feed.sock,server=on,wait=off');
     expect(a).toContain('user,id=net0,hostfwd=tcp:127.0.0.1:40000-:22');

@@ -76,6 +76,27 @@ program
     else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k}: ${v}\n`);
   });
 
+const image = program.command('image').description('build guest disk images');
+image
+  .command('windows')
+  .description('build a golden Windows qcow2 from your installation ISO (unattended; OpenSSH, test signing, Secure Boot off)')
+  .option('--iso <file>', 'Windows installation ISO (required)')
+  .option('--virtio-iso <file>', 'virtio-win ISO (optional: pvpanic driver, so a bugcheck is reported with its stop code)')
+  .option('--out <file>', 'qcow2 to write', 'windows.qcow2')
+  .option('--size <size>', 'virtual disk size', '40G')
+  .option('--ssh-key <pub>', 'SSH public key to authorize (default ~/.ssh/id_ed25519.pub, else a new key pair next to the image)')
+  .option('--edition <n>', 'install.wim image index (edition)', '1')
+  .option('--product-key <key>', 'product key, if the ISO asks for one')
+  .option('--timeout-minutes <n>', 'give up after this long', '180')
+  .option('--force', 'overwrite --out')
+  .action(async (opts: Record<string, string | boolean | undefined>) => {
+    const { imageWindowsCommand, scenarioSnippet } = await import('./commands/image.ts');
+    const result = await imageWindowsCommand(opts, out());
+    out().close();
+    if (program.opts().json) printJson(result);
+    else process.stdout.write(`image: ${result.image}\nssh key: ${result.sshKey}\n\nscenario:\n${scenarioSnippet(result)}\n`);
+  });
+
 program
   .command('doctor')
   .description('check what is missing on this host and print the exact command that fixes it')

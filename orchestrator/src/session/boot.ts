@@ -11,6 +11,7 @@ import { loadDefaultScenario, loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import type { Output } from '../cli/output.ts';
 import { UsageError } from '../cli/errors.ts';
+import { bootWindowsScenario } from '../vm/windows-guest.ts';
 
 export function loadScenario(path: string | undefined): { scenario: Scenario; source: string } {
   if (!path) return { scenario: loadDefaultScenario(), source: 'fixtures/default.yaml (embedded default)' };
@@ -30,8 +31,20 @@ export interface BootOptions {
 
 export async function bootScenario(scenario: Scenario, opts: BootOptions): Promise<StartedHilboxVm> {
   const { out } = opts;
-  if (scenario.guest.os !== 'linux') {
-    throw new UsageError(`guest.os: ${scenario.guest.os} guests are not supported by this command yet (only linux)`);
+  if (scenario.guest.os === 'windows') {
+    if (!scenario.guest.image) throw new UsageError('guest.image: no Windows image configured (build one with: hilbox image windows --iso WIN.iso)');
+    out.step('building QEMU with hilbox-pci (cached)');
+    const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
+    const vm = await bootWindowsScenario(scenario, {
+      qemu,
+      ...(opts.logDir ? { logDir: opts.logDir } : {}),
+      ...(opts.loadDriver === false ? { loadDriver: false } : {}),
+      warn: (m) => out.warn(m),
+      progress: (m) => out.step(m),
+      ...(opts.onBooted ? { onBooted: opts.onBooted } : {}),
+    });
+    out.done(`Windows up (${vm.accel}, ssh port ${vm.sshPort})`);
+    return vm;
   }
   out.step('building QEMU with hilbox-pci (cached)');
   const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });

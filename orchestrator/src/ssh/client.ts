@@ -14,8 +14,10 @@ export interface SshTarget {
   host?: string;
   port: number;
   user: string;
-  /** Private key (OpenSSH format) or the path of one. */
+  /** Private key (OpenSSH format) or the path of one ('' with `password`: no key). */
   privateKey: string | Buffer;
+  /** Password authentication (Windows guests configured with guest.ssh.password). */
+  password?: string;
   /** "SHA256:<base64>" of the guest host key; when set, any other key is refused. */
   hostKeyFingerprint?: string;
 }
@@ -93,7 +95,7 @@ export class SshClient {
 
   /** Connects, retrying (the guest may still be starting sshd) until `deadlineMs` from now. */
   static async connect(target: SshTarget, deadlineMs = 30_000, signal?: AbortSignal): Promise<SshClient> {
-    const key = await loadKey(target.privateKey);
+    const key = target.password !== undefined && !target.privateKey ? undefined : await loadKey(target.privateKey);
     const deadline = Date.now() + deadlineMs;
     let last: unknown;
     let attempt = 0;
@@ -106,7 +108,8 @@ export class SshClient {
           host: target.host ?? '127.0.0.1',
           port: target.port,
           username: target.user,
-          privateKey: key,
+          ...(key ? { privateKey: key } : {}),
+          ...(target.password !== undefined ? { password: target.password } : {}),
           readyTimeout: Math.min(remaining, 15_000),
           keepaliveInterval: 5000,
           keepaliveCountMax: 6,

@@ -22,6 +22,7 @@ import { caseTimeoutMs, type SuiteContext } from './context.ts';
 import { runVerifySuite } from './verify.ts';
 import { runThroughputSuite, type ThroughputPlan } from './throughput.ts';
 import { runSecuritySuite, resetUnplugMemo } from './security.ts';
+import { bootWindowsScenario, runWindowsSuites } from '../vm/windows-guest.ts';
 
 export interface RunOptions {
   scenario: Scenario;
@@ -52,7 +53,7 @@ async function qemuVersion(): Promise<string | undefined> {
 
 /** A Windows scenario with no image: every case is a skip with the reason, never a pass. */
 function windowsSkips(s: Scenario): CaseResult[] {
-  const reason = s.guest.image ? 'the Windows guest flow is not implemented yet (issue: Windows guest path)' : 'no Windows image configured (guest.image): supply your own qcow2, see README';
+  const reason = 'no Windows image configured (guest.image): supply your own qcow2 (hilbox image windows --iso WIN.iso), see README';
   return ['verify', 'throughput', 'security'].map((suite) => hostCase(suite, `${suite}-windows`, 'skip', reason));
 }
 
@@ -67,8 +68,21 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
   const runDir = mkdtempSync(join(tmpdir(), 'hilbox-run-'));
   resetUnplugMemo();
   try {
-    if (scenario.guest.os === 'windows') {
+    if (scenario.guest.os === 'windows' && !scenario.guest.image) {
       cases.push(...windowsSkips(scenario));
+    } else if (scenario.guest.os === 'windows') {
+      let bootMs = 0;
+      const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
+      out.step('booting the Windows image');
+      await using vm = await bootWindowsScenario(scenario, { qemu, logDir: outDir, warn: (m) => out.warn(m), progress: (m) => out.step(m), onBooted: (ms) => (bootMs = ms) });
+      accelerator = vm.accel;
+      const boot = hostCase('run', 'boot', 'pass');
+      boot.metrics = { boot_to_first_ssh_command_ms: { value: bootMs, unit: 'ms' } };
+      boot.details = { accelerator: vm.accel, guest: 'windows' };
+      cases.push(boot);
+      cases.push(...(await runWindowsSuites({ vm, scenario, outDir, caseTimeoutMs: caseTimeoutMs(vm, scenario), step: (t) => out.step(t) }, enabled)));
+      out.done();
+      vm.assertNoCrash();
     } else {
       let bootMs = 0;
       await using vm = await bootScenario(scenario, { out, logDir: outDir, onBooted: (ms) => (bootMs = ms) });
