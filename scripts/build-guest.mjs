@@ -4,9 +4,9 @@
 // and the hilbox-probe tool), with an SSH host key and a client key made for that image.
 //
 // Inputs: guest-image/ (init, config.json, packages.list, rootfs/), this script,
-// guest-driver/linux and guest-driver/include, the kernel version (from Debian's
-// linux-image-amd64 metapackage, or $HILBOX_KERNEL_VERSION) and the Debian versions of the
-// guest packages. Their hash is the image key; the image lives in
+// guest-driver/linux, guest-driver/include and guest-driver/common, the kernel version (from
+// Debian's linux-image-amd64 metapackage, or $HILBOX_KERNEL_VERSION) and the Debian versions
+// of the guest packages. Their hash is the image key; the image lives in
 // <cache>/guest/linux-<key16>/ and is rebuilt only when the key changes. The build happens
 // in a temporary directory that is renamed into place at the end, so an interrupted build
 // never leaves an image that looks complete.
@@ -16,8 +16,8 @@
 //
 // Options: --force (rebuild even if the image exists), --help.
 // Environment: HILBOX_CACHE / XDG_CACHE_HOME (cache root), HILBOX_KERNEL_VERSION (e.g.
-// 6.1.0-56-amd64), HILBOX_GUEST_DRIVER_DIR (a directory holding linux/ and include/ to use
-// instead of the repository's guest-driver/).
+// 6.1.0-56-amd64), HILBOX_GUEST_DRIVER_DIR (a directory holding linux/, include/ and common/
+// to use instead of the repository's guest-driver/).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -722,7 +722,7 @@ function main() {
 
   const kernelVersion = resolveKernelVersion();
   const versions = candidateVersions([`linux-image-${kernelVersion}`, ...readPackageList()]);
-  const driverSets = ['linux', 'include'].map((name) => [name, join(driverRoot, name), driverFiles(join(driverRoot, name))]);
+  const driverSets = ['linux', 'include', 'common'].map((name) => [name, join(driverRoot, name), driverFiles(join(driverRoot, name))]);
   const key = computeKey({ kernelVersion, versions, driverSets });
   const guestDir = join(cache, 'guest');
   const imageDir = join(guestDir, `linux-${key.slice(0, 16)}`);

@@ -4,8 +4,9 @@
 // gcc-mingw-w64-x86-64) is installed when missing and we are root.
 //
 // The result is cached under <cache>/windows-probe/<key16>/, keyed by the probe sources, the
-// shared ABI header, the Windows driver's IOCTL header (when it exists), the compiler version
-// and this script, so an unchanged second run is a no-op. Progress goes to stderr; the LAST
+// OS-neutral probe core shared with the Linux probe (guest-driver/common), the shared ABI
+// header, the Windows driver's IOCTL header (when it exists), the compiler version and this
+// script, so an unchanged second run is a no-op. Progress goes to stderr; the LAST
 // STDOUT LINE is the absolute path of hilbox-probe.exe.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ const fail = (msg) => { log(`error: ${msg}`); process.exit(1); };
 const CC = 'x86_64-w64-mingw32-gcc';
 const PACKAGE = 'gcc-mingw-w64-x86-64';
 const SRC_DIR = join(repo, 'guest-driver', 'windows-probe');
+const COMMON_DIR = join(repo, 'guest-driver', 'common');
 const INCLUDE_DIRS = [join(repo, 'guest-driver', 'include'), join(repo, 'guest-driver', 'windows')];
 const CFLAGS = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-D__USE_MINGW_ANSI_STDIO=1', '-D_WIN32_WINNT=0x0A00', '-static', '-s'];
 
@@ -43,7 +45,10 @@ async function ensureCompiler() {
 
 /** Every file the build reads, in a stable order. */
 function inputs() {
-  const files = readdirSync(SRC_DIR).filter((f) => /\.[ch]$/.test(f)).sort().map((f) => join(SRC_DIR, f));
+  const files = [];
+  for (const d of [SRC_DIR, COMMON_DIR]) {
+    for (const f of readdirSync(d).filter((x) => /\.[ch]$/.test(x)).sort()) files.push(join(d, f));
+  }
   for (const d of INCLUDE_DIRS) {
     if (!existsSync(d)) continue;
     for (const f of readdirSync(d).filter((x) => x.endsWith('.h')).sort()) files.push(join(d, f));
@@ -71,8 +76,8 @@ rmSync(tmp, { recursive: true, force: true });
 mkdirSync(tmp, { recursive: true });
 const driverHeader = existsSync(join(repo, 'guest-driver', 'windows', 'hilbox_ioctl.h'));
 log(`compiling with ${ccVersion}${driverHeader ? ' (IOCTL codes from guest-driver/windows/hilbox_ioctl.h)' : ' (fallback IOCTL codes: guest-driver/windows/hilbox_ioctl.h not found)'}`);
-const incs = INCLUDE_DIRS.flatMap((d) => ['-I', d]);
-const r = await $`${CC} ${CFLAGS} ${incs} -o ${join(tmp, 'hilbox-probe.exe')} ${join(SRC_DIR, 'hilbox-probe.c')} -ladvapi32`.nothrow();
+const incs = [COMMON_DIR, ...INCLUDE_DIRS].flatMap((d) => ['-I', d]);
+const r = await $`${CC} ${CFLAGS} ${incs} -o ${join(tmp, 'hilbox-probe.exe')} ${join(SRC_DIR, 'hilbox-probe.c')} ${join(COMMON_DIR, 'probe_core.c')} -ladvapi32`.nothrow();
 if (r.exitCode !== 0) {
   rmSync(tmp, { recursive: true, force: true });
   fail(`compilation failed:\n${(r.stderr + r.stdout).trim().split('\n').slice(-40).join('\n')}`);

@@ -34,18 +34,18 @@
 #include <linux/io_uring.h>
 
 #include "hilbox_uapi.h"
+#include "probe_core.h"
 
 #define NOBODY_ID	65534
 #define EV_SZ		((size_t)sizeof(struct hilbox_event))
 
-static const char *g_dev = "/dev/hilbox0";
+const char *g_dev = "/dev/hilbox0";
 static const char *g_self = "/proc/self/exe";
-static int g_failed;
 
 /* ------------------------------------------------------------------ */
 /* small utilities                                                     */
 
-static uint64_t now_ns(void)
+uint64_t now_ns(void)
 {
 	struct timespec ts;
 
@@ -67,25 +67,6 @@ static void sleep_ms(unsigned int ms)
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
-}
-
-static void dbg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void dbg(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("hilbox-probe: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 static const char *errname(int e)
@@ -112,183 +93,6 @@ static const char *errname(int e)
 	case ESRCH: return "ESRCH";
 	default: return "E?";
 	}
-}
-
-/* ------------------------------------------------------------------ */
-/* result objects (docs/results-schema.md)                             */
-
-struct result {
-	const char *suite;
-	char name[64];
-	const char *status;	/* NULL until decided: pass */
-	char reason[512];
-	const char *policy;
-	char metrics[4096];
-	size_t mlen;
-	char details[8192];
-	size_t dlen;
-};
-
-static void json_str(char *out, size_t cap, size_t *len, const char *s)
-{
-	size_t l = *len;
-
-#define PUT(c) do { if (l + 1 < cap) out[l++] = (c); } while (0)
-	PUT('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			PUT('\\');
-			PUT((char)c);
-		} else if (c == '\n') {
-			PUT('\\');
-			PUT('n');
-		} else if (c < 0x20) {
-			if (l + 7 < cap)
-				l += (size_t)snprintf(out + l, cap - l, "\\u%04x", c);
-		} else {
-			PUT((char)c);
-		}
-	}
-	PUT('"');
-#undef PUT
-	out[l < cap ? l : cap - 1] = 0;
-	*len = l;
-}
-
-static void appendf(char *out, size_t cap, size_t *len, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void appendf(char *out, size_t cap, size_t *len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (*len >= cap - 1)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(out + *len, cap - *len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*len = *len + (size_t)n < cap ? *len + (size_t)n : cap - 1;
-}
-
-static void fmt_num(char *buf, size_t cap, double v)
-{
-	if (v == (double)(long long)v && v < 1e17 && v > -1e17)
-		snprintf(buf, cap, "%lld", (long long)v);
-	else
-		snprintf(buf, cap, "%.6g", v);
-}
-
-static void r_init(struct result *r, const char *suite, const char *name,
-		   const char *policy)
-{
-	memset(r, 0, sizeof(*r));
-	r->suite = suite;
-	snprintf(r->name, sizeof(r->name), "%s", name);
-	r->policy = policy;
-}
-
-static void r_metric(struct result *r, const char *name, double v,
-		     const char *unit)
-{
-	char num[64];
-
-	fmt_num(num, sizeof(num), v);
-	appendf(r->metrics, sizeof(r->metrics), &r->mlen, "%s",
-		r->mlen ? "," : "");
-	json_str(r->metrics, sizeof(r->metrics), &r->mlen, name);
-	appendf(r->metrics, sizeof(r->metrics), &r->mlen,
-		":{\"value\":%s,\"unit\":", num);
-	json_str(r->metrics, sizeof(r->metrics), &r->mlen, unit);
-	appendf(r->metrics, sizeof(r->metrics), &r->mlen, "}");
-}
-
-static void r_dkey(struct result *r, const char *key)
-{
-	appendf(r->details, sizeof(r->details), &r->dlen, "%s",
-		r->dlen ? "," : "");
-	json_str(r->details, sizeof(r->details), &r->dlen, key);
-	appendf(r->details, sizeof(r->details), &r->dlen, ":");
-}
-
-static void r_dstr(struct result *r, const char *key, const char *val)
-{
-	r_dkey(r, key);
-	json_str(r->details, sizeof(r->details), &r->dlen, val);
-}
-
-static void r_dnum(struct result *r, const char *key, double v)
-{
-	char num[64];
-
-	fmt_num(num, sizeof(num), v);
-	r_dkey(r, key);
-	appendf(r->details, sizeof(r->details), &r->dlen, "%s", num);
-}
-
-static void r_draw(struct result *r, const char *key, const char *json)
-{
-	r_dkey(r, key);
-	appendf(r->details, sizeof(r->details), &r->dlen, "%s", json);
-}
-
-/* first failure wins; later checks only add details */
-static void r_fail(struct result *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void r_fail(struct result *r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (r->status && !strcmp(r->status, "fail"))
-		return;
-	r->status = "fail";
-	va_start(ap, fmt);
-	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
-	va_end(ap);
-}
-
-static void r_skip(struct result *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void r_skip(struct result *r, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (r->status)
-		return;
-	r->status = "skip";
-	va_start(ap, fmt);
-	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
-	va_end(ap);
-}
-
-static void r_emit(struct result *r)
-{
-	char line[16384];
-	size_t l = 0;
-
-	if (!r->status)
-		r->status = "pass";
-	if (!strcmp(r->status, "fail"))
-		g_failed = 1;
-	appendf(line, sizeof(line), &l, "{\"suite\":");
-	json_str(line, sizeof(line), &l, r->suite);
-	appendf(line, sizeof(line), &l, ",\"name\":");
-	json_str(line, sizeof(line), &l, r->name);
-	appendf(line, sizeof(line), &l, ",\"status\":\"%s\"", r->status);
-	if (r->reason[0]) {
-		appendf(line, sizeof(line), &l, ",\"reason\":");
-		json_str(line, sizeof(line), &l, r->reason);
-	}
-	if (r->policy) {
-		appendf(line, sizeof(line), &l, ",\"policy\":");
-		json_str(line, sizeof(line), &l, r->policy);
-	}
-	appendf(line, sizeof(line), &l, ",\"metrics\":{%s},\"details\":{%s}}",
-		r->metrics, r->details);
-	printf("%s\n", line);
-	fflush(stdout);
 }
 
 /* ------------------------------------------------------------------ */
@@ -373,125 +177,7 @@ static int open_checked(struct result *r, int flags, struct hilbox_info *in)
 }
 
 /* ------------------------------------------------------------------ */
-/* pixel function (SPEC 4.2)                                           */
-
-struct verify_res {
-	uint64_t bad_px;	/* pixels not matching the expected frame */
-	uint64_t other_px;	/* ...of which decode to another valid frame */
-	uint64_t bad_pad;	/* non-zero padding bytes */
-};
-
-static void verify_frame(const uint8_t *buf, const struct hilbox_info *in,
-			 uint64_t n, struct verify_res *v)
-{
-	uint32_t n0 = n & 0xff, n1 = (n >> 8) & 0xff;
-	uint32_t x, y;
-
-	memset(v, 0, sizeof(*v));
-	for (y = 0; y < in->height; y++) {
-		const uint8_t *row = buf + (size_t)y * in->stride;
-		uint8_t g = (uint8_t)(y + n0);
-		uint32_t by = (y ^ n1) & 0xff;
-
-		for (x = 0; x < in->width; x++) {
-			const uint8_t *p = row + 3 * (size_t)x;
-
-			if (p[0] == (uint8_t)(x + n0) && p[1] == g &&
-			    p[2] == (uint8_t)(x ^ by))
-				continue;
-			v->bad_px++;
-			/* decode the pixel's own frame number (mod 65536) */
-			if (p[1] == (uint8_t)(y + (uint8_t)(p[0] - x)))
-				v->other_px++;
-		}
-		for (x = 3 * in->width; x < in->stride; x++)
-			if (row[x])
-				v->bad_pad++;
-	}
-}
-
-/*
- * Cheap tear detector for throughput runs: decode one pixel per line
- * (and the last one) and require one frame number for all of them.
- */
-static bool frame_consistent(const uint8_t *buf, const struct hilbox_info *in,
-			     uint32_t *n16)
-{
-	uint32_t y, first = 0;
-	bool have = false;
-
-	for (y = 0; y <= in->height; y++) {
-		uint32_t yy = y < in->height ? y : in->height - 1;
-		uint32_t x = y < in->height ? (y * 131u) % in->width :
-			     in->width - 1;
-		const uint8_t *p = buf + (size_t)yy * in->stride + 3 * (size_t)x;
-		uint32_t lo = (uint8_t)(p[0] - x);
-		uint32_t hi = (p[2] ^ x ^ yy) & 0xff;
-		uint32_t dec = hi << 8 | lo;
-
-		if (p[1] != (uint8_t)(yy + lo))
-			return false;
-		if (!have) {
-			first = dec;
-			have = true;
-		} else if (dec != first) {
-			return false;
-		}
-	}
-	*n16 = first;
-	return true;
-}
-
-/* ------------------------------------------------------------------ */
 /* framebuffer copies                                                  */
-
-enum fb_method { M_COPY, M_MAP, M_BYTEWISE, M_QWORD, M_RAM };
-
-static const char *method_name[] = { "copy", "map", "bytewise", "qword", "ram" };
-
-/* copy with a deadline check every 64 KiB; -ETIME when it passed */
-/* Bytes really read by raw_copy, whole frames or not: what a bandwidth figure must count. */
-static uint64_t g_bytes_read;
-
-static int raw_copy(uint8_t *dst, const uint8_t *src, size_t len,
-		    enum fb_method m, uint64_t deadline)
-{
-	size_t off, chunk, i;
-
-	for (off = 0; off < len; off += chunk) {
-		chunk = len - off < 65536 ? len - off : 65536;
-		if (m == M_BYTEWISE) {
-			const volatile uint8_t *s = src + off;
-
-			for (i = 0; i < chunk; i++)
-				dst[off + i] = s[i];
-		} else if (m == M_QWORD && !(chunk & 7)) {
-			const volatile uint64_t *s =
-				(const volatile uint64_t *)(src + off);
-			uint64_t *d = (uint64_t *)(dst + off);
-
-			for (i = 0; i < chunk / 8; i++)
-				d[i] = s[i];
-		} else if (m == M_QWORD) {
-			const volatile uint8_t *s = src + off;
-
-			for (i = 0; i < chunk; i++)
-				dst[off + i] = s[i];
-		} else {
-			memcpy(dst + off, src + off, chunk);
-		}
-		g_bytes_read += chunk;
-		if (deadline && now_ns() > deadline)
-			return -ETIME;
-	}
-	return 0;
-}
-
-struct copy_out {
-	uint64_t frame_number;
-	uint32_t seq1, seq2;
-	uint32_t retries;
-};
 
 /*
  * One frame from the mapping, user-space seqlock through FRAME_STATE.
@@ -517,9 +203,8 @@ static int map_copy_frame(int fd, const uint8_t *fb, uint8_t *dst, size_t len,
 			usleep(50);
 			continue;
 		}
-		ret = raw_copy(dst, fb, len, m, deadline);
-		if (ret)
-			return ret;
+		if (raw_copy(dst, fb, len, m, deadline))
+			return -ETIME;
 		ret = dev_frame_state(fd, &s2);
 		if (ret)
 			return ret;
@@ -911,33 +596,6 @@ static const char *signame(int sig)
 /* ------------------------------------------------------------------ */
 /* info                                                                */
 
-static void info_into(struct result *r, const struct hilbox_info *in)
-{
-	char caps[160];
-	size_t l = 0;
-
-	caps[0] = 0;
-	appendf(caps, sizeof(caps), &l, "%s%s%s%s%s%s%s",
-		in->caps & HILBOX_CAP_FB ? "fb " : "",
-		in->caps & HILBOX_CAP_MOUSE ? "mouse " : "",
-		in->caps & HILBOX_CAP_MSI ? "msi " : "",
-		in->caps & HILBOX_CAP_FEED ? "feed " : "",
-		in->caps & HILBOX_CAP_INPUT ? "input " : "",
-		in->caps & HILBOX_CAP_GEN ? "gen " : "",
-		in->caps & HILBOX_CAP_FB_MMIO ? "fb_mmio " : "");
-	if (l)
-		caps[l - 1] = 0;
-	r_dstr(r, "device", g_dev);
-	r_dnum(r, "abi_version", in->abi_version);
-	r_dnum(r, "dev_version", in->dev_version);
-	r_dnum(r, "caps", in->caps);
-	r_dstr(r, "caps_names", caps);
-	r_dstr(r, "fb_mode", in->fb_mode == HILBOX_FB_MODE_MMIO ? "mmio" : "direct");
-	r_dstr(r, "irq", in->drv_flags & HILBOX_DRV_MSI ? "msi" : "intx");
-	r_dnum(r, "format", in->format);
-	r_dnum(r, "instance", in->instance);
-}
-
 static int cmd_info(void)
 {
 	struct hilbox_info in;
@@ -949,35 +607,9 @@ static int cmd_info(void)
 	r_init(&r, "info", "device-info", NULL);
 	fd = open_checked(&r, O_RDONLY, &in);
 	if (fd >= 0) {
-		info_into(&r, &in);
-		r_metric(&r, "width", in.width, "px");
-		r_metric(&r, "height", in.height, "px");
-		r_metric(&r, "stride", in.stride, "B");
-		r_metric(&r, "fps", in.fps, "1/s");
-		r_metric(&r, "fb_bytes", in.fb_bytes, "B");
-		r_metric(&r, "bar2_size", (double)in.bar2_size, "B");
-		r_metric(&r, "mmio_latency", in.mmio_latency_ns, "ns");
-		r_metric(&r, "ev_fifo_depth", in.ev_fifo_depth, "records");
-		r_metric(&r, "ev_rate", in.ev_rate_hz, "Hz");
-		r_metric(&r, "ev_bundle", in.ev_bundle, "packets");
-		r_metric(&r, "ring_size", in.ring_size, "records");
-		if (!dev_stats(fd, &st)) {
-			r_metric(&r, "frames_produced", (double)st.frames_produced, "frames");
-			r_metric(&r, "frame_number", (double)st.frame_number, "frame");
-			r_metric(&r, "fb_write_attempts", (double)st.fb_write_attempts, "writes");
-			r_metric(&r, "ev_produced", (double)st.ev_produced, "events");
-			r_metric(&r, "ev_delivered", (double)st.ev_delivered, "events");
-			r_metric(&r, "ev_dropped", (double)st.ev_dropped, "events");
-			r_metric(&r, "drv_ring_drops", (double)st.drv_ring_drops, "events");
-			r_metric(&r, "irq_count", (double)st.irq_count, "irqs");
-		}
-		if (!dev_clock(fd, &clk))
-			r_metric(&r, "device_clock", (double)clk, "ns");
-		if (in.abi_version >> 16 != HILBOX_ABI_VERSION_MAJOR)
-			r_fail(&r, "driver ABI %#x, probe built for %#x",
-			       in.abi_version, HILBOX_ABI_VERSION);
-		if (in.format != HILBOX_FORMAT_RGB24)
-			r_fail(&r, "unexpected format %u", in.format);
+		bool have_st = !dev_stats(fd, &st), have_clk = !dev_clock(fd, &clk);
+
+		info_report(&r, &in, have_st ? &st : NULL, have_clk ? &clk : NULL);
 		close(fd);
 	}
 	r_emit(&r);
@@ -1013,12 +645,11 @@ static void verify_method(struct result *r, int fd, const uint8_t *fb,
 			  unsigned int frames, uint64_t deadline)
 {
 	uint8_t *buf = malloc(in->fb_bytes);
-	uint64_t last = UINT64_MAX, cur, bad = 0, other = 0, pad = 0;
-	uint64_t t0 = now_ns();
-	unsigned int done = 0, torn = 0, retries = 0, i;
+	struct verify_tot t = { .t0 = now_ns() };
+	uint64_t last = UINT64_MAX, cur;
 	struct verify_res v;
 	struct copy_out o;
-	char key[64];
+	unsigned int i;
 	int ret;
 
 	if (!buf) {
@@ -1034,40 +665,20 @@ static void verify_method(struct result *r, int fd, const uint8_t *fb,
 			       frames, ret == -ETIME ? "timed out" : strerror(-ret));
 			break;
 		}
-		retries += o.retries;
+		t.retries += o.retries;
 		if (o.frame_number == last) {	/* raced: same frame again */
 			i--;
 			continue;
 		}
 		last = o.frame_number;
-		verify_frame(buf, in, o.frame_number, &v);
-		bad += v.bad_px;
-		other += v.other_px;
-		pad += v.bad_pad;
-		if (v.bad_px || v.bad_pad) {
-			torn++;
+		if (verify_tally(&t, buf, in, o.frame_number, &v))
 			dbg("%s: frame %llu: %llu bad pixels (%llu of another frame), %llu bad padding bytes",
 			    method_name[m], (unsigned long long)o.frame_number,
 			    (unsigned long long)v.bad_px,
 			    (unsigned long long)v.other_px,
 			    (unsigned long long)v.bad_pad);
-		}
-		done++;
 	}
-	snprintf(key, sizeof(key), "%s_frames_verified", method_name[m]);
-	r_metric(r, key, done, "frames");
-	snprintf(key, sizeof(key), "%s_mismatched_pixels", method_name[m]);
-	r_metric(r, key, (double)bad, "px");
-	snprintf(key, sizeof(key), "%s_torn_frames", method_name[m]);
-	r_metric(r, key, torn, "frames");
-	snprintf(key, sizeof(key), "%s_seqlock_retries", method_name[m]);
-	r_metric(r, key, retries, "retries");
-	snprintf(key, sizeof(key), "%s_seconds", method_name[m]);
-	r_metric(r, key, (double)(now_ns() - t0) / 1e9, "s");
-	if (bad || pad)
-		r_fail(r, "%s: %llu mismatched pixels (%llu decode to another frame), %llu non-zero padding bytes in %u frames",
-		       method_name[m], (unsigned long long)bad,
-		       (unsigned long long)other, (unsigned long long)pad, torn);
+	verify_report(r, method_name[m], &t);
 	free(buf);
 }
 
@@ -1080,7 +691,6 @@ static int cmd_verify_frames(unsigned int frames, const char *method,
 	struct result r;
 	bool do_copy = strcmp(method, "map") != 0;
 	bool do_map = strcmp(method, "copy") != 0;
-	uint64_t tail_bad = 0, i;
 	int fd;
 
 	r_init(&r, "verify", "verify-frames", NULL);
@@ -1096,13 +706,7 @@ static int cmd_verify_frames(unsigned int frames, const char *method,
 		goto out_close;
 	}
 	/* bytes of BAR2 past FB_BYTES read as 0 (SPEC 4.2) */
-	for (i = in.fb_bytes; i < in.bar2_size; i++)
-		if (fb[i])
-			tail_bad++;
-	r_metric(&r, "bar2_tail_nonzero", (double)tail_bad, "B");
-	if (tail_bad)
-		r_fail(&r, "%llu non-zero bytes past FB_BYTES in BAR2",
-		       (unsigned long long)tail_bad);
+	bar2_tail_check(&r, fb, &in);
 	if (do_copy)
 		verify_method(&r, fd, fb, &in, M_COPY, frames, deadline);
 	if (do_map)
@@ -1122,12 +726,10 @@ static int cmd_dump_frame(const char *out)
 {
 	struct hilbox_copy_frame cf;
 	struct hilbox_info in;
-	struct verify_res v;
 	struct result r;
-	char meta[4096], *metapath = NULL;
+	char *metapath = NULL;
 	uint8_t *buf = NULL;
 	FILE *f = NULL;
-	uint32_t y;
 	int fd, ret;
 
 	r_init(&r, "verify", "dump-frame", NULL);
@@ -1144,21 +746,13 @@ static int cmd_dump_frame(const char *out)
 		r_fail(&r, "HILBOX_IOC_COPY_FRAME: %s", strerror(-ret));
 		goto out_close;
 	}
-	verify_frame(buf, &in, cf.frame_number, &v);
-	r_metric(&r, "mismatched_pixels", (double)v.bad_px, "px");
-	if (v.bad_px)
-		r_fail(&r, "frame %llu has %llu mismatched pixels",
-		       (unsigned long long)cf.frame_number,
-		       (unsigned long long)v.bad_px);
+	dump_verify(&r, buf, &in, &cf);
 	f = fopen(out, "wb");
 	if (!f) {
 		r_fail(&r, "cannot create %s: %s", out, strerror(errno));
 		goto out_close;
 	}
-	for (y = 0; y < in.height; y++)
-		if (fwrite(buf + (size_t)y * in.stride, 3, in.width, f) != in.width)
-			break;
-	if (fclose(f) || y != in.height) {
+	if (!dump_rows(f, buf, &in)) {
 		r_fail(&r, "write %s failed", out);
 		goto out_close;
 	}
@@ -1167,25 +761,11 @@ static int cmd_dump_frame(const char *out)
 		r_fail(&r, "out of memory");
 		goto out_close;
 	}
-	snprintf(meta, sizeof(meta),
-		 "{\"format\":\"rgb24\",\"width\":%u,\"height\":%u,\"frame_number\":%llu,\"frame_timestamp\":%llu,\"frame_seq\":%u,\"retries\":%u}\n",
-		 in.width, in.height, (unsigned long long)cf.frame_number,
-		 (unsigned long long)cf.frame_timestamp, cf.frame_seq, cf.retries);
-	f = fopen(metapath, "w");
-	if (!f || fputs(meta, f) < 0 || fclose(f)) {
+	if (!dump_meta(metapath, &in, &cf)) {
 		r_fail(&r, "write %s failed", metapath);
 		goto out_close;
 	}
-	r_dstr(&r, "file", out);
-	r_dstr(&r, "meta", metapath);
-	r_dstr(&r, "format", "rgb24");
-	r_dnum(&r, "width", in.width);
-	r_dnum(&r, "height", in.height);
-	r_dnum(&r, "frame_number", (double)cf.frame_number);
-	r_dnum(&r, "frame_timestamp", (double)cf.frame_timestamp);
-	r_metric(&r, "frame_number", (double)cf.frame_number, "frame");
-	r_metric(&r, "retries", cf.retries, "retries");
-	r_metric(&r, "copy_time", (double)cf.copy_ns, "ns");
+	dump_report(&r, out, metapath, &in, &cf);
 out_close:
 	close(fd);
 out:
@@ -1205,13 +785,6 @@ static void on_alarm(int sig)
 	(void)sig;
 	g_alarm = 1;
 }
-
-struct tp_stats {
-	uint64_t frames, bytes, torn, seq_mismatch, retries, missed, distinct;
-	uint64_t giveups;
-	uint64_t wall_ns, cpu_ns;
-	int err;
-};
 
 static void fb_phase(int fd, const uint8_t *src, uint8_t *dst,
 		     const struct hilbox_info *in, enum fb_method m,
@@ -1234,7 +807,8 @@ static void fb_phase(int fd, const uint8_t *src, uint8_t *dst,
 	setitimer(ITIMER_REAL, &it, NULL);
 	while (!g_alarm && now_ns() < deadline) {
 		if (m == M_RAM) {
-			ret = raw_copy(dst, src, in->fb_bytes, M_RAM, deadline);
+			ret = raw_copy(dst, src, in->fb_bytes, M_RAM,
+				       deadline) ? -ETIME : 0;
 			memset(&o, 0, sizeof(o));
 		} else {
 			ret = copy_frame_any(fd, src, dst, in, m, seqlock,
@@ -1273,33 +847,6 @@ static void fb_phase(int fd, const uint8_t *src, uint8_t *dst,
 	s->bytes += g_bytes_read - user_bytes0;
 	s->wall_ns = now_ns() - t0;
 	s->cpu_ns = cpu_ns() - c0;
-}
-
-static void tp_metrics(struct result *r, const struct tp_stats *s,
-		       const char *sfx)
-{
-	double wall = (double)s->wall_ns / 1e9;
-	char k[64];
-
-	if (wall <= 0)
-		wall = 1e-9;
-#define M(name, val, unit) do { \
-		snprintf(k, sizeof(k), "%s%s", name, sfx); \
-		r_metric(r, k, val, unit); \
-	} while (0)
-	M("mb_per_s", (double)s->bytes / wall / 1e6, "MB/s");
-	M("frames_per_s", (double)s->frames / wall, "frames/s");
-	M("frames_copied", (double)s->frames, "frames");
-	M("distinct_frames", (double)s->distinct, "frames");
-	M("frames_missed", (double)s->missed, "frames");
-	M("torn_frames", (double)s->torn, "frames");
-	M("seq_mismatch", (double)s->seq_mismatch, "frames");
-	M("seqlock_retries", (double)s->retries, "retries");
-	M("seqlock_giveups", (double)s->giveups, "copies");
-	M("cpu_time", (double)s->cpu_ns / 1e9, "s");
-	M("cpu_percent", (double)s->cpu_ns / (double)s->wall_ns * 100.0, "%");
-	M("wall_time", wall, "s");
-#undef M
 }
 
 static int cmd_fb_throughput(const char *method, double seconds,
@@ -1367,7 +914,7 @@ static int cmd_fb_throughput(const char *method, double seconds,
 	fb_phase(fd, fb, dst, &in, m, lock, seconds, &s1);
 	tp_metrics(&r, &s1, "");
 	if (s1.err)
-		r_fail(&r, "copy failed: %s", strerror(s1.err));
+		r_fail(&r, "copy failed: %s", strerror((int)s1.err));
 	if (lock && s1.torn)
 		r_fail(&r, "%llu torn frames despite the seqlock",
 		       (unsigned long long)s1.torn);
@@ -1378,7 +925,7 @@ static int cmd_fb_throughput(const char *method, double seconds,
 		tp_metrics(&r, &s2, "_no_seqlock");
 		if (s2.err)
 			r_fail(&r, "copy without seqlock failed: %s",
-			       strerror(s2.err));
+			       strerror((int)s2.err));
 	}
 	{
 		/*
@@ -1411,68 +958,6 @@ out:
 /* ------------------------------------------------------------------ */
 /* events                                                              */
 
-struct ev_acc {
-	uint64_t n, first, last, gaps, order_viol, dup, errors;
-	uint64_t *lat;
-	size_t lat_n, lat_cap;
-	uint64_t *seqs;		/* every seq received, for the global check */
-	size_t seqs_n, seqs_cap;
-};
-
-/* lost = missing seq numbers, dup = seq numbers seen twice (any order) */
-static void acc_global(struct ev_acc *a, uint64_t *lost, uint64_t *dup)
-{
-	size_t j;
-
-	*lost = 0;
-	*dup = 0;
-	if (!a->seqs_n)
-		return;
-	qsort(a->seqs, a->seqs_n, sizeof(uint64_t), cmp_u64);
-	for (j = 1; j < a->seqs_n; j++) {
-		if (a->seqs[j] == a->seqs[j - 1])
-			(*dup)++;
-		else if (a->seqs[j] > a->seqs[j - 1] + 1)
-			*lost += a->seqs[j] - a->seqs[j - 1] - 1;
-	}
-	a->first = a->seqs[0];
-	a->last = a->seqs[a->seqs_n - 1];
-}
-
-static void acc_add(struct ev_acc *a, const struct hilbox_event *e,
-		    uint64_t clk)
-{
-	if (!a->n) {
-		a->first = e->seq;
-	} else if (e->seq <= a->last) {
-		if (e->seq == a->last)
-			a->dup++;
-		else
-			a->order_viol++;
-	} else if (e->seq > a->last + 1) {
-		a->gaps += e->seq - a->last - 1;
-	}
-	if (e->seq > a->last || !a->n)
-		a->last = e->seq;
-	a->n++;
-	if (a->seqs_n < a->seqs_cap)
-		a->seqs[a->seqs_n++] = e->seq;
-	if (clk && a->lat_n < a->lat_cap)
-		a->lat[a->lat_n++] = clk > e->timestamp_ns ?
-				     clk - e->timestamp_ns : 0;
-}
-
-static void lat_metrics(struct result *r, struct ev_acc *a)
-{
-	if (!a->lat_n)
-		return;
-	qsort(a->lat, a->lat_n, sizeof(a->lat[0]), cmp_u64);
-	r_metric(r, "latency_p50", (double)a->lat[a->lat_n / 2], "ns");
-	r_metric(r, "latency_p99", (double)a->lat[(a->lat_n * 99) / 100], "ns");
-	r_metric(r, "latency_max", (double)a->lat[a->lat_n - 1], "ns");
-	r_metric(r, "latency_samples", (double)a->lat_n, "samples");
-}
-
 static int cmd_read_events(uint64_t count, int timeout_ms, bool flush)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
@@ -1480,7 +965,6 @@ static int cmd_read_events(uint64_t count, int timeout_ms, bool flush)
 	struct hilbox_info in;
 	struct ev_acc a;
 	struct result r;
-	char buf[64];
 	ssize_t n;
 	int fd, i;
 
@@ -1519,15 +1003,7 @@ static int cmd_read_events(uint64_t count, int timeout_ms, bool flush)
 		for (i = 0; i < n / (ssize_t)EV_SZ; i++)
 			acc_add(&a, &ev[i], 0);
 	}
-	r_metric(&r, "records", (double)a.n, "records");
-	r_metric(&r, "seq_gaps", (double)a.gaps, "events");
-	r_metric(&r, "order_violations", (double)(a.order_viol + a.dup), "records");
-	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)a.first);
-	r_dnum(&r, "first_seq", (double)a.first);
-	r_dnum(&r, "last_seq", (double)a.last);
-	if (a.order_viol || a.dup)
-		r_fail(&r, "%llu records out of sequence order",
-		       (unsigned long long)(a.order_viol + a.dup));
+	read_events_report(&r, &a);
 out_close:
 	close(fd);
 out:
@@ -1751,50 +1227,12 @@ static int cmd_events_throughput(unsigned int pending, double seconds,
 
 	{
 		uint64_t wall = now_ns() - t0, cpu = cpu_ns() - c0;
-		uint64_t drv_drops, dev_drops, lost, dup;
-		bool ordered = strcmp(mode, "uring-wq") != 0;
 
 		dev_set_events(fd, 0, 0);
 		dev_stats(fd, &st1);
-		acc_global(&a, &lost, &dup);
-		drv_drops = st1.drv_ring_drops - st0.drv_ring_drops;
-		dev_drops = st1.ev_dropped - st0.ev_dropped;
-		r_metric(&r, "events_per_s", (double)a.n / ((double)wall / 1e9),
-			 "events/s");
-		r_metric(&r, "events", (double)a.n, "events");
-		r_metric(&r, "lost", (double)lost, "events");
-		r_metric(&r, "duplicates", (double)dup, "events");
-		r_metric(&r, "driver_ring_drops", (double)drv_drops, "events");
-		r_metric(&r, "device_drops", (double)dev_drops, "events");
 		/* uring/poll: completion order; blocking: per reader order */
-		r_metric(&r, "order_violations", (double)(a.order_viol),
-			 "records");
-		r_metric(&r, "read_errors", (double)a.errors, "reads");
-		r_metric(&r, "irqs", (double)(st1.irq_count - st0.irq_count), "irqs");
-		r_metric(&r, "cpu_time", (double)cpu / 1e9, "s");
-		r_metric(&r, "cpu_percent", (double)cpu / (double)wall * 100.0, "%");
-		lat_metrics(&r, &a);
-		r_dnum(&r, "first_seq", (double)a.first);
-		r_dnum(&r, "last_seq", (double)a.last);
-		if (!ordered)
-			r_dstr(&r, "note", "io-wq workers: completion order is not guaranteed, order_violations is informational");
-		if (dup)
-			r_fail(&r, "%llu records delivered twice",
-			       (unsigned long long)dup);
-		/*
-		 * Completion order is measured, not required: with many reads pending the
-		 * consumer restores order by the device's sequence numbers (the seeds'
-		 * advice). What must hold is that no record is duplicated, and that every
-		 * record missing from the sequence is counted as dropped by device or driver.
-		 */
-		if (ordered && a.order_viol)
-			r_dstr(&r, "order_note", "some completions arrived out of sequence order; reorder by seq");
-		if (lost > dev_drops + drv_drops)
-			r_fail(&r, "%llu records missing from the sequence but only %llu counted as dropped",
-			       (unsigned long long)lost,
-			       (unsigned long long)(dev_drops + drv_drops));
-		if (!a.n)
-			r_fail(&r, "no events received in %.1f s", seconds);
+		ev_tp_report(&r, &a, &st0, &st1, wall, cpu, seconds,
+			     strcmp(mode, "uring-wq") != 0);
 	}
 out_close:
 	close(fd);
@@ -3368,20 +2806,14 @@ static int cmd_security(const char *which, bool list, int max_wait_s)
 	bool any = false;
 
 	if (list) {
-		char line[16384];
-		size_t l = 0;
+		static struct case_list cl;
 
-		appendf(line, sizeof(line), &l, "{\"suite\":\"security\",\"cases\":[");
-		for (i = 0; i < sizeof(sec_cases) / sizeof(sec_cases[0]); i++) {
-			appendf(line, sizeof(line), &l, "%s{\"name\":", i ? "," : "");
-			json_str(line, sizeof(line), &l, sec_cases[i].name);
-			appendf(line, sizeof(line), &l, ",\"policy\":");
-			json_str(line, sizeof(line), &l, sec_cases[i].policy);
-			appendf(line, sizeof(line), &l, ",\"host_action\":false}");
-		}
-		appendf(line, sizeof(line), &l,
-			",{\"name\":\"unplug-prepare\",\"host_action\":true},{\"name\":\"unplug-check\",\"host_action\":true}]}");
-		printf("%s\n", line);
+		cl_begin(&cl, "security");
+		for (i = 0; i < sizeof(sec_cases) / sizeof(sec_cases[0]); i++)
+			cl_add(&cl, sec_cases[i].name, sec_cases[i].policy, false);
+		cl_add(&cl, "unplug-prepare", NULL, true);
+		cl_add(&cl, "unplug-check", NULL, true);
+		cl_print(&cl);
 		return 0;
 	}
 	if (!strcmp(which, "unplug-check"))
@@ -3443,14 +2875,9 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	const char *cmd, *method = NULL, *mode = "uring", *out = NULL;
-	const char *seqlock = "both", *sec_case = NULL;
-	double seconds = 3;
-	uint64_t count = 100;
-	unsigned int frames = 5, pending = 16, timeout_s = 120;
-	int timeout_ms = 10000, max_wait_s = 600, i = 1;
-	bool flush = false, list = false;
-	bool have_timeout_ms = false;
+	struct probe_opts o;
+	const char *cmd;
+	int i = 1;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -3469,67 +2896,27 @@ int main(int argc, char **argv)
 		return cmd_exec_check(atoi(argv[i]), atoi(argv[i + 1]),
 				      atoi(argv[i + 2]));
 	}
-	for (; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-
-#define ARG(s) (!strcmp(a, s) && v && (i++, 1))
-		if (ARG("--frames"))
-			frames = (unsigned int)strtoul(v, NULL, 0);
-		else if (ARG("--method"))
-			method = v;
-		else if (ARG("--timeout-s"))
-			timeout_s = (unsigned int)strtoul(v, NULL, 0);
-		else if (ARG("--count"))
-			count = strtoull(v, NULL, 0);
-		else if (ARG("--timeout-ms")) {
-			timeout_ms = atoi(v);
-			have_timeout_ms = true;
-		} else if (ARG("--out"))
-			out = v;
-		else if (ARG("--seconds"))
-			seconds = strtod(v, NULL);
-		else if (ARG("--seqlock"))
-			seqlock = v;
-		else if (ARG("--pending"))
-			pending = (unsigned int)strtoul(v, NULL, 0);
-		else if (ARG("--mode"))
-			mode = v;
-		else if (ARG("--case"))
-			sec_case = v;
-		else if (ARG("--state-dir"))
-			snprintf(g_state_dir, sizeof(g_state_dir), "%s", v);
-		else if (ARG("--max-wait-s"))
-			max_wait_s = atoi(v);
-		else if (ARG("--dev"))
-			g_dev = v;
-		else if (!strcmp(a, "--flush"))
-			flush = true;
-		else if (!strcmp(a, "--list"))
-			list = true;
-		else {
-			dbg("unknown argument %s", a);
-			usage();
-			return 2;
-		}
-#undef ARG
+	opts_init(&o, "uring");
+	if (opts_parse(&o, argc, argv, i)) {
+		usage();
+		return 2;
 	}
-	if (seconds <= 0 || seconds > 3600)
-		seconds = 3;
+	if (o.state_dir)
+		snprintf(g_state_dir, sizeof(g_state_dir), "%s", o.state_dir);
 
 	if (!strcmp(cmd, "info"))
 		cmd_info();
 	else if (!strcmp(cmd, "verify-frames"))
-		cmd_verify_frames(frames ? frames : 1, method ? method : "both",
-				  timeout_s);
+		cmd_verify_frames(o.frames ? o.frames : 1,
+				  o.method ? o.method : "both", o.timeout_s);
 	else if (!strcmp(cmd, "read-events"))
-		cmd_read_events(count, timeout_ms, flush);
+		cmd_read_events(o.count, o.timeout_ms, o.flush);
 	else if (!strcmp(cmd, "dump-frame")) {
-		if (!out) {
+		if (!o.out) {
 			usage();
 			return 2;
 		}
-		cmd_dump_frame(out);
+		cmd_dump_frame(o.out);
 	} else if (!strcmp(cmd, "write-mapping")) {
 		struct sec_ctx c;
 		struct result r;
@@ -3543,19 +2930,22 @@ int main(int argc, char **argv)
 		}
 		r_emit(&r);
 	} else if (!strcmp(cmd, "fb-throughput")) {
-		if (cmd_fb_throughput(method ? method : "copy", seconds, seqlock))
+		if (cmd_fb_throughput(o.method ? o.method : "copy", o.seconds,
+				      o.seqlock))
 			return 2;
 	} else if (!strcmp(cmd, "events-throughput")) {
-		if (cmd_events_throughput(pending, seconds, mode))
+		if (cmd_events_throughput(o.pending, o.seconds, o.mode))
 			return 2;
 	} else if (!strcmp(cmd, "security")) {
-		if (!list && !sec_case) {
+		if (!o.list && !o.sec_case) {
 			usage();
 			return 2;
 		}
-		if (sec_case && !strcmp(sec_case, "unplug-check") && have_timeout_ms)
-			max_wait_s = (timeout_ms + 999) / 1000;
-		if (cmd_security(sec_case ? sec_case : "", list, max_wait_s))
+		if (o.sec_case && !strcmp(o.sec_case, "unplug-check") &&
+		    o.have_timeout_ms)
+			o.max_wait_s = (o.timeout_ms + 999) / 1000;
+		if (cmd_security(o.sec_case ? o.sec_case : "", o.list,
+				 o.max_wait_s))
 			return 2;
 	} else {
 		usage();
