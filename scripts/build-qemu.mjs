@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
+import { ensureDebianPackages } from './lib/debian.mjs';
 
 $.verbose = false;
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -29,26 +30,6 @@ const CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-feat
   '--enable-slirp', '--enable-fdt=system', '--enable-tools', '--disable-docs', '--disable-werror',
   '--meson=/usr/bin/meson', '--with-git-submodules=ignore'];
 const DEVICE_FILES = ['hilbox-pci.c'];
-
-async function missingPackages(pkgs) {
-  const fmt = '${Package} ${Status}\n';
-  const r = await $`dpkg-query -W -f=${fmt} ${pkgs}`.nothrow();
-  const installed = new Set(r.stdout.split('\n').filter((l) => l.endsWith('install ok installed')).map((l) => l.split(' ')[0].split(':')[0]));
-  return pkgs.filter((p) => !installed.has(p));
-}
-
-async function ensureHostPackages(pkgs) {
-  const missing = await missingPackages(pkgs);
-  if (missing.length === 0) return;
-  const line = `apt-get install -y ${missing.join(' ')}`;
-  if (!isRoot) fail(`missing Debian packages; run as root:\n  ${line}`);
-  log(`installing ${missing.join(' ')}`);
-  const r = await $`env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${missing}`.nothrow();
-  if (r.exitCode !== 0) {
-    await $`apt-get update -q`.nothrow();
-    await $`env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${missing}`.pipe(process.stderr);
-  }
-}
 
 async function ensureDebSrc() {
   const probe = await $`apt-get source --print-uris qemu`.nothrow();
@@ -126,7 +107,7 @@ function hashInputs(version) {
   return h.digest('hex').slice(0, 16);
 }
 
-await ensureHostPackages(BUILD_DEPS);
+ensureDebianPackages(BUILD_DEPS, { log, fail });
 const src = await locateSource();
 const key = hashInputs(src.version);
 const outDir = join(cache, 'qemu', key);

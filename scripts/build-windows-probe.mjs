@@ -14,6 +14,8 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
+import { spawnSync } from 'node:child_process';
+import { ensureDebianPackages } from './lib/debian.mjs';
 
 $.verbose = false;
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,17 +32,9 @@ const COMMON_DIR = join(repo, 'guest-driver', 'common');
 const INCLUDE_DIRS = [join(repo, 'guest-driver', 'include'), join(repo, 'guest-driver', 'windows')];
 const CFLAGS = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-D__USE_MINGW_ANSI_STDIO=1', '-D_WIN32_WINNT=0x0A00', '-static', '-s'];
 
-async function ensureCompiler() {
-  if ((await $`command -v ${CC}`.nothrow()).exitCode === 0) return;
-  const line = `apt-get install -y ${PACKAGE}`;
-  if (process.getuid?.() !== 0) fail(`${CC} not found; run as root:\n  ${line}`);
-  log(`installing ${PACKAGE}`);
-  let r = await $`env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${PACKAGE}`.nothrow();
-  if (r.exitCode !== 0) {
-    await $`apt-get update -q`.nothrow();
-    r = await $`env DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${PACKAGE}`.nothrow();
-  }
-  if (r.exitCode !== 0) fail(`${line} failed:\n${r.stderr.trim().split('\n').slice(-10).join('\n')}`);
+function ensureCompiler() {
+  if ((spawnSync('sh', ['-c', `command -v ${CC}`]).status ?? 1) === 0) return;
+  ensureDebianPackages([PACKAGE], { log, fail });
 }
 
 /** Every file the build reads, in a stable order. */

@@ -75,10 +75,8 @@ async function ensurePki(dir) {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true, mode: 0o700 });
   const day = new Date().toISOString().slice(0, 10);
-  await $({ cwd: tmp })`openssl req -x509 -newkey rsa:3072 -sha256 -days 3650 -nodes -keyout ca.key -out ca.crt
-    -subj ${`/O=hilbox/CN=hilbox TEST driver CA ${day} (not trusted)`}
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
-    -addext subjectKeyIdentifier=hash`;
+  const caSubj = `/O=hilbox/CN=hilbox TEST driver CA ${day} (not trusted)`;
+  await $({ cwd: tmp })`openssl req -x509 -newkey rsa:3072 -sha256 -days 3650 -nodes -keyout ca.key -out ca.crt -subj ${caSubj} -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -addext subjectKeyIdentifier=hash`;
   writeFileSync(join(tmp, 'leaf.ext'), [
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature',
@@ -87,10 +85,8 @@ async function ensurePki(dir) {
     'authorityKeyIdentifier=keyid',
     '',
   ].join('\n'));
-  await $({ cwd: tmp })`openssl req -newkey rsa:3072 -sha256 -nodes -keyout sign.key -out sign.csr
-    -subj ${'/O=hilbox/CN=hilbox TEST driver signing'}`;
-  await $({ cwd: tmp })`openssl x509 -req -in sign.csr -CA ca.crt -CAkey ca.key -set_serial ${'0x' + createHash('sha256').update(String(Date.now())).digest('hex').slice(0, 16)}
-    -days 1825 -sha256 -extfile leaf.ext -out sign.crt`;
+  await $({ cwd: tmp })`openssl req -newkey rsa:3072 -sha256 -nodes -keyout sign.key -out sign.csr -subj ${'/O=hilbox/CN=hilbox TEST driver signing'}`;
+  await $({ cwd: tmp })`openssl x509 -req -in sign.csr -CA ca.crt -CAkey ca.key -set_serial ${'0x' + createHash('sha256').update(String(Date.now())).digest('hex').slice(0, 16)} -days 1825 -sha256 -extfile leaf.ext -out sign.crt`;
   writeFileSync(join(tmp, 'chain.pem'), readFileSync(join(tmp, 'sign.crt'), 'utf8') + readFileSync(join(tmp, 'ca.crt'), 'utf8'));
   await $`chmod 0600 ${join(tmp, 'ca.key')} ${join(tmp, 'sign.key')}`;
   rmSync(dir, { recursive: true, force: true });
@@ -142,7 +138,7 @@ The device then appears as \\\\.\\Hilbox0 and through the interface
 
 await ensureHostPackages(BUILD_DEPS);
 const gccVersion = (await $`${CC} -dumpfullversion`).stdout.trim();
-const osslVersion = (await $`osslsigncode --version`.nothrow()).stdout.split('\n')[0]?.trim() ?? '';
+const osslVersion = ((await $`osslsigncode --version`.nothrow()).stdout.split('\n')[0] ?? '').replace(/,.*$/, '').trim();
 log(`${CC} ${gccVersion}, ${osslVersion}`);
 
 const pki = join(cache, 'windows', 'pki');
@@ -177,8 +173,7 @@ const dlls = [...dump.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1]);
 if (dlls.some((d) => !['ntoskrnl.exe', 'HAL.dll'].includes(d))) fail(`unexpected imports from ${dlls.join(', ')}`);
 
 log('test-signing hilbox.sys (SHA-256, page hashes)');
-const sign = await $`osslsigncode sign -certs ${join(pki, 'chain.pem')} -key ${join(pki, 'sign.key')}
-  -h sha256 -ph -n ${'hilbox-pci reference driver (TEST)'} -in ${unsigned} -out ${join(tmp, 'hilbox.sys')}`.nothrow();
+const sign = await $`osslsigncode sign -certs ${join(pki, 'chain.pem')} -key ${join(pki, 'sign.key')} -h sha256 -ph -n ${'hilbox-pci reference driver (TEST)'} -in ${unsigned} -out ${join(tmp, 'hilbox.sys')}`.nothrow();
 if (sign.exitCode !== 0) { process.stderr.write(sign.stdout + sign.stderr); fail('osslsigncode sign failed'); }
 const verify = await $`osslsigncode verify -CAfile ${join(pki, 'ca.crt')} -in ${join(tmp, 'hilbox.sys')}`.nothrow();
 if (verify.exitCode !== 0) { process.stderr.write(verify.stdout + verify.stderr); fail('osslsigncode verify failed'); }
