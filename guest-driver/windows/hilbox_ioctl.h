@@ -45,7 +45,7 @@
 #define HILBOX_USER_PATH_PREFIX		"\\\\.\\Hilbox"		/* + N */
 
 /* Vendor device type (0x8000..0xFFFF) and function codes (0x800..0xFFF). */
-#define HILBOX_DEVICE_TYPE		0x8842
+#define HILBOX_DEVICE_TYPE		0x8842u	/* unsigned: bit 31 of the code is set */
 #define HILBOX_FN_BASE			0x8B0
 
 #define HILBOX_CTL(fn, method) \

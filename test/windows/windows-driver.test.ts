@@ -126,7 +126,8 @@ describe('hilbox.sys PE image', () => {
     expect(nt.functions[nt.iatRvas.indexOf(slot)]).toBe('__C_specific_handler');
     // SCOPE_TABLE: one record {Begin, End, Handler = 1 (EXCEPTION_EXECUTE_HANDLER), JumpTarget}
     const st = rvaToOffset(img, fn.handlerDataRva!);
-    const [count, begin, end, handler, target] = [0, 4, 8, 12, 16].map((o) => img.buf.readUInt32LE(st + o));
+    const word = (o: number) => img.buf.readUInt32LE(st + o);
+    const [count, begin, end, handler, target] = [word(0), word(4), word(8), word(12), word(16)];
     expect(count).toBe(1);
     expect(handler).toBe(1);
     expect(begin).toBeGreaterThanOrEqual(fn.begin);
