@@ -3,7 +3,7 @@
 // hilbox.sys (x64 WDM kernel driver, MinGW-w64), test-signed with osslsigncode using a
 // test CA + code-signing certificate generated here with openssl, plus hilbox.inf.
 //
-// Inputs: guest-driver/windows/*, guest-driver/include/hilbox_uapi.h, this script, the
+// Inputs: guest-driver/windows/*, guest-driver/include/hilbox_{uapi,regs}.h, this script, the
 // MinGW-w64 GCC and osslsigncode versions and the test CA. Their hash is the key; the
 // package lives in <cache>/windows/<key16>/ and is rebuilt only when the key changes
 // (an unchanged second run is a no-op). The test PKI (private keys included) lives in
@@ -26,7 +26,7 @@ import { $ } from 'zx';
 $.verbose = false;
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const srcDir = join(repo, 'guest-driver', 'windows');
-const uapi = join(repo, 'guest-driver', 'include', 'hilbox_uapi.h');
+const sharedHeaders = ['hilbox_uapi.h', 'hilbox_regs.h'].map((f) => join(repo, 'guest-driver', 'include', f));
 const cache = process.env.HILBOX_CACHE
   ? resolve(process.env.HILBOX_CACHE)
   : join(process.env.XDG_CACHE_HOME ? resolve(process.env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'hilbox');
@@ -102,7 +102,7 @@ function hashInputs(toolVersions, caPem) {
     h.update(`\0${f}\0`);
     h.update(readFileSync(join(srcDir, f)));
   }
-  h.update(readFileSync(uapi));
+  for (const f of sharedHeaders) h.update(readFileSync(f));
   return h.digest('hex').slice(0, 16);
 }
 
