@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
+import { constants } from 'node:os';
 import { shellQuote } from '../../ssh/client.ts';
 import { bootScenario, loadScenario } from '../../session/boot.ts';
 import { UsageError } from '../errors.ts';
@@ -36,6 +37,10 @@ export async function execCommand(a: ExecArgs): Promise<number> {
     onStderr: (c) => process.stderr.write(c),
   });
   vm.assertNoCrash();
-  if (r.code === null) return r.signal ? 128 + 9 : ExitCode.infra;
+  if (r.code === null) {
+    // Killed by a signal: the shell convention 128 + signal number.
+    const sig = r.signal ? (constants.signals as Record<string, number>)[r.signal.startsWith('SIG') ? r.signal : `SIG${r.signal}`] : undefined;
+    return sig ? 128 + sig : ExitCode.infra;
+  }
   return r.code;
 }
