@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { decodeFrameNumber, pixel, type FbGeometry } from '../device/spec.ts';
 import { encodePng, type RgbImage } from './png.ts';
-import { blit, createImage, drawText, setPixel, TEXT_HEIGHT, textWidth, type Rgb } from './image.ts';
+import { blit, createImage, downscale, drawText, setPixel, TEXT_HEIGHT, textWidth, type Rgb } from './image.ts';
 
 export type { FbGeometry };
 
@@ -214,34 +214,6 @@ const BG: Rgb = [32, 32, 32];
 const MISMATCH: Rgb = [255, 0, 0];
 const GAP = 8;
 
-/** Downscale where each output pixel is the average of its block, or `mark` if any pixel of the block is marked. */
-function scalePanel(src: RgbImage, factor: number, mask?: Uint8Array, mark?: Rgb): RgbImage {
-  const w = Math.ceil(src.width / factor);
-  const h = Math.ceil(src.height / factor);
-  const out = createImage(w, h);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      let n = 0;
-      let marked = false;
-      for (let yy = y * factor; yy < Math.min(src.height, (y + 1) * factor); yy++) {
-        for (let xx = x * factor; xx < Math.min(src.width, (x + 1) * factor); xx++) {
-          const i = yy * src.width + xx;
-          if (mask && mask[i]) marked = true;
-          r += src.data[3 * i] ?? 0;
-          g += src.data[3 * i + 1] ?? 0;
-          b += src.data[3 * i + 2] ?? 0;
-          n++;
-        }
-      }
-      setPixel(out, x, y, marked && mark ? mark : [Math.round(r / n), Math.round(g / n), Math.round(b / n)]);
-    }
-  }
-  return out;
-}
-
 /**
  * guest | spec frame `cmp.expectedFrame` | diff (matching pixels as dim grey, differing ones red;
  * a downscaled block with any differing pixel stays red, so one flipped pixel remains visible).
@@ -263,7 +235,7 @@ export function composeComparison(buf: Uint8Array, geo: FbGeometry, cmp: FrameCo
   }
   const maxW = Math.max(1, opts.maxPanelWidth ?? 960);
   const factor = Math.max(1, Math.ceil(geo.width / maxW));
-  const panels = [scalePanel(guest, factor), scalePanel(spec, factor), scalePanel(diff, factor, mask, MISMATCH)];
+  const panels = [downscale(guest, factor), downscale(spec, factor), downscale(diff, factor, { mask, color: MISMATCH })];
   const pw = panels[0]?.width ?? 1;
   const ph = panels[0]?.height ?? 1;
   const labels = opts.labels ?? true;

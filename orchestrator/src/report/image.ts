@@ -52,8 +52,12 @@ export function blit(dst: RgbImage, src: RgbImage, x: number, y: number): void {
   }
 }
 
-/** Box-filter downscale by an integer factor (partial blocks at the edges are averaged too). */
-export function downscale(img: RgbImage, factor: number): RgbImage {
+/**
+ * Box-filter downscale by an integer factor (partial blocks at the edges are averaged too).
+ * With `marked`, a block holding any pixel whose mask byte is set becomes `marked.color`, so a
+ * single marked pixel stays visible after scaling.
+ */
+export function downscale(img: RgbImage, factor: number, marked?: { mask: Uint8Array; color: Rgb }): RgbImage {
   if (!Number.isInteger(factor) || factor < 1) throw new RangeError(`scale factor ${factor}`);
   if (factor === 1) return img;
   const w = Math.ceil(img.width / factor);
@@ -65,16 +69,18 @@ export function downscale(img: RgbImage, factor: number): RgbImage {
       let g = 0;
       let b = 0;
       let n = 0;
+      let hit = false;
       for (let yy = y * factor; yy < Math.min(img.height, (y + 1) * factor); yy++) {
         for (let xx = x * factor; xx < Math.min(img.width, (x + 1) * factor); xx++) {
-          const o = (yy * img.width + xx) * 3;
-          r += img.data[o] ?? 0;
-          g += img.data[o + 1] ?? 0;
-          b += img.data[o + 2] ?? 0;
+          const i = yy * img.width + xx;
+          if (marked?.mask[i]) hit = true;
+          r += img.data[3 * i] ?? 0;
+          g += img.data[3 * i + 1] ?? 0;
+          b += img.data[3 * i + 2] ?? 0;
           n++;
         }
       }
-      setPixel(out, x, y, [Math.round(r / n), Math.round(g / n), Math.round(b / n)]);
+      setPixel(out, x, y, hit && marked ? marked.color : [Math.round(r / n), Math.round(g / n), Math.round(b / n)]);
     }
   }
   return out;
