@@ -12,7 +12,6 @@ import { hasHilboxDevice, linuxGuest, qemuPath } from './helpers.ts';
 
 let vm: StartedHilboxVm;
 let withDevice = false;
-let coldBootMs = 0;
 
 describe.sequential('VM lifecycle (real QEMU, real guest)', () => {
   beforeAll(async () => {
@@ -20,9 +19,7 @@ describe.sequential('VM lifecycle (real QEMU, real guest)', () => {
     withDevice = hasHilboxDevice(qemu);
     const b = new HilboxVm().withQemu(qemu).withGuest(await linuxGuest()).withAccel('auto').withMemory('512M').withCpus(1);
     if (withDevice) b.withDevice({ fps: 50, 'mouse-rate-hz': 0 }).withMouseFeed();
-    const t0 = Date.now();
     vm = await b.withSnapshot().start();
-    coldBootMs = Date.now() - t0;
   }, 300_000);
 
   afterAll(async () => {
@@ -64,15 +61,12 @@ describe.sequential('VM lifecycle (real QEMU, real guest)', () => {
     expect(after['feed-errors']).toBe(before['feed-errors']);
   });
 
-  it('fast reset (loadvm) restores the clean state much faster than a cold boot', async () => {
+  // How much faster than a cold boot is measured by `hilbox bench` (case run/fast-reset), not here.
+  it('fast reset (loadvm) restores the clean state', async () => {
     await vm.ssh.run('echo dirty > /tmp/marker');
-    const t0 = Date.now();
     await vm.reset();
-    const resetMs = Date.now() - t0;
     const r = await vm.exec('cat /tmp/marker');
     expect(r.code).not.toBe(0);
-    console.log(`cold boot ${coldBootMs} ms, reset ${resetMs} ms (${vm.accel})`);
-    expect(resetMs).toBeLessThan(coldBootMs);
   }, 120_000);
 
   it('a kernel panic in the guest becomes GuestCrashError', async () => {
