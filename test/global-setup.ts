@@ -3,7 +3,7 @@
  * test run, and hands the paths to every test file through HILBOX_QEMU / HILBOX_GUEST.
  */
 import { join } from 'node:path';
-import { ensureGuest, ensureQemu } from '../orchestrator/src/build/ensure.ts';
+import { ensureGuest, ensureQemu } from '../orchestrator/src/products/ensure.ts';
 
 export default async function setup(): Promise<void> {
   const log = (l: string) => process.stderr.write(`  ${l}\n`);

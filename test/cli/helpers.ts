@@ -1,7 +1,7 @@
 /** Runs the real `hilbox` CLI as a child process and watches its QEMU processes. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot } from '../../orchestrator/src/paths.ts';
+import { repoRoot } from '../../orchestrator/src/core/paths.ts';
 
 export const HILBOX = join(repoRoot, 'bin', 'hilbox.js');
 

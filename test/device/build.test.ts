@@ -2,7 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../../orchestrator/src/paths.ts';
+import { repoRoot } from '../../orchestrator/src/core/paths.ts';
 
 describe('npm run build:qemu', () => {
   it('is a no-op when nothing changed, and its last stdout line is the binary listing hilbox-pci', () => {

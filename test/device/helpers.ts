@@ -2,7 +2,7 @@
  * Shared set-up for the device tests: locating QEMU, starting a qtest session with one
  * hilbox-pci, enumerating and mapping it, and register helpers.
  */
-import { ensureQemu } from '../../orchestrator/src/build/ensure.ts';
+import { ensureQemu } from '../../orchestrator/src/products/ensure.ts';
 import { QtestSession, type QtestStartOptions } from '../../orchestrator/src/qtest/client.ts';
 import { findDevice, type BarInfo, type PciDevice } from '../../orchestrator/src/qtest/pci.ts';
 import {

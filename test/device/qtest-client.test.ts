@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QemuExitError, QtestCommandError, QtestSession, qcmd } from '../../orchestrator/src/qtest/client.ts';
-import { QmpError } from '../../orchestrator/src/qtest/qmp.ts';
+import { QmpError } from '../../orchestrator/src/qmp/client.ts';
 import { PCI_CFG, PCI_CAP_ID, findDevice, q35IntxGsi, scanBus, type PciDevice } from '../../orchestrator/src/qtest/pci.ts';
 import { BUILD_TIMEOUT_MS, qemuBinary } from './helpers.ts';
 

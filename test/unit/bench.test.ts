@@ -23,14 +23,14 @@ describe('bench metrics', () => {
     const byName = Object.fromEntries(benchMetrics(throughputCases()).map((m) => [m.name, m]));
     expect(byName['fb-map-direct.fb_copy_ratio']).toMatchObject({ value: 0.5, kind: 'ratio' });
     expect(byName['fb-copy-mmio.fb_copy_ratio']?.value).toBeCloseTo(0.01);
-    expect(byName['events-uring-r8000-b4-p16.events_ratio']?.value).toBeCloseTo(7990 / 4000);
-    expect(byName['events-uring-r8000-b4-p16.delivery_ratio']).toMatchObject({ kind: 'info' });
-    expect(byName['events-uring-r8000-b4-p16.delivery_ratio']?.value).toBeCloseTo(7990 / 8000);
-    expect(byName['events-uring-r8000-b4-p16.duplicates']).toMatchObject({ value: 0, kind: 'count' });
+    expect(byName['mouse-inverted-call-r8000-b4-p16.events_ratio']?.value).toBeCloseTo(7990 / 4000);
+    expect(byName['mouse-inverted-call-r8000-b4-p16.delivery_ratio']).toMatchObject({ kind: 'info' });
+    expect(byName['mouse-inverted-call-r8000-b4-p16.delivery_ratio']?.value).toBeCloseTo(7990 / 8000);
+    expect(byName['mouse-inverted-call-r8000-b4-p16.duplicates']).toMatchObject({ value: 0, kind: 'count' });
     // loss and completion order move with host load under TCG: shown, not judged
-    expect(byName['events-uring-r8000-b4-p16.lost']).toMatchObject({ value: 0, kind: 'info' });
-    expect(byName['fb-map-direct.mb_per_s']).toMatchObject({ kind: 'info', unit: 'MB/s' });
-    expect(byName['events-poll-r8000-b4.events_ratio']).toBeUndefined();
+    expect(byName['mouse-inverted-call-r8000-b4-p16.lost']).toMatchObject({ value: 0, kind: 'info' });
+    expect(byName['fb-map-direct.read_mb_per_s']).toMatchObject({ kind: 'info', unit: 'MB/s' });
+    expect(byName['mouse-polling-r8000-b4.events_ratio']).toBeUndefined();
   });
 });
 
@@ -41,7 +41,7 @@ describe('bench compare', () => {
       expect(regressions(rows)).toEqual([]);
       expect(rows.filter((r) => r.kind === 'ratio').every((r) => r.verdict === 'ok')).toBe(true);
       // Absolute numbers did change: they are shown as info.
-      expect(rows.find((r) => r.metric === 'fb-map-direct.mb_per_s')?.change).toBeCloseTo(speed - 1);
+      expect(rows.find((r) => r.metric === 'fb-map-direct.read_mb_per_s')?.change).toBeCloseTo(speed - 1);
     }
   });
 
@@ -53,22 +53,22 @@ describe('bench compare', () => {
   });
 
   it('flags a duplicated record exactly, and an inverted-call slowdown against polling', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { duplicates: 1, 'events-uring-r8000-b4-p16': 4000 })), baseline);
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { duplicates: 1, 'mouse-inverted-call-r8000-b4-p16': 4000 })), baseline);
     expect(regressions(rows).map((r) => r.metric).sort()).toEqual([
-      'events-uring-r8000-b4-p16.duplicates',
-      'events-uring-r8000-b4-p16.events_ratio',
+      'mouse-inverted-call-r8000-b4-p16.duplicates',
+      'mouse-inverted-call-r8000-b4-p16.events_ratio',
     ]);
     expect(rows.find((x) => x.metric.endsWith('.duplicates') && x.verdict === 'regression')?.tolerance).toBe('≤ 0');
   });
 
   it('reports improvements, new and missing metrics; tolerances can be overridden', () => {
-    const cur = benchMetrics(throughputCases(1, { 'fb-copy-mmio': 80 })).filter((m) => !m.name.startsWith('events-poll'));
+    const cur = benchMetrics(throughputCases(1, { 'fb-copy-mmio': 80 })).filter((m) => !m.name.startsWith('mouse-polling'));
     cur.push({ name: 'extra.fb_copy_ratio', value: 1, kind: 'ratio', unit: '× RAM' });
     const rows = compareToBaseline(cur, baseline);
     const v = Object.fromEntries(rows.map((r) => [r.metric, r.verdict]));
     expect(v['fb-copy-mmio.fb_copy_ratio']).toBe('improved');
     expect(v['extra.fb_copy_ratio']).toBe('new');
-    expect(v['events-poll-r8000-b4.duplicates']).toBe('missing');
+    expect(v['mouse-polling-r8000-b4.duplicates']).toBe('missing');
     expect(regressions(compareToBaseline(cur, baseline, { missingIsRegression: true })).length).toBeGreaterThan(0);
     const slower = benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 }));
     expect(regressions(compareToBaseline(slower, baseline))).toHaveLength(1);
@@ -100,7 +100,7 @@ describe('baseline file', () => {
     const next = buildBaseline(benchMetrics(throughputCases(2)), { scenario: 'default', environment: {}, previous: back });
     expect(next.metrics['fb-copy-mmio.fb_copy_ratio']?.tolerance).toBe(0.6);
     expect(next.metrics['fb-map-direct.fb_copy_ratio']?.tolerance).toBe(0.4);
-    expect(next.metrics['events-uring-r8000-b4-p16.duplicates']?.max).toBe(0);
+    expect(next.metrics['mouse-inverted-call-r8000-b4-p16.duplicates']?.max).toBe(0);
   });
 
   it('a missing baseline is an error that says how to make one', () => {

@@ -1,5 +1,5 @@
 /**
- * Test helper: a synthetic run shaped like hilbox-probe output (guest-driver/linux/probe.c).
+ * Test helper: a synthetic run shaped like the throughput suite's results (probe output, suite params).
  * The numbers are made up for tests only.
  */
 import { buildRunResults, type CaseResult, type RunResults } from '../../orchestrator/src/report/results.ts';
@@ -10,14 +10,14 @@ const m = (value: number, unit: string) => ({ value, unit });
 export function throughputCases(speed = 1, overrides: Partial<Record<string, number>> = {}): CaseResult[] {
   const s = (v: number) => v * speed;
   return [
-    { suite: 'throughput', name: 'fb-ram', status: 'pass', details: { method: 'ram', seqlock: 'off' }, metrics: { mb_per_s: m(s(4000), 'MB/s'), frames_per_s: m(s(640), 'frames/s') } },
+    { suite: 'throughput', name: 'fb-ram-direct', status: 'pass', params: { method: 'ram', fb_mode: 'direct' }, metrics: { read_mb_per_s: m(s(4000), 'MB/s'), frames_per_s: m(s(640), 'frames/s') } },
     {
       suite: 'throughput',
       name: 'fb-map-direct',
       status: 'pass',
-      details: { method: 'map', seqlock: 'both' },
+      params: { method: 'map', fb_mode: 'direct' },
       metrics: {
-        mb_per_s: m(s(overrides['fb-map-direct'] ?? 2000), 'MB/s'),
+        read_mb_per_s: m(s(overrides['fb-map-direct'] ?? 2000), 'MB/s'),
         frames_per_s: m(s(320), 'frames/s'),
         torn_frames: m(0, 'frames'),
         torn_frames_no_seqlock: m(7, 'frames'),
@@ -29,15 +29,15 @@ export function throughputCases(speed = 1, overrides: Partial<Record<string, num
       suite: 'throughput',
       name: 'fb-copy-mmio',
       status: 'pass',
-      details: { method: 'copy', seqlock: 'on' },
-      metrics: { mb_per_s: m(s(overrides['fb-copy-mmio'] ?? 40), 'MB/s'), frames_per_s: m(s(6.4), 'frames/s'), torn_frames: m(0, 'frames'), cpu_time: m(2, 's') },
+      params: { method: 'copy', fb_mode: 'mmio' },
+      metrics: { read_mb_per_s: m(s(overrides['fb-copy-mmio'] ?? 40), 'MB/s'), frames_per_s: m(s(6.4), 'frames/s'), torn_frames: m(0, 'frames'), cpu_time: m(2, 's') },
       durationMs: 2050,
     },
     {
       suite: 'throughput',
-      name: 'events-poll-r8000-b4',
+      name: 'mouse-polling-r8000-b4',
       status: 'pass',
-      details: { mode: 'poll', pending: 1, ev_rate_hz: 8000, ev_bundle: 4 },
+      params: { mode: 'polling', rate_hz: 8000, bundle: 4, pending: 1 },
       metrics: {
         events_per_s: m(s(4000), 'events/s'),
         lost: m(0, 'events'),
@@ -51,11 +51,11 @@ export function throughputCases(speed = 1, overrides: Partial<Record<string, num
     },
     {
       suite: 'throughput',
-      name: 'events-uring-r8000-b4-p16',
+      name: 'mouse-inverted-call-r8000-b4-p16',
       status: 'pass',
-      details: { mode: 'uring', pending: 16, ev_rate_hz: 8000, ev_bundle: 4 },
+      params: { mode: 'inverted-call', rate_hz: 8000, bundle: 4, pending: 16 },
       metrics: {
-        events_per_s: m(s(overrides['events-uring-r8000-b4-p16'] ?? 7990), 'events/s'),
+        events_per_s: m(s(overrides['mouse-inverted-call-r8000-b4-p16'] ?? 7990), 'events/s'),
         lost: m(overrides.lost ?? 0, 'events'),
         duplicates: m(overrides.duplicates ?? 0, 'events'),
         order_violations: m(0, 'records'),

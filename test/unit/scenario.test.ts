@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { repoRoot } from '../../orchestrator/src/paths.ts';
+import { repoRoot } from '../../orchestrator/src/core/paths.ts';
 import { loadDefaultScenario, loadScenarioFile, parseScenario, ScenarioError } from '../../orchestrator/src/scenario/load.ts';
-import { deviceProperties, devicePropertyPairs, DEVICE_PROPERTY_NAMES } from '../../orchestrator/src/scenario/device-props.ts';
+import { deviceProperties, DEVICE_PROPERTY_NAMES } from '../../orchestrator/src/scenario/device-props.ts';
+import { buildQemuArgs } from '../../orchestrator/src/vm/qemu-args.ts';
 import { selectCases, CaseSelectionError } from '../../orchestrator/src/scenario/cases.ts';
 import { DEFAULT_PROPS, validateProps } from '../../orchestrator/src/device/spec.ts';
 
@@ -38,10 +39,14 @@ describe('default scenario', () => {
     const props = deviceProperties(s.device);
     expect(Object.keys(props)).toEqual([...DEVICE_PROPERTY_NAMES]);
     expect(validateProps(props)).toBeUndefined();
-    expect(devicePropertyPairs(s.device)).toContain('fb-mode=direct');
-    expect(devicePropertyPairs(s.device)).toContain('msi=on');
-    expect(devicePropertyPairs(s.device)).toContain('mouse-rate-hz=8000');
-    expect(devicePropertyPairs(s.device).some((p) => p.startsWith('feed='))).toBe(false);
+    // What the launcher puts on QEMU's command line for them.
+    const argv = buildQemuArgs({
+      firmwareDirs: [], accel: 'tcg', memory: '512M', cpus: 1, boot: [], qmpSocket: '/q', serialSocket: '/s', sshPort: 2222, nicModel: 'e1000e', paused: true,
+      device: { props: props },
+    });
+    const dev = argv.find((a) => a.startsWith('hilbox-pci,'))!.split(',');
+    expect(dev).toEqual(expect.arrayContaining(['fb-mode=direct', 'msi=on', 'mouse-rate-hz=8000', 'width=1920']));
+    expect(dev.some((p) => p.startsWith('feed='))).toBe(false);
   });
 
   it('all example scenarios are valid', () => {

@@ -14,11 +14,11 @@ describe('summary', () => {
     expect(md).toContain('- **duration**: 65.4 s');
     expect(md).toContain('## Framebuffer throughput');
     expect(md).toMatch(/\| fb-map-direct \| 2000 \| 320 \| 0\.500 \| 0 \| 7 \| 0\.90 \| PASS \|/);
-    expect(md).toMatch(/\| fb-ram \| 4000 \| 640 \| 1\.000 \| — \| — \| — \| PASS \|/);
+    expect(md).toMatch(/\| fb-ram-direct \| 4000 \| 640 \| 1\.000 \| — \| — \| — \| PASS \|/);
     expect(md).toMatch(/\| fb-copy-mmio \| 40 \| 6\.4 \| 0\.010 \| 0 \| — \| 2 \|/);
     expect(md).toContain('## Mouse events');
-    expect(md).toMatch(/\| uring \| 8000 \| 4 \| 16 \| 7990 \| 0 \| 0 \| 120 \| 480 \| 2000 \| PASS \|/);
-    expect(md).toMatch(/\| poll \| 8000 \| 4 \| 1 \| 4000 \| 0 \| 0 \| 900 \| 4100 \| 9000 \| PASS \|/);
+    expect(md).toMatch(/\| inverted-call \| 8000 \| 4 \| 16 \| 7990 \| 0 \| 0 \| 120 \| 480 \| 2000 \| PASS \|/);
+    expect(md).toMatch(/\| polling \| 8000 \| 4 \| 1 \| 4000 \| 0 \| 0 \| 900 \| 4100 \| 9000 \| PASS \|/);
     expect(md).toContain('## Security');
     expect(md).toContain('| fb-write-denied | User space cannot get a writable mapping of the framebuffer. | FAIL |');
     expect(md).toContain('## Failures');
@@ -32,7 +32,7 @@ describe('summary', () => {
     expect(t).toMatch(/^scenario {5}default$/m);
     const lines = t.split('\n');
     const head = lines.findIndex((l) => l.startsWith('method'));
-    expect(lines[head + 2]).toMatch(/^fb-ram /);
+    expect(lines[head + 2]).toMatch(/^fb-ram-direct /);
     const rule = lines[head + 1] ?? '';
     expect(rule).toMatch(/^-+( {2}-+)+$/);
     // Right-aligned numbers end in the same column.
@@ -46,23 +46,23 @@ describe('summary', () => {
     expect(textTable({ headers: ['a', 'b'], rows: [['long value', '1']], align: ['left', 'right'] }).split('\n')[2]).toBe('long value  1');
   });
 
-  it('mouse parameters come from details, metrics or the case name', () => {
-    expect(mouseParams({ suite: 't', name: 'events-uring-r1000-b1-p64', status: 'pass' })).toEqual({ mode: 'uring', rateHz: 1000, bundle: 1, pending: 64 });
-    expect(mouseParams({ suite: 't', name: 'x', status: 'pass', details: { mode: 'blocking', ev_rate_hz: 125, ev_bundle: 4 } })).toEqual({ mode: 'blocking', rateHz: 125, bundle: 4 });
+  it('mouse parameters come from the case params, never from its name', () => {
+    expect(mouseParams({ suite: 't', name: 'mouse-inverted-call-r1000-b1-p64', status: 'pass', params: { mode: 'inverted-call', rate_hz: 1000, bundle: 1, pending: 64 } })).toEqual({ mode: 'inverted-call', rateHz: 1000, bundle: 1, pending: 64 });
+    expect(mouseParams({ suite: 't', name: 'mouse-polling-r125-b4', status: 'pass' })).toEqual({ mode: '' });
   });
 });
 
 describe('metric names', () => {
-  it('reads the longer alias names and converts time units', () => {
+  it('has one spelling per metric and converts time units', () => {
     const c = {
       suite: 'throughput',
-      name: 'x-r1000-b1',
+      name: 'mouse-polling-r1000-b1',
       status: 'pass' as const,
-      details: { mode: 'blocking' },
-      metrics: { events_per_s: { value: 990, unit: 'events/s' }, events_lost: { value: 2, unit: 'count' }, latency_p99_us: { value: 35, unit: 'µs' } },
+      params: { mode: 'polling', rate_hz: 1000, bundle: 1, pending: 1 },
+      metrics: { events_per_s: { value: 990, unit: 'events/s' }, lost: { value: 2, unit: 'events' }, latency_p99: { value: 35_000, unit: 'ns' }, events_lost: { value: 9, unit: 'count' } },
     };
     const md = toSummaryMarkdown({ ...sampleRun(), cases: [c] });
-    expect(md).toMatch(/\| blocking \| 1000 \| 1 \| — \| 990 \| 2 \| — \| — \| 35 \| — \| PASS \|/);
+    expect(md).toMatch(/\| polling \| 1000 \| 1 \| 1 \| 990 \| 2 \| — \| — \| 35 \| — \| PASS \|/);
   });
 });
 

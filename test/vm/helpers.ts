@@ -1,7 +1,7 @@
 /** Shared by the real-VM tests: which QEMU and guest to use, and process checks. */
 import { execFileSync } from 'node:child_process';
-import { ensureGuest, ensureQemu } from '../../orchestrator/src/build/ensure.ts';
-import { LinuxGuest } from '../../orchestrator/src/vm/guest.ts';
+import { ensureGuest, ensureQemu } from '../../orchestrator/src/products/ensure.ts';
+import { LinuxGuest } from '../../orchestrator/src/guest/linux.ts';
 
 /** $HILBOX_QEMU or the project's build. */
 export const qemuPath = (): Promise<string> => ensureQemu();

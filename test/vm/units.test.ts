@@ -3,7 +3,7 @@ import { decodeRecord, encodeBundle, encodeRecord, FEED_MAGIC, FLAG_END_OF_REPOR
 import { buildQemuArgs, formatPropValue } from '../../orchestrator/src/vm/qemu-args.ts';
 import { emptyQcow2 } from '../../orchestrator/src/vm/qcow2.ts';
 import { isHostForwardFailure, pickFreePort, releasePort } from '../../orchestrator/src/vm/ports.ts';
-import { BootError, GuestCrashError, HilboxError, InfraError } from '../../orchestrator/src/vm/errors.ts';
+import { BootError, GuestCrashError, HilboxError, InfraError } from '../../orchestrator/src/core/errors.ts';
 
 describe('feed records (SPEC §6)', () => {
   it('encodes the 16-byte little-endian layout', () => {

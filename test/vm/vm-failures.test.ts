@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
-import { BootError, InfraError } from '../../orchestrator/src/vm/errors.ts';
+import { BootError, InfraError } from '../../orchestrator/src/core/errors.ts';
 import { linuxGuest, pidAlive, qemuPath, waitGone } from './helpers.ts';
 
 describe('boot failures', () => {

@@ -2,12 +2,13 @@
  * One booted VM (with hilbox-pci and the mouse feed when this QEMU has the device), reused by
  * the tests of this file; the destructive crash test runs last.
  */
-import { access, rm } from 'node:fs/promises';
+import { access, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
 import type { StartedHilboxVm } from '../../orchestrator/src/lib/started-vm.ts';
-import { GuestCrashError, InfraError } from '../../orchestrator/src/vm/errors.ts';
+import { GuestCrashError, InfraError } from '../../orchestrator/src/core/errors.ts';
+import { QMP_RESET_LINE } from '../../orchestrator/src/vm/crash-scan.ts';
 import { hasHilboxDevice, linuxGuest, qemuPath } from './helpers.ts';
 
 let vm: StartedHilboxVm;
@@ -68,6 +69,20 @@ describe.sequential('VM lifecycle (real QEMU, real guest)', () => {
     const r = await vm.exec('cat /tmp/marker');
     expect(r.code).not.toBe(0);
   }, 120_000);
+
+  // The path Windows takes after enabling Driver Verifier, proven on Linux: same launcher code.
+  it('a deliberate reboot comes back ready through the guest readiness, not reported as a crash', async () => {
+    const up0 = Number((await vm.ssh.run('cut -d. -f1 /proc/uptime')).stdout.trim());
+    await vm.ssh.run('echo before > /tmp/reboot-marker');
+    await vm.reboot();
+    expect((await vm.exec('cat /tmp/reboot-marker')).code).not.toBe(0); // a fresh boot, not the old guest
+    const up1 = Number((await vm.ssh.run('cut -d. -f1 /proc/uptime')).stdout.trim());
+    expect(up1).toBeLessThanOrEqual(Math.max(up0, 60));
+    expect(() => vm.assertNoCrash()).not.toThrow();
+    const log = await readFile(vm.consoleLog, 'utf8');
+    expect(log.split('hilbox-guest: sshd ready').length - 1).toBe(2);
+    expect(log).not.toContain(QMP_RESET_LINE);
+  }, 180_000);
 
   it('a kernel panic in the guest becomes GuestCrashError', async () => {
     const err = await vm.exec('echo c > /proc/sysrq-trigger').then(

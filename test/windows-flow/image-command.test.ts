@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError, exitCodeFor } from '../../orchestrator/src/cli/errors.ts';
 import { buildAnswerMedia, imageWindowsCommand, validateImageOptions } from '../../orchestrator/src/cli/commands/image.ts';
 import type { Output } from '../../orchestrator/src/cli/output.ts';
-import { repoRoot } from '../../orchestrator/src/paths.ts';
+import { repoRoot } from '../../orchestrator/src/core/paths.ts';
 import { runCli } from '../cli/helpers.ts';
 
 const silent: Output = { step() {}, progress() {}, done() {}, warn() {}, info() {}, close() {} };

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from '../../orchestrator/src/paths.ts';
+import { repoRoot } from '../../orchestrator/src/core/paths.ts';
 import { IMAGE_FILE_MACHINE_AMD64, parsePe, readImports } from './pe.ts';
 
 const IMAGE_SUBSYSTEM_WINDOWS_CUI = 3;

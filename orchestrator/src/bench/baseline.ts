@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { repoRoot } from '../paths.ts';
+import { repoRoot } from '../core/paths.ts';
 import type { Environment } from './environment.ts';
 import type { BenchKind, BenchMetric } from './metrics.ts';
 

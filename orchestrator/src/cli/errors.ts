@@ -1,15 +1,11 @@
 /** Maps errors to the CLI's exit codes and one readable message. */
-import { HilboxError } from '../vm/errors.ts';
+import { HilboxError, UsageError } from '../core/errors.ts';
 import { ExitCode, type ExitCodeValue } from './exit-codes.ts';
 
-/** An error in what the user gave us: a scenario field, a CLI argument, a device property. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError };
 
 export function exitCodeFor(e: unknown): ExitCodeValue {
   if (e instanceof UsageError) return ExitCode.usage;
-  if ((e as { name?: string })?.name === 'ScenarioError') return ExitCode.usage;
   if (e instanceof HilboxError) {
     switch (e.kind) {
       case 'boot':

@@ -1,19 +1,10 @@
 /**
- * Progress and result output: a live spinner line on a terminal, plain timestamped lines in CI
+ * Progress output for the CLI: a live spinner line on a terminal, plain timestamped lines in CI
  * or when piped, nothing but the final JSON on stdout with --json.
  */
-export interface Output {
-  /** A step starts (e.g. "booting guest"). */
-  step(text: string): void;
-  /** A line of detail from a long step (build output); shown as the spinner's tail on a TTY. */
-  progress(line: string): void;
-  /** The current step is done. */
-  done(text?: string): void;
-  warn(text: string): void;
-  info(text: string): void;
-  /** Stops the spinner (always call before exiting). */
-  close(): void;
-}
+import type { Output } from '../core/output.ts';
+
+export type { Output };
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 

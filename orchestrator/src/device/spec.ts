@@ -160,7 +160,7 @@ export const DEFAULT_PROPS: Readonly<DeviceProps> = Object.freeze({
   msi: true,
 });
 
-/** Simple numeric ranges of SPEC §9 (cross-property rules are in {@link validateProps}). */
+/** Simple numeric ranges of SPEC §9 (cross-property rules are in {@link crossPropertyProblems}). */
 export const PROP_LIMITS = {
   width: { min: 16, max: 8192 },
   height: { min: 16, max: 8192 },
@@ -175,23 +175,44 @@ export const PROP_LIMITS = {
 /** Upper bound of `stride × height`. */
 export const FB_MAX_BYTES = 256 * 1024 * 1024;
 
+/** A property that breaks SPEC §9, with the message a user sees ("… ; allowed …"). */
+export interface PropProblem {
+  property: keyof DeviceProps;
+  message: string;
+}
+
+/** The rules of SPEC §9 that involve more than one property (ranges are in PROP_LIMITS). */
+export function crossPropertyProblems(q: DeviceProps): PropProblem[] {
+  const out: PropProblem[] = [];
+  if (q['fb-mode'] !== 'direct' && q['fb-mode'] !== 'mmio') out.push({ property: 'fb-mode', message: `${JSON.stringify(q['fb-mode'])} is not allowed; allowed: direct, mmio` });
+  if (q['mmio-latency-ns'] !== 0 && q['fb-mode'] !== 'mmio') {
+    out.push({ property: 'mmio-latency-ns', message: `${q['mmio-latency-ns']} is only allowed with fb-mode: mmio (fb-mode is ${q['fb-mode']}); allowed here: 0` });
+  }
+  if (q.stride !== 0 && q.stride < 3 * q.width) {
+    out.push({ property: 'stride', message: `${q.stride} is less than 3 × width (${3 * q.width}); allowed 0 (= 3 × width) or ${3 * q.width}..${PROP_LIMITS.stride.max}` });
+  } else if (effectiveStride(q) * q.height > FB_MAX_BYTES) {
+    out.push({ property: 'stride', message: `stride × height = ${effectiveStride(q) * q.height} bytes exceeds 256 MiB; allowed stride × height ≤ ${FB_MAX_BYTES}` });
+  }
+  const r = q['mouse-rate-hz'];
+  if (r !== 0 && r < MOUSE_RATE_MIN) out.push({ property: 'mouse-rate-hz', message: `${r} is out of range; allowed 0 (no generator) or ${MOUSE_RATE_MIN}..${PROP_LIMITS['mouse-rate-hz'].max}` });
+  return out;
+}
+
+/** Smallest non-zero `mouse-rate-hz` (0 turns the generator off). */
+export const MOUSE_RATE_MIN = 125;
+
 /**
- * Checks a property set against SPEC §9. Returns the name of the first offending property
- * and why, or `undefined` when the set is valid.
+ * Checks a property set against SPEC §9 (what the device itself refuses). Returns the first
+ * offending property and why, or `undefined` when the set is valid. The scenario schema applies
+ * the same rules (crossPropertyProblems), so a scenario the device would refuse never boots.
  */
-export function validateProps(p: Partial<DeviceProps>): { property: keyof DeviceProps; reason: string } | undefined {
+export function validateProps(p: Partial<DeviceProps>): PropProblem | undefined {
   const q: DeviceProps = { ...DEFAULT_PROPS, ...p };
   for (const [name, lim] of Object.entries(PROP_LIMITS) as [keyof typeof PROP_LIMITS, { min: number; max: number }][]) {
     const v = q[name];
-    if (!Number.isInteger(v) || v < lim.min || v > lim.max) return { property: name, reason: `${v} not in ${lim.min} … ${lim.max}` };
+    if (!Number.isInteger(v) || v < lim.min || v > lim.max) return { property: name, message: `${v} is out of range; allowed ${lim.min}..${lim.max}` };
   }
-  if (q.stride !== 0 && q.stride < 3 * q.width) return { property: 'stride', reason: `stride ${q.stride} < 3 × width` };
-  if (effectiveStride(q) * q.height > FB_MAX_BYTES) return { property: 'stride', reason: 'stride × height > 256 MiB' };
-  if (q['fb-mode'] !== 'direct' && q['fb-mode'] !== 'mmio') return { property: 'fb-mode', reason: `unknown mode ${String(q['fb-mode'])}` };
-  if (q['mmio-latency-ns'] !== 0 && q['fb-mode'] !== 'mmio') return { property: 'mmio-latency-ns', reason: 'non-zero outside fb-mode=mmio' };
-  const r = q['mouse-rate-hz'];
-  if (r !== 0 && (r < 125 || r > 8000)) return { property: 'mouse-rate-hz', reason: `${r} not 0 or 125 … 8000` };
-  return undefined;
+  return crossPropertyProblems(q)[0];
 }
 
 /** Bytes per line: the `stride` property, or 3 × width when it is 0. */

@@ -5,13 +5,23 @@
  *   await using vm = await new HilboxVm().withDevice({ fps: 50 }).withMouseFeed().start();
  *   await vm.loadDriver();
  */
-import { ensureGuest, ensureQemu } from '../build/ensure.ts';
+import { ensureGuest, ensureQemu } from '../products/ensure.ts';
 import { MouseFeeder } from '../feed/mouse-feeder.ts';
 import type { AccelChoice } from '../vm/accel.ts';
-import { LinuxGuest, type Guest } from '../vm/guest.ts';
+import type { Guest } from '../guest/guest.ts';
+import { LinuxGuest } from '../guest/linux.ts';
 import { Machine, type MachineOptions } from '../vm/machine.ts';
 import type { DevicePropValue } from '../vm/qemu-args.ts';
+import type { Readiness } from '../vm/readiness.ts';
 import { StartedHilboxVm } from './started-vm.ts';
+
+/** QEMU -m size in bytes ("512M", "4G"). */
+export function memoryBytes(m: string): number {
+  const n = Number.parseInt(m, 10);
+  const unit = m.at(-1)?.toUpperCase();
+  const mul = unit === 'K' ? 2 ** 10 : unit === 'M' ? 2 ** 20 : unit === 'G' ? 2 ** 30 : unit === 'T' ? 2 ** 40 : 1;
+  return n * mul;
+}
 
 export interface HilboxVmOptions {
   /** Log/warning sink; default console.warn. */
@@ -35,7 +45,7 @@ export class HilboxVm {
     return this;
   }
 
-  /** A guest manifest path, manifest object, or Guest (default: ensureGuest()). */
+  /** A Linux guest manifest path or object, or any Guest (e.g. a WindowsGuest); default: ensureGuest(). */
   withGuest(manifest: string | object | Guest): this {
     this.guestSource = manifest;
     return this;
@@ -87,7 +97,13 @@ export class HilboxVm {
     return this;
   }
 
-  /** Boot timeout in KVM milliseconds (scaled ×4 under TCG). */
+  /** How to know the guest booted, instead of its own strategy (vm/readiness.ts). */
+  withReadiness(r: Readiness): this {
+    this.opts.readiness = r;
+    return this;
+  }
+
+  /** Boot timeout in KVM milliseconds (scaled ×4 under TCG); default the guest's. */
   withBootTimeout(ms: number): this {
     this.opts.bootTimeoutMs = ms;
     return this;
@@ -119,14 +135,30 @@ export class HilboxVm {
     return LinuxGuest.fromManifest(src);
   }
 
-  /** Boots the VM; resolves once the guest answers over SSH. */
+  /**
+   * The kernel the KVM probe boots for `auto` when the guest has none (Windows): the Linux guest
+   * image's, so both OSes are judged by the same probe.
+   */
+  private async accelProbeKernel(guest: Guest): Promise<string | undefined> {
+    const forced = process.env.HILBOX_ACCEL === 'tcg' || process.env.HILBOX_ACCEL === 'kvm';
+    if (guest.probeKernel || (this.opts.accel ?? 'auto') !== 'auto' || forced) return undefined;
+    return (await ensureGuest()).kernel;
+  }
+
+  /** Boots the VM; resolves once the guest's readiness strategy says it is up. */
   async start(): Promise<StartedHilboxVm> {
     const [qemu, guest] = await Promise.all([this.qemu ?? ensureQemu(), this.resolveGuest()]);
+    const warn = this.options.warn ?? ((m: string) => console.warn(m));
+    if (this.opts.memory && memoryBytes(this.opts.memory) < guest.machine.minMemoryBytes) {
+      warn(`hilbox: memory ${this.opts.memory} is little for a ${guest.os} guest (at least ${guest.machine.minMemoryBytes / 2 ** 20}M)`);
+    }
+    const probeKernel = await this.accelProbeKernel(guest);
     const machine = await Machine.launch({
       ...this.opts,
       qemu,
       guest,
-      warn: this.options.warn ?? ((m) => console.warn(m)),
+      ...(probeKernel ? { accelProbeKernel: probeKernel } : {}),
+      warn,
       ...(this.device ? { device: { id: this.deviceId, props: this.device, feed: this.feed } } : {}),
     });
     let feeder: MouseFeeder | undefined;

@@ -1,15 +1,15 @@
 /**
- * A running hilbox VM as test code sees it. One job: expose the guest (SSH), the device (QMP,
- * counters, feed) and the checks (crash scan), routing every operation through the launcher's
- * guard so a dead QEMU surfaces as the right error instead of a hang.
+ * A running hilbox VM as test code sees it. One job: expose the guest (SSH and the guest's
+ * verbs), the device (QMP, counters, feed) and the checks (crash scan), routing every operation
+ * through the launcher's guard so a dead QEMU surfaces as the right error instead of a hang.
  */
 import type { QmpClient } from '../qmp/client.ts';
 import { deviceCounters, deviceDel, type DeviceCounters } from '../qmp/device.ts';
-import { SshClient, type ExecOptions, type ExecResult } from '../ssh/client.ts';
+import type { SshClient, ExecOptions, ExecResult } from '../ssh/client.ts';
 import type { MouseFeeder } from '../feed/mouse-feeder.ts';
-import type { Guest, LoadDriverOptions } from '../vm/guest.ts';
+import type { DriverOptions, Guest, GuestSession } from '../guest/guest.ts';
 import type { Machine } from '../vm/machine.ts';
-import { InfraError } from '../vm/errors.ts';
+import { InfraError } from '../core/errors.ts';
 
 const CLEAN_SNAPSHOT = 'hilbox-clean';
 
@@ -19,12 +19,15 @@ export interface GuestShell {
   /** exec that throws unless the command exits 0. */
   run(command: string, opts?: ExecOptions): Promise<ExecResult>;
   upload(localPath: string, remotePath: string, mode?: number): Promise<void>;
+  download(remotePath: string, localPath: string): Promise<void>;
   /** Interactive shell bridged to this terminal. */
   shell(): Promise<number | null>;
 }
 
 export class StartedHilboxVm implements AsyncDisposable {
   readonly ssh: GuestShell;
+  /** What the guest's verbs are given: the guarded SSH side, reboot and the timeout scale. */
+  readonly session: GuestSession;
   private sshClient: SshClient;
   private snapshotTaken = false;
 
@@ -41,7 +44,15 @@ export class StartedHilboxVm implements AsyncDisposable {
       exec: (cmd, o) => g((c) => c.exec(cmd, { timeoutMs: this.machine.scaled(60_000), ...o })),
       run: (cmd, o) => g((c) => c.run(cmd, { timeoutMs: this.machine.scaled(60_000), ...o })),
       upload: (l, r, m) => g((c) => c.upload(l, r, m)),
+      download: (r, l) => g((c) => c.download(r, l)),
       shell: () => g((c) => c.shell()),
+    };
+    this.session = {
+      exec: this.ssh.exec,
+      upload: this.ssh.upload,
+      download: this.ssh.download,
+      reboot: () => this.reboot(),
+      scaled: (ms) => this.machine.scaled(ms),
     };
   }
 
@@ -86,17 +97,31 @@ export class StartedHilboxVm implements AsyncDisposable {
     return this.machine.guard(deviceDel(this.qmp, this.deviceId, timeoutMs));
   }
 
-  /** insmod the image's hilbox.ko, or upload and load `opts.ko`. */
-  loadDriver(opts?: LoadDriverOptions): Promise<ExecResult> {
-    return this.machine.guard(this.guest.loadDriver(this.sshClient, opts));
+  /** Installs the image's driver, or uploads and installs `opts.path` (guest.installDriver). */
+  loadDriver(opts?: DriverOptions): Promise<ExecResult> {
+    return this.machine.guard(this.guest.installDriver(this.session, opts));
   }
 
-  unloadDriver(name?: string): Promise<ExecResult> {
-    return this.machine.guard(this.guest.unloadDriver(this.sshClient, name));
+  unloadDriver(): Promise<ExecResult> {
+    return this.machine.guard(this.guest.uninstallDriver(this.session));
   }
 
   kernelLog(): Promise<string> {
-    return this.machine.guard(this.guest.kernelLog(this.sshClient));
+    return this.machine.guard(this.guest.kernelLog(this.session));
+  }
+
+  /** Runs the guest's probe with `args` (against `dev` when given); the raw result. */
+  probe(args: readonly string[], opts: ExecOptions & { dev?: string } = {}): Promise<ExecResult> {
+    const { dev, ...o } = opts;
+    return this.exec(this.guest.probeCommand(args, dev), o);
+  }
+
+  /**
+   * Reboots the guest on purpose (its reboot command; the reset is not reported as a crash) and
+   * waits until it is ready again, as after the first boot.
+   */
+  async reboot(): Promise<void> {
+    this.sshClient = await this.machine.reboot(this.sshClient, this.guest.rebootCommand);
   }
 
   /** Throws GuestCrashError if the console showed any crash signature (or QEMU died). */
@@ -116,8 +141,7 @@ export class StartedHilboxVm implements AsyncDisposable {
   }
 
   /**
-   * Fast reset: restores the snapshot taken by snapshot() (taken on first use if none yet —
-   * then the *current* state becomes the reset point) with QMP/HMP loadvm, and reconnects SSH.
+   * Fast reset: restores the snapshot taken by snapshot() with HMP loadvm, and reconnects SSH.
    * Crash hits seen before the reset are kept in the console log but no longer fail checks.
    */
   async reset(): Promise<void> {
@@ -129,18 +153,7 @@ export class StartedHilboxVm implements AsyncDisposable {
   }
 
   private reconnect(): Promise<SshClient> {
-    const g = this.guest;
-    return this.machine.guard(
-      SshClient.connect(
-        {
-          port: this.machine.sshPort,
-          user: g.sshUser,
-          privateKey: g.sshKey,
-          ...(g.hostKeyFingerprint ? { hostKeyFingerprint: g.hostKeyFingerprint } : {}),
-        },
-        this.scaled(15_000),
-      ),
-    );
+    return this.machine.guard(this.machine.connectSsh(this.scaled(15_000)));
   }
 
   /** Stops QEMU and removes the run directory (logs are kept if the VM failed). */

@@ -101,9 +101,19 @@ export class QmpClient extends EventEmitter {
   /** Connects, reads the greeting and negotiates capabilities. */
   static async connect(path: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
     const sock = await connectWithRetry(path, opts.connectTimeoutMs ?? 10_000);
+    return QmpClient.attach(sock, opts);
+  }
+
+  /** Speaks QMP on a socket that is already connected (e.g. one QEMU connected to): greeting, capabilities. */
+  static async attach(sock: Socket, opts: QmpConnectOptions = {}): Promise<QmpClient> {
     const c = new QmpClient(sock, opts.commandTimeoutMs ?? 30_000, opts.logPath);
-    await c.waitGreeting(opts.connectTimeoutMs ?? 10_000);
-    await c.execute('qmp_capabilities');
+    try {
+      await c.waitGreeting(opts.connectTimeoutMs ?? 10_000);
+      await c.execute('qmp_capabilities');
+    } catch (e) {
+      c.close('handshake failed');
+      throw e;
+    }
     return c;
   }
 

@@ -3,10 +3,11 @@
  * run can measure other device settings — the other fb-mode, other generator rates — without
  * a second boot. Unplugging goes through deviceDel (DEVICE_DELETED).
  */
+import { checkPropValue, type DevicePropValue } from '../device/prop-value.ts';
 import type { QmpClient } from './client.ts';
 import { deviceDel } from './device.ts';
 
-export type PropValue = string | number | boolean;
+export type PropValue = DevicePropValue;
 
 export interface HotplugOptions {
   id: string;
@@ -17,15 +18,10 @@ export interface HotplugOptions {
   feedSocket?: string;
 }
 
-/** QMP device_add takes JSON-typed values: numbers and booleans stay what they are. */
-function propValue(k: string, v: PropValue): PropValue {
-  if (typeof v === 'string' && !/^[A-Za-z0-9._/-]+$/.test(v)) throw new TypeError(`device property ${k}=${JSON.stringify(v)} is not a simple token`);
-  return v;
-}
-
 export async function plugDevice(qmp: QmpClient, o: HotplugOptions): Promise<void> {
   const args: Record<string, unknown> = { driver: 'hilbox-pci', id: o.id, bus: o.bus };
-  for (const [k, v] of Object.entries(o.props)) args[k] = propValue(k, v);
+  // QMP device_add takes JSON-typed values: numbers and booleans stay what they are.
+  for (const [k, v] of Object.entries(o.props)) args[k] = checkPropValue(k, v);
   if (o.feedSocket) {
     const chardev = `${o.id}-feed`;
     await qmp.execute('chardev-add', {

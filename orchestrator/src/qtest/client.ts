@@ -25,8 +25,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { firmwareDirs as defaultFirmwareDirs } from '../paths.ts';
-import { MiniQmp } from './qmp.ts';
+import { firmwareDirs as defaultFirmwareDirs } from '../core/paths.ts';
+import { QmpClient } from '../qmp/client.ts';
 
 export interface QtestStartOptions {
   /** Path of qemu-system-x86_64. */
@@ -141,8 +141,8 @@ interface QueuedCommand {
 }
 
 export class QtestSession implements AsyncDisposable {
-  /** Minimal QMP client (undefined when started with `qmp: false`). */
-  readonly qmp: MiniQmp | undefined;
+  /** QMP client (undefined when started with `qmp: false`). */
+  readonly qmp: QmpClient | undefined;
   /** Every IRQ change seen, oldest first. */
   readonly irqLog: IrqChange[] = [];
   private readonly irqLevels = new Map<number, boolean>();
@@ -157,7 +157,7 @@ export class QtestSession implements AsyncDisposable {
   private constructor(
     private readonly child: ChildProcess,
     private readonly sock: Socket,
-    qmp: MiniQmp | undefined,
+    qmp: QmpClient | undefined,
     private readonly dir: string,
     private readonly servers: Server[],
     private readonly stderrBuf: { text: string },
@@ -257,23 +257,14 @@ export class QtestSession implements AsyncDisposable {
       // (as libqtest does) leaves nothing behind even if this process is killed later.
       for (const s of servers) s.close();
       await rm(dir, { recursive: true, force: true });
-      // When the QMP socket closes, report QEMU's exit (with stderr) if it follows soon.
-      const exitErr = (): Promise<Error> =>
-        Promise.race([
-          exited.then(({ code, signal }) => new QemuExitError(`QEMU exited (${describeExit(code, signal)})`, code, signal, stderrBuf.text)),
-          new Promise<Error>((resolve) => setTimeout(() => resolve(new Error('QMP connection closed')), 2000).unref()),
-        ]);
-      const qmp = qmpSock ? new MiniQmp(qmpSock, timeoutMs, exitErr) : undefined;
+      // The same QMP client as the orchestrator's (qmp/client.ts), on the socket QEMU connected to.
+      const exitedEarly = exited.then(({ code, signal }): never => {
+        throw new QemuExitError(`QEMU exited during start-up (${describeExit(code, signal)})`, code, signal, stderrBuf.text);
+      });
+      exitedEarly.catch(() => {});
+      const qmp = qmpSock ? await Promise.race([QmpClient.attach(qmpSock, { commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs }), exitedEarly]) : undefined;
       const session = new QtestSession(c, qtestSock, qmp, dir, servers, stderrBuf, exited, fullArgv, timeoutMs);
       try {
-        if (qmp) {
-          await Promise.race([
-            qmp.handshake(),
-            exited.then(({ code, signal }) => {
-              throw new QemuExitError(`QEMU exited during start-up (${describeExit(code, signal)})`, code, signal, stderrBuf.text);
-            }),
-          ]);
-        }
         // Round trip to prove the qtest channel works (and wait out any start-up failure).
         await session.command('endianness');
       } catch (e) {

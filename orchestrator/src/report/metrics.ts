@@ -1,44 +1,41 @@
 /**
- * How reports and benchmarks read the probe's throughput results. One job: the naming
- * convention between guest-driver/linux/probe.c and the tables.
+ * How reports and benchmarks read throughput cases. One job: case parameters and metrics →
+ * the figures of the tables. Nothing is parsed out of a case name: every case carries its
+ * parameters in `params` (set by the suite that planned it) and each metric has one spelling
+ * (report/metric-names.ts).
  *
- * Framebuffer cases (`hilbox-probe fb-throughput`): name `fb-<method>` (possibly renamed by the
- * orchestrator, e.g. with the fb mode appended), `details.method` ∈ copy|map|bytewise|qword|ram,
- * `details.seqlock` ∈ on|off|both, metrics `mb_per_s`, `frames_per_s`, `torn_frames`
- * (with the seqlock unless `seqlock` is off), `torn_frames_no_seqlock` (mode both), `cpu_time`.
- * The RAM reference is the case with method `ram` (same copy loop on ordinary RAM, same run).
+ * Framebuffer cases: `params.method` ∈ copy|map|bytewise|qword|ram, `params.fb_mode`; metrics
+ * `read_mb_per_s` (every byte read, torn or not), `frames_per_s`, `torn_frames` (with the
+ * seqlock), `torn_frames_no_seqlock`, `cpu_time`. The RAM reference is the case with method
+ * `ram` (the same copy loop on ordinary RAM, same run).
  *
- * Mouse cases (`hilbox-probe events-throughput`): `details.mode` ∈ uring|uring-wq|poll|blocking,
- * `details.pending`, `details.ev_rate_hz`, `details.ev_bundle`; metrics `events_per_s`, `lost`,
- * `order_violations`, `latency_p50|p99|max` (ns), `cpu_time`. Parameters missing from `details`
- * are taken from a case name ending in `-r<rate>-b<bundle>-p<pending>`.
- *
- * Each metric is looked up under a list of names (the probe's first), so results written with
- * the longer names (`fb_copy_mb_per_s`, `events_lost`, …) read the same.
+ * Mouse cases: `params.mode` ∈ inverted-call|polling|host-fed, `params.rate_hz`, `params.bundle`,
+ * `params.pending`; metrics `events_per_s`, `lost`, `order_violations`, `duplicates`,
+ * `latency_p50|p99|max` (ns), `cpu_time`.
  */
 import type { CaseResult } from './results.ts';
 
-/** Metric → accepted names, preferred first. */
-export const METRIC_NAMES = {
-  // read bandwidth (every byte read, torn or not) first; the seqlocked phase's figure after
-  fbMbPerS: ['read_mb_per_s', 'mb_per_s', 'fb_copy_mb_per_s'],
-  ramMbPerS: ['ram_copy_mb_per_s'],
-  framesPerS: ['frames_per_s'],
-  tornFrames: ['torn_frames', 'torn_frames_seqlock'],
-  tornFramesNoSeqlock: ['torn_frames_no_seqlock', 'torn_frames_unlocked'],
-  cpuTime: ['cpu_time', 'cpu_ms'],
-  eventsPerS: ['events_per_s'],
-  eventsLost: ['lost', 'events_lost'],
-  orderViolations: ['order_violations'],
-  duplicates: ['duplicates'],
-  latencyP50: ['latency_p50', 'latency_p50_us'],
-  latencyP99: ['latency_p99', 'latency_p99_us'],
-  latencyMax: ['latency_max', 'latency_max_us'],
-} as const satisfies Record<string, readonly string[]>;
-export type MetricKey = keyof typeof METRIC_NAMES;
+/** The metric each table column reads. */
+export const METRIC = {
+  fbMbPerS: 'read_mb_per_s',
+  framesPerS: 'frames_per_s',
+  tornFrames: 'torn_frames',
+  tornFramesNoSeqlock: 'torn_frames_no_seqlock',
+  cpuTime: 'cpu_time',
+  eventsPerS: 'events_per_s',
+  eventsLost: 'lost',
+  orderViolations: 'order_violations',
+  duplicates: 'duplicates',
+  latencyP50: 'latency_p50',
+  latencyP99: 'latency_p99',
+  latencyMax: 'latency_max',
+} as const satisfies Record<string, string>;
+export type MetricKey = keyof typeof METRIC;
 
-/** The mouse delivery mode every other mode is compared with. */
-export const POLLING_MODE = 'poll';
+/** Mouse delivery modes (`params.mode`); every other mode is compared with polling. */
+export const MOUSE_MODES = ['inverted-call', 'polling', 'host-fed'] as const;
+export type MouseMode = (typeof MOUSE_MODES)[number];
+export const POLLING_MODE: MouseMode = 'polling';
 /** The fb copy method that reads ordinary RAM: the machine-speed reference. */
 export const RAM_METHOD = 'ram';
 
@@ -47,17 +44,15 @@ export function metricValue(c: CaseResult, name: string): number | undefined {
   return m && Number.isFinite(m.value) ? m.value : undefined;
 }
 
-/** The first of `key`'s names the case reports: name, value and unit. */
+/** The metric behind `key`, with its name and unit, when the case reports it. */
 export function findMetric(c: CaseResult, key: MetricKey): { name: string; value: number; unit: string } | undefined {
-  for (const name of METRIC_NAMES[key]) {
-    const v = metricValue(c, name);
-    if (v !== undefined) return { name, value: v, unit: c.metrics?.[name]?.unit ?? '' };
-  }
-  return undefined;
+  const name = METRIC[key];
+  const v = metricValue(c, name);
+  return v === undefined ? undefined : { name, value: v, unit: c.metrics?.[name]?.unit ?? '' };
 }
 
 export function metric(c: CaseResult, key: MetricKey): number | undefined {
-  return findMetric(c, key)?.value;
+  return metricValue(c, METRIC[key]);
 }
 
 function str(v: unknown): string | undefined {
@@ -69,30 +64,28 @@ function num(v: unknown): number | undefined {
 }
 
 export function isFbCase(c: CaseResult): boolean {
-  return metric(c, 'fbMbPerS') !== undefined && (str(c.details?.method) !== undefined || c.name.startsWith('fb-') || metric(c, 'framesPerS') !== undefined);
+  return str(c.params?.method) !== undefined && metric(c, 'fbMbPerS') !== undefined;
 }
 
 export function isRamReference(c: CaseResult): boolean {
-  return str(c.details?.method) === RAM_METHOD || /^fb-ram(?:-|$)/.test(c.name);
+  return str(c.params?.method) === RAM_METHOD;
 }
 
 export function isMouseCase(c: CaseResult): boolean {
-  return metric(c, 'eventsPerS') !== undefined;
+  return (MOUSE_MODES as readonly string[]).includes(str(c.params?.mode) ?? '') && metric(c, 'eventsPerS') !== undefined;
 }
 
-/** RAM reference MB/s for an FB case: its own `ram_copy_mb_per_s`, else the RAM case of the same suite. */
+/** RAM reference MB/s for an FB case: the RAM case of the same suite and run. */
 export function ramReference(c: CaseResult, all: readonly CaseResult[]): number | undefined {
-  const own = metric(c, 'ramMbPerS');
-  if (own !== undefined) return own;
   for (const o of all) {
-    if (o.suite !== c.suite || o.status === 'skip') continue;
-    const v = isRamReference(o) ? metric(o, 'fbMbPerS') : metric(o, 'ramMbPerS');
+    if (o.suite !== c.suite || o.status === 'skip' || !isRamReference(o)) continue;
+    const v = metric(o, 'fbMbPerS');
     if (v !== undefined) return v;
   }
   return undefined;
 }
 
-/** fb copy MB/s ÷ RAM reference MB/s (machine-speed independent), when both are known. */
+/** fb read MB/s ÷ RAM reference MB/s (machine-speed independent), when both are known. */
 export function fbRatio(c: CaseResult, all: readonly CaseResult[]): number | undefined {
   const v = metric(c, 'fbMbPerS');
   const ref = ramReference(c, all);
@@ -101,13 +94,9 @@ export function fbRatio(c: CaseResult, all: readonly CaseResult[]): number | und
 
 /** Torn frames with and without the seqlock, whichever the case measured. */
 export function tornFrames(c: CaseResult): { seqlock?: number; noSeqlock?: number } {
+  const out: { seqlock?: number; noSeqlock?: number } = {};
   const first = metric(c, 'tornFrames');
   const second = metric(c, 'tornFramesNoSeqlock');
-  const out: { seqlock?: number; noSeqlock?: number } = {};
-  if (str(c.details?.seqlock) === 'off') {
-    if (first !== undefined) out.noSeqlock = first;
-    return out;
-  }
   if (first !== undefined) out.seqlock = first;
   if (second !== undefined) out.noSeqlock = second;
   return out;
@@ -120,21 +109,16 @@ export interface MouseParams {
   pending?: number;
 }
 
-const PARAMS_IN_NAME = /^(.*?)(?:-r(\d+))?(?:-b(\d+))?(?:-p(\d+))?$/;
-
 export function mouseParams(c: CaseResult): MouseParams {
-  const d = c.details ?? {};
-  const m = PARAMS_IN_NAME.exec(c.name);
-  const fromName = (i: number) => (m?.[i] !== undefined ? Number(m[i]) : undefined);
-  const mode = str(d.mode) ?? (m?.[1] ?? c.name).replace(/^(?:mouse|events)-/, '');
-  const p: MouseParams = { mode };
-  const rate = num(d.ev_rate_hz) ?? num(d.rate_hz) ?? fromName(2);
-  const bundle = num(d.ev_bundle) ?? num(d.bundle) ?? fromName(3);
-  const pending = num(d.pending) ?? fromName(4);
-  if (rate !== undefined) p.rateHz = rate;
-  if (bundle !== undefined) p.bundle = bundle;
-  if (pending !== undefined) p.pending = pending;
-  return p;
+  const p = c.params ?? {};
+  const out: MouseParams = { mode: str(p.mode) ?? '' };
+  const rate = num(p.rate_hz);
+  const bundle = num(p.bundle);
+  const pending = num(p.pending);
+  if (rate !== undefined) out.rateHz = rate;
+  if (bundle !== undefined) out.bundle = bundle;
+  if (pending !== undefined) out.pending = pending;
+  return out;
 }
 
 /** The polling case with the same rate and bundle (pending is a property of the other modes). */

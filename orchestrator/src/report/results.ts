@@ -16,11 +16,19 @@ export interface Metric {
   unit: string;
 }
 
+/** A case parameter value (`params`): what the case ran with, as data. */
+export type ParamValue = string | number;
+
 /** One case as a probe reports it (and as results.json stores it). */
 export interface CaseResult {
   suite: string;
   name: string;
   status: CaseStatus;
+  /**
+   * The parameters that make this case what it is (e.g. `{mode: 'inverted-call', rate_hz: 8000,
+   * bundle: 1, pending: 64}`), set by the suite that planned it. Reports read these, never the name.
+   */
+  params?: Record<string, ParamValue>;
   /** Required for fail and skip. */
   reason?: string;
   /** Security cases: the policy the case checks, as a sentence. */
@@ -58,6 +66,7 @@ const ProbeCaseSchema = z.object({
   status: z.enum(['pass', 'fail', 'skip']),
   reason: z.string().optional(),
   policy: z.string().optional(),
+  params: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
   metrics: z.record(z.string(), MetricSchema).optional(),
   details: z.record(z.string(), z.unknown()).optional(),
 });
@@ -110,6 +119,7 @@ export function parseProbeLine(line: string, from: ProbeStep): ProbeLineResult {
   if (p.reason !== undefined && p.reason !== '') result.reason = p.reason;
   else if (p.status !== 'pass') result.reason = `(the probe gave no reason for ${p.status})`;
   if (p.policy !== undefined) result.policy = p.policy;
+  if (p.params !== undefined) result.params = p.params;
   if (p.metrics !== undefined) result.metrics = p.metrics;
   if (p.details !== undefined) result.details = p.details;
   return { ok: true, result };
@@ -209,28 +219,4 @@ export function serializeResults(r: RunResults): string {
 export function writeResults(path: string, r: RunResults): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, serializeResults(r));
-}
-
-const RunResultsSchema = z.object({
-  schema: z.literal(RESULTS_SCHEMA),
-  scenario: z.string(),
-  guest: z.string(),
-  startedAt: z.string(),
-  durationMs: z.number(),
-  environment: z.record(z.string(), z.unknown()),
-  cases: z.array(ProbeCaseSchema.extend({ durationMs: z.number().optional() })),
-  summary: z.object({ pass: z.number(), fail: z.number(), skip: z.number() }),
-});
-
-/** Parses a results.json text (e.g. for `hilbox report` or bench). Throws with the reason. */
-export function parseResults(text: string, file = 'results.json'): RunResults {
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file}: not JSON (${(e as Error).message})`);
-  }
-  const r = RunResultsSchema.safeParse(data);
-  if (!r.success) throw new Error(`${file}: not a ${RESULTS_SCHEMA} document: ${issueText(r.error)}`);
-  return r.data as RunResults;
 }

@@ -2,16 +2,16 @@
  * Resolves a suite's `cases` selection ("all" or a list) against the case names a probe knows.
  * One job: selection → ordered list of names, or an error naming the unknown ones.
  */
+import { UsageError } from '../core/errors.ts';
 import type { CaseSelection } from './schema.ts';
 
-export class CaseSelectionError extends Error {
+export class CaseSelectionError extends UsageError {
   constructor(
     readonly suite: string,
     readonly unknown: readonly string[],
     readonly known: readonly string[],
   ) {
     super(`suites.${suite}.cases: unknown case${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; allowed: ${known.join(', ')}`);
-    this.name = 'CaseSelectionError';
   }
 }
 

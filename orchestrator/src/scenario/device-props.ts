@@ -30,11 +30,6 @@ export function deviceProperties(d: DeviceConfig): DeviceProperties {
   return Object.fromEntries(DEVICE_PROPERTY_NAMES.map((k) => [k, props[k]])) as DeviceProperties;
 }
 
-/** `key=value` strings as QEMU's option parser wants them (booleans as on/off). */
-export function devicePropertyPairs(d: DeviceConfig): string[] {
-  return Object.entries(deviceProperties(d)).map(([k, v]) => `${k}=${typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v)}`);
-}
-
 /** Whether the scenario wants the host feed chardev attached. */
 export function wantsFeed(d: DeviceConfig): boolean {
   return d.feed;

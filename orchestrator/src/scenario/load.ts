@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import { join, relative, isAbsolute } from 'node:path';
 import { LineCounter, isMap, isNode, isPair, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { repoRoot } from '../paths.ts';
+import { UsageError } from '../core/errors.ts';
+import { repoRoot } from '../core/paths.ts';
 import { ScenarioSchema, type Scenario } from './schema.ts';
 
 /** One problem in a scenario file. */
@@ -22,11 +23,10 @@ export interface ScenarioProblem {
 }
 
 /** Thrown by the loaders; `message` lists every problem, one per line. */
-export class ScenarioError extends Error {
+export class ScenarioError extends UsageError {
   readonly problems: readonly ScenarioProblem[];
   constructor(problems: readonly ScenarioProblem[]) {
     super(problems.map(formatProblem).join('\n'));
-    this.name = 'ScenarioError';
     this.problems = problems;
   }
 }

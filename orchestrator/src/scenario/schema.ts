@@ -6,7 +6,7 @@
  * from the device contract (orchestrator/src/device/spec.ts, SPEC §9), not from here.
  */
 import { z } from 'zod';
-import { DEFAULT_PROPS, FB_MAX_BYTES, PROP_LIMITS } from '../device/spec.ts';
+import { crossPropertyProblems, DEFAULT_PROPS, MOUSE_RATE_MIN, PROP_LIMITS } from '../device/spec.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks that carry their own user-facing messages
@@ -111,19 +111,7 @@ export const DeviceSchema = strict({
   msi: bool().default(DEFAULT_PROPS.msi),
   feed: bool().default(false),
 }).superRefine((d, ctx) => {
-  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
-  if (d['mmio-latency-ns'] !== 0 && d['fb-mode'] !== 'mmio') {
-    issue('mmio-latency-ns', `${d['mmio-latency-ns']} is only allowed with fb-mode: mmio (fb-mode is ${d['fb-mode']}); allowed here: 0`);
-  }
-  if (d.stride !== 0 && d.stride < 3 * d.width) {
-    issue('stride', `${d.stride} is less than 3 × width (${3 * d.width}); allowed 0 (= 3 × width) or ${3 * d.width}..${lim.stride.max}`);
-  }
-  const stride = d.stride === 0 ? 3 * d.width : d.stride;
-  if (stride * d.height > FB_MAX_BYTES) {
-    issue('stride', `stride × height = ${stride * d.height} bytes exceeds 256 MiB; allowed stride × height ≤ ${FB_MAX_BYTES}`);
-  }
-  const r = d['mouse-rate-hz'];
-  if (r !== 0 && r < 125) issue('mouse-rate-hz', `${r} is out of range; allowed 0 (no generator) or 125..8000`);
+  for (const p of crossPropertyProblems(d)) ctx.addIssue({ code: 'custom', path: [p.property], message: p.message });
 });
 
 const SshSchema = strict({
@@ -161,7 +149,7 @@ export const DriverSchema = strict({
 });
 
 export const MouseMatrixSchema = strict({
-  rates: listOf(intIn(125, 8000), 'rates in Hz').min(1).default([125, 1000, 8000]),
+  rates: listOf(intIn(MOUSE_RATE_MIN, lim['mouse-rate-hz'].max), 'rates in Hz').min(1).default([125, 1000, 8000]),
   bundles: listOf(intIn(lim['mouse-bundle'].min, lim['mouse-bundle'].max), 'bundle sizes').min(1).default([1, 4]),
   pending: listOf(intIn(1, 1024), 'pending-request counts').min(1).default([1, 4, 16, 64]),
 });
@@ -173,14 +161,12 @@ export const SuitesSchema = strict({
   }).default({ enabled: true, frames: 10 }),
   throughput: strict({
     enabled: bool().default(true),
-    cases: caseSelection.default('all'),
     seconds: positive(3600).default(5),
     fbModes: listOf(oneOf(['direct', 'mmio']), 'fb modes').min(1).default(['direct', 'mmio']),
     mouse: MouseMatrixSchema.default({ rates: [125, 1000, 8000], bundles: [1, 4], pending: [1, 4, 16, 64] }),
     short: bool().default(false),
   }).default({
     enabled: true,
-    cases: 'all',
     seconds: 5,
     fbModes: ['direct', 'mmio'],
     mouse: { rates: [125, 1000, 8000], bundles: [1, 4], pending: [1, 4, 16, 64] },
@@ -237,7 +223,6 @@ export const ScenarioSchema = strict({
     verify: { enabled: true, frames: 10 },
     throughput: {
       enabled: true,
-      cases: 'all',
       seconds: 5,
       fbModes: ['direct', 'mmio'],
       mouse: { rates: [125, 1000, 8000], bundles: [1, 4], pending: [1, 4, 16, 64] },

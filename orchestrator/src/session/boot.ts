@@ -1,25 +1,35 @@
 /**
- * Boots the guest a scenario describes — QEMU with hilbox-pci and its properties, the host
- * mouse feed when asked — and loads the driver. Shared by `run`, `exec`, `shell` and `bench`.
+ * Boots the guest a scenario describes — QEMU with hilbox-pci and its properties, the host mouse
+ * feed when asked — and installs the driver. One path for every guest OS; shared by `run`,
+ * `exec`, `shell` and `bench`.
  */
-import { resolve } from 'node:path';
-import { ensureGuest, ensureQemu } from '../build/ensure.ts';
+import { dirname, resolve } from 'node:path';
+import { ensureQemu } from '../products/ensure.ts';
 import { HilboxVm } from '../lib/hilbox-vm.ts';
 import type { StartedHilboxVm } from '../lib/started-vm.ts';
+import { guestForScenario } from '../guest/for-scenario.ts';
 import { deviceProperties, wantsFeed } from '../scenario/device-props.ts';
 import { loadDefaultScenario, loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
-import type { Output } from '../cli/output.ts';
-import { UsageError } from '../cli/errors.ts';
-import { bootWindowsScenario } from '../vm/windows-guest.ts';
+import type { Output } from '../core/output.ts';
 
-export function loadScenario(path: string | undefined): { scenario: Scenario; source: string } {
-  if (!path) return { scenario: loadDefaultScenario(), source: 'fixtures/default.yaml (embedded default)' };
-  return { scenario: loadScenarioFile(resolve(path)), source: path };
+export interface LoadedScenario {
+  scenario: Scenario;
+  /** What to call it in messages. */
+  source: string;
+  /** Directory relative paths in the scenario are resolved against. */
+  baseDir: string;
+}
+
+export function loadScenario(path: string | undefined): LoadedScenario {
+  if (!path) return { scenario: loadDefaultScenario(), source: 'fixtures/default.yaml (embedded default)', baseDir: process.cwd() };
+  return { scenario: loadScenarioFile(resolve(path)), source: path, baseDir: dirname(resolve(path)) };
 }
 
 export interface BootOptions {
   out: Output;
+  /** Directory relative paths of the scenario are resolved against (default: cwd). */
+  baseDir?: string;
   /** Directory for console.log and qmp.log (kept after the run). */
   logDir?: string;
   loadDriver?: boolean;
@@ -31,26 +41,12 @@ export interface BootOptions {
 
 export async function bootScenario(scenario: Scenario, opts: BootOptions): Promise<StartedHilboxVm> {
   const { out } = opts;
-  if (scenario.guest.os === 'windows') {
-    if (!scenario.guest.image) throw new UsageError('guest.image: no Windows image configured (build one with: hilbox image windows --iso WIN.iso)');
-    out.step('building QEMU with hilbox-pci (cached)');
-    const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
-    const vm = await bootWindowsScenario(scenario, {
-      qemu,
-      ...(opts.logDir ? { logDir: opts.logDir } : {}),
-      ...(opts.loadDriver === false ? { loadDriver: false } : {}),
-      warn: (m) => out.warn(m),
-      progress: (m) => out.step(m),
-      ...(opts.onBooted ? { onBooted: opts.onBooted } : {}),
-    });
-    out.done(`Windows up (${vm.accel}, ssh port ${vm.sshPort})`);
-    return vm;
-  }
-  out.step('building QEMU with hilbox-pci (cached)');
+  const baseDir = opts.baseDir ?? process.cwd();
+  out.step('building QEMU with hilbox-pci');
   const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
-  out.step('building the Linux guest image (cached)');
-  const guest = await ensureGuest({ onProgress: (l) => out.progress(l) });
-  out.step(`booting Linux ${guest.kernelVersion} (accelerator ${scenario.accelerator})`);
+  out.step(`preparing the ${scenario.guest.os} guest`);
+  const guest = await guestForScenario(scenario.guest, { baseDir, onProgress: (l) => out.progress(l) });
+  out.step(`booting ${guest.description} (accelerator ${scenario.accelerator})`);
   const props = { ...deviceProperties(scenario.device), ...(opts.deviceOverrides ?? {}) };
   let builder = new HilboxVm({ warn: (m) => out.warn(m) })
     .withQemu(qemu)
@@ -63,16 +59,16 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
   if (opts.logDir) builder = builder.withLogDir(opts.logDir);
   if (scenario.timeouts?.bootSeconds) builder = builder.withBootTimeout(scenario.timeouts.bootSeconds * 1000);
   const bootStarted = Date.now();
+  // start() returns once the guest's readiness strategy has run a command over SSH.
   const vm = await builder.start();
   try {
-    await vm.ssh.run('true');
     opts.onBooted?.(Date.now() - bootStarted);
     out.done(`guest up (${vm.accel}, ssh port ${vm.sshPort})`);
     if (opts.loadDriver !== false) {
-      out.step('loading hilbox.ko');
-      const r = await vm.loadDriver(scenario.driver?.path ? { ko: resolve(scenario.driver.path) } : undefined);
-      if (r.code !== 0) throw new Error(`loading the driver failed (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}`);
-      out.done('driver loaded');
+      out.step(`installing the driver`);
+      const r = await vm.loadDriver(scenario.driver?.path ? { path: resolve(baseDir, scenario.driver.path) } : undefined);
+      if (r.code !== 0) throw new Error(`installing the driver failed (exit ${r.code}): ${(r.stderr.trim() || r.stdout.trim()).split('\n').slice(-5).join(' | ')}`);
+      out.done('driver installed');
     }
     return vm;
   } catch (e) {

@@ -1,14 +1,14 @@
 /**
  * SSH to the guest (ssh2). One job: a reliable command channel — connect with retries until a
- * deadline, run commands with timeouts and streaming, upload files (SFTP, or `cat >` when the
+ * deadline, run commands with timeouts and streaming, copy files both ways (SFTP, or `cat` when the
  * guest has no SFTP subsystem) and bridge an interactive shell.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
-import { TimeoutError } from '../vm/errors.ts';
+import { TimeoutError } from '../core/errors.ts';
 
 export interface SshTarget {
   host?: string;
@@ -63,6 +63,8 @@ async function loadKey(k: string | Buffer): Promise<Buffer> {
 function connectOnce(cfg: ConnectConfig): Promise<Client> {
   return new Promise((resolve, reject) => {
     const c = new Client();
+    // ssh2 may emit several errors for one failed attempt (a ready timeout, then the lost
+    // connection): every one must have a listener, the first decides.
     const onError = (e: Error): void => {
       c.end();
       reject(e);
@@ -72,7 +74,7 @@ function connectOnce(cfg: ConnectConfig): Promise<Client> {
       c.on('error', () => {});
       resolve(c);
     });
-    c.once('error', onError);
+    c.on('error', onError);
     c.once('close', () => reject(new Error('connection closed before authentication')));
     c.connect(cfg);
   });
@@ -215,6 +217,26 @@ export class SshClient {
         createReadStream(localPath).pipe(stream);
       });
     });
+  }
+
+  /** Copies a guest file to the host (SFTP, else streamed out of `cat`). */
+  async download(remotePath: string, localPath: string): Promise<void> {
+    const sftp = await this.sftp();
+    if (sftp) {
+      await new Promise<void>((resolve, reject) => sftp.fastGet(remotePath, localPath, (err) => (err ? reject(new Error(`download of ${remotePath}: ${err.message}`)) : resolve())));
+      return;
+    }
+    const r = await new Promise<Buffer>((resolve, reject) => {
+      this.conn.exec(`cat ${shellQuote(remotePath)}`, (err, stream: ClientChannel) => {
+        if (err) return reject(err);
+        const chunks: Buffer[] = [];
+        let stderr = '';
+        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        stream.on('data', (d: Buffer) => chunks.push(d));
+        stream.on('close', (code: number | null) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`download of ${remotePath} failed: ${stderr.trim()}`))));
+      });
+    });
+    await writeFile(localPath, r);
   }
 
   /** Interactive shell on a pty, bridged to this process's terminal; resolves with the exit code. */

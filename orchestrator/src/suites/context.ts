@@ -1,7 +1,7 @@
-/** What every suite gets: the running VM, the scenario, timeouts, progress output. */
+/** What every suite gets: the running VM, the scenario, directories, timeouts, progress output. */
 import type { StartedHilboxVm } from '../lib/started-vm.ts';
 import type { Scenario } from '../scenario/schema.ts';
-import type { Output } from '../cli/output.ts';
+import type { Output } from '../core/output.ts';
 
 export interface SuiteContext {
   vm: StartedHilboxVm;
@@ -9,6 +9,8 @@ export interface SuiteContext {
   out: Output;
   /** Artifact directory of this run. */
   outDir: string;
+  /** Private scratch directory of this run (feed sockets, downloads); removed afterwards. */
+  runDir: string;
   /** Per-case timeout, already scaled for the accelerator. */
   caseTimeoutMs: number;
 }

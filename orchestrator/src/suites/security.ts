@@ -1,17 +1,36 @@
 /**
  * The security suite: every hostile use of the handle the seeds worry about. Each case states
  * its policy and passes only if the policy held (the probe's verdict) AND the guest kernel log
- * stayed free of oopses/warnings AND QEMU is alive AND the driver still unloads (and reloads)
- * cleanly afterwards. Hot-unplug cases are driven from the host with QMP device_del.
+ * stayed free of crash signatures AND QEMU is alive AND the device still answers afterwards AND,
+ * where the guest can (guest.reinstallDriver), the driver unloads and reloads cleanly. Hot-unplug
+ * cases are driven from the host with QMP device_del.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GuestTraits } from '../guest/guest.ts';
 import type { CaseResult } from '../report/results.ts';
 import { scanForCrashes } from '../vm/crash-scan.ts';
 import { selectCases } from '../scenario/cases.ts';
+import type { Scenario } from '../scenario/schema.ts';
 import { deviceProperties, wantsFeed } from '../scenario/device-props.ts';
 import { plugDevice } from '../qmp/hotplug.ts';
 import { deviceDel } from '../qmp/device.ts';
-import { runProbe } from './probe.ts';
+import type { PlannedCase } from './plan.ts';
+import { asPlanned, probeCase, runProbe } from './probe.ts';
 import type { SuiteContext } from './context.ts';
+
+/** Cases the host drives (device_del between the probe's unplug-prepare and unplug-check steps). */
+export const UNPLUG_CASES = ['unplug-while-mapped', 'unplug-reads-pending'] as const;
+/** Their policy when the host side fails before the probe could state its own (unplug-check does). */
+const UNPLUG_POLICY = 'Hot-unplug (QMP device_del) while a process has the framebuffer mapped and reads pending: the mapping is revoked, pending reads complete with an error, and nothing crashes.';
+
+/** Every security case name this guest knows, in run order. */
+export function securityCaseNames(traits: GuestTraits): string[] {
+  return [...traits.securityCases, ...UNPLUG_CASES];
+}
+
+export function planSecurity(s: Scenario, traits: GuestTraits): PlannedCase[] {
+  return selectCases('security', s.suites.security.cases, securityCaseNames(traits)).map((name) => ({ suite: 'security', name }));
+}
 
 interface ListedCase {
   name: string;
@@ -19,40 +38,55 @@ interface ListedCase {
   host_action: boolean;
 }
 
-const UNPLUG_CASES = ['unplug-while-mapped', 'unplug-reads-pending'];
-const UNPLUG_POLICY = 'Hot-unplug (QMP device_del) while a process has the framebuffer mapped and reads pending: the mapping is revoked (later access faults, no access to a removed device), pending reads complete with ENODEV, and nothing crashes.';
-
+/** The probe's own case list (policies), read in the guest. */
 async function listCases(ctx: SuiteContext): Promise<ListedCase[]> {
-  const r = await ctx.vm.exec('/usr/bin/hilbox-probe security --list', { timeoutMs: 30_000 });
+  const r = await ctx.vm.probe(['security', '--list'], { timeoutMs: 30_000 });
   const parsed = JSON.parse(r.stdout.trim().split('\n')[0] ?? '{}') as { cases?: ListedCase[] };
   return parsed.cases ?? [];
 }
 
-/** The kernel log, QEMU and module checks that every security case must also pass. */
+/** The device answers the probe's info command within `ms` (after a re-plug: PnP/udev take a moment). */
+async function deviceAnswers(ctx: SuiteContext, ms: number): Promise<string | undefined> {
+  const deadline = Date.now() + ms;
+  let why = 'no attempt';
+  for (;;) {
+    const [c] = await runProbe(ctx.vm, ['info'], { suite: 'security', step: 'post-check', timeoutMs: ctx.caseTimeoutMs });
+    if (c?.status === 'pass') return undefined;
+    why = c?.reason ?? 'no result';
+    if (Date.now() > deadline) return why;
+    await sleep(500);
+  }
+}
+
+/** The checks every security case must also pass; returns the problems found. */
 async function postChecks(ctx: SuiteContext): Promise<string[]> {
   const { vm } = ctx;
+  const guest = vm.guest;
   const problems: string[] = [];
   try {
     const status = await vm.qmp.execute<{ status: string }>('query-status');
     if (status.status !== 'running') problems.push(`QEMU is ${status.status}, not running`);
   } catch (e) {
-    problems.push(`QEMU does not answer: ${(e as Error).message.split('\n')[0]}`);
-    return problems;
+    return [`QEMU does not answer: ${(e as Error).message.split('\n')[0]}`];
   }
-  const log = await vm.exec('dmesg', { timeoutMs: 30_000 });
-  const hits = scanForCrashes(log.stdout);
+  const hits = scanForCrashes(await vm.kernelLog(), guest.crashSignatures);
   if (hits.length) problems.push(`kernel log: ${hits.map((h) => `${h.signature}: ${(h.lines[0] ?? '').trim()}`).slice(0, 3).join(' | ')}`);
   // Leftover probe processes of the case would hold the device open: they are ours, stop them.
-  await vm.exec('pkill -9 -f hilbox-probe; sleep 0.2; true', { timeoutMs: 30_000 });
-  const rm = await vm.exec('rmmod hilbox', { timeoutMs: 60_000 });
-  if (rm.code !== 0) problems.push(`rmmod hilbox failed: ${(rm.stderr || rm.stdout).trim()}`);
-  const ins = await vm.exec('insmod /lib/modules/hilbox/hilbox.ko && dmesg -c >/dev/null', { timeoutMs: 60_000 });
-  if (ins.code !== 0) problems.push(`insmod after the case failed: ${(ins.stderr || ins.stdout).trim()}`);
+  await guest.killProbes(vm.session);
+  if (guest.reinstallDriver) {
+    const rm = await vm.unloadDriver();
+    if (rm.code !== 0) problems.push(`unloading the driver failed: ${(rm.stderr || rm.stdout).trim()}`);
+    const ins = await vm.machine.guard(guest.reinstallDriver(vm.session));
+    if (ins.code !== 0) problems.push(`loading the driver after the case failed: ${(ins.stderr || ins.stdout).trim()}`);
+  }
+  await guest.clearKernelLog(vm.session);
   try {
-    ctx.vm.assertNoCrash();
+    vm.assertNoCrash();
   } catch (e) {
     problems.push((e as Error).message.split('\n')[0]!);
   }
+  const dead = await deviceAnswers(ctx, 0);
+  if (dead) problems.push(`the device does not answer afterwards: ${dead}`);
   return problems;
 }
 
@@ -62,60 +96,52 @@ function applyPostChecks(c: CaseResult, problems: string[]): CaseResult {
   return { ...c, status: 'fail', reason: c.status === 'pass' ? `policy held, but: ${why}` : `${c.reason ?? 'failed'}; also: ${why}` };
 }
 
-export async function runSecuritySuite(ctx: SuiteContext): Promise<CaseResult[]> {
-  const { vm, scenario, out } = ctx;
+export async function runSecuritySuite(ctx: SuiteContext, plan: readonly PlannedCase[]): Promise<CaseResult[]> {
+  const { vm, out } = ctx;
   const listed = await listCases(ctx);
-  const probeCases = listed.filter((c) => !c.host_action).map((c) => c.name);
-  const known = [...probeCases, ...UNPLUG_CASES];
-  const selected = selectCases('security', scenario.suites.security.cases, known);
   const results: CaseResult[] = [];
-  await vm.exec('dmesg -c >/dev/null', { timeoutMs: 30_000 });
-  for (const name of selected) {
-    out.step(`security: ${name}`);
+  let unplug: Promise<CaseResult[]> | undefined;
+  await vm.guest.clearKernelLog(vm.session);
+  for (const p of plan) {
+    out.step(`security: ${p.name}`);
     const started = Date.now();
-    let cases: CaseResult[];
-    if (UNPLUG_CASES.includes(name)) {
-      cases = (await unplugCases(ctx)).filter((c) => c.name === name);
+    let c: CaseResult;
+    if ((UNPLUG_CASES as readonly string[]).includes(p.name)) {
+      unplug ??= runUnplug(ctx);
+      c = (await unplug).find((u) => u.name === p.name)!;
     } else {
-      cases = await runProbe(vm, ['security', '--case', name], { suite: 'security', step: name, timeoutMs: ctx.caseTimeoutMs });
+      c = await probeCase(vm, p, ['security', '--case', p.name], { timeoutMs: ctx.caseTimeoutMs });
     }
     const problems = await postChecks(ctx);
-    for (const c of cases) {
-      c.policy ??= listed.find((l) => l.name === c.name)?.policy ?? UNPLUG_POLICY;
-      c.durationMs = Date.now() - started;
-      results.push(applyPostChecks(c, problems));
-    }
+    c.policy ??= listed.find((l) => l.name === p.name)?.policy;
+    c.durationMs = Date.now() - started;
+    results.push(applyPostChecks(c, problems));
   }
   return results;
 }
 
-/** unplug-prepare in the guest, device_del from the host, unplug-check, then the device comes back. */
-let unplugMemo: Promise<CaseResult[]> | undefined;
-function unplugCases(ctx: SuiteContext): Promise<CaseResult[]> {
-  unplugMemo ??= runUnplug(ctx);
-  return unplugMemo;
-}
-
+/** unplug-prepare in the guest, device_del from the host, unplug-check, then the device comes back as it was. */
 async function runUnplug(ctx: SuiteContext): Promise<CaseResult[]> {
   const { vm, scenario } = ctx;
-  const fail = (reason: string): CaseResult[] => UNPLUG_CASES.map((name) => ({ suite: 'security', name, status: 'fail', policy: UNPLUG_POLICY, reason }));
+  const planned = UNPLUG_CASES.map((name): PlannedCase => ({ suite: 'security', name }));
+  const fail = (reason: string): CaseResult[] => planned.map((p) => ({ suite: p.suite, name: p.name, status: 'fail', policy: UNPLUG_POLICY, reason }));
   const [prep] = await runProbe(vm, ['security', '--case', 'unplug-prepare'], { suite: 'security', step: 'unplug-prepare', timeoutMs: ctx.caseTimeoutMs });
   if (!prep || prep.status !== 'pass') return fail(`unplug-prepare: ${prep?.reason ?? 'no result'}`);
   const id = vm.deviceId ?? 'hb0';
   try {
-    await deviceDel(vm.qmp, id, vm.scaled(30_000));
+    await deviceDel(vm.qmp, id, vm.scaled(60_000));
   } catch (e) {
-    return fail(`device_del ${id}: ${(e as Error).message.split('\n')[0]}`);
+    return fail(`device_del ${id}: ${(e as Error).message.split('\n')[0]} (a driver that vetoes an orderly removal keeps the device)`);
   }
   const checked = await runProbe(vm, ['security', '--case', 'unplug-check'], { suite: 'security', step: 'unplug-check', timeoutMs: ctx.caseTimeoutMs });
-  // Bring the device back exactly as it was, for the cases that follow.
   const props = deviceProperties(scenario.device) as Record<string, string | number | boolean>;
   await plugDevice(vm.qmp, { id, bus: 'rp0', props: wantsFeed(scenario.device) ? { ...props, chardev: 'hbfeed' } : props });
-  await vm.exec('for i in $(seq 50); do [ -e /dev/hilbox0 ] && break; sleep 0.2; done; [ -e /dev/hilbox0 ]', { timeoutMs: vm.scaled(30_000) });
+  const back = await deviceAnswers(ctx, vm.scaled(30_000));
   const byName = new Map(checked.map((c) => [c.name, c]));
-  return UNPLUG_CASES.map((name) => byName.get(name) ?? { suite: 'security', name, status: 'fail', policy: UNPLUG_POLICY, reason: `unplug-check reported no ${name} result` });
-}
-
-export function resetUnplugMemo(): void {
-  unplugMemo = undefined;
+  return planned.map((p) => {
+    const c = byName.get(p.name);
+    if (!c) return { suite: p.suite, name: p.name, status: 'fail', policy: UNPLUG_POLICY, reason: `unplug-check reported no ${p.name} result` };
+    const r = asPlanned(c, p);
+    return back ? applyPostChecks(r, [`the re-plugged device does not answer: ${back}`]) : r;
+  });
 }

@@ -3,126 +3,168 @@
  *  - Framebuffer, per fb-mode: zero-copy reads through the mapping, the driver's copy path,
  *    byte-wise reads (the thread's memcmp), 8-byte reads, and the same copy from ordinary guest
  *    RAM as the physical-limit reference; with and without the seqlock.
- *  - Mouse: generator rates × bundles × reads pending, inverted call (io_uring) vs polling,
- *    and the host-fed path (orchestrator → chardev → device → guest process).
- * Device settings other than the booted device's are measured on a hot-plugged device.
+ *  - Mouse: generator rates × bundles × reads pending, inverted call vs polling, and the
+ *    host-fed path (orchestrator → chardev → device → guest process).
+ * Device settings other than the booted device's are measured on a hot-plugged device when the
+ * guest can find one; otherwise those cases are skipped, saying why.
  */
 import { MouseFeeder } from '../feed/mouse-feeder.ts';
+import type { GuestTraits } from '../guest/guest.ts';
 import type { CaseResult } from '../report/results.ts';
 import type { PropValue } from '../qmp/hotplug.ts';
-import { runProbe, tag } from './probe.ts';
+import type { Scenario } from '../scenario/schema.ts';
+import type { PlannedCase } from './plan.ts';
+import { probeCase, skipped } from './probe.ts';
 import type { SuiteContext } from './context.ts';
 import { withExtraDevice } from './devices.ts';
 
 export const FB_METHODS = ['ram', 'map', 'copy', 'qword', 'bytewise'] as const;
+/** Rate of the host-fed case (events/s). */
+const HOST_FED_RATE = 1000;
 
-export interface ThroughputPlan {
-  fbModes: ('direct' | 'mmio')[];
-  methods: readonly string[];
-  mouse: { rate: number; bundle: number }[];
-  pending: number[];
-  seconds: number;
-  hostFed: boolean;
+interface FbPlanned extends PlannedCase {
+  kind: 'fb';
+  method: (typeof FB_METHODS)[number];
+  fbMode: 'direct' | 'mmio';
 }
+interface MousePlanned extends PlannedCase {
+  kind: 'mouse';
+  mode: 'inverted-call' | 'polling';
+  rate: number;
+  bundle: number;
+  pending: number;
+  /** On the booted device (no extra device needed). */
+  booted: boolean;
+}
+interface HostFedPlanned extends PlannedCase {
+  kind: 'host-fed';
+}
+export type ThroughputPlanned = FbPlanned | MousePlanned | HostFedPlanned;
+
+const NEEDS_HOTPLUG = (os: string, what: string): string => `needs a hot-plugged device (${what}), which a ${os} guest cannot find yet; only the booted device is measured`;
 
 /** What to measure: the scenario's lists, cut down when `short` is set. */
-export function throughputPlan(ctx: SuiteContext): ThroughputPlan {
-  const t = ctx.scenario.suites.throughput;
-  const pairs = t.mouse.rates.flatMap((rate) => t.mouse.bundles.map((bundle) => ({ rate, bundle })));
-  const short = t.short;
-  return {
-    fbModes: [...t.fbModes],
-    methods: FB_METHODS,
-    mouse: short ? pairs.filter((p) => p.rate === Math.max(...t.mouse.rates)) : pairs,
-    pending: short ? t.mouse.pending.filter((p, i, a) => i === 0 || i === a.length - 1) : [...t.mouse.pending],
-    seconds: t.seconds,
-    hostFed: true,
-  };
+export function planThroughput(s: Scenario, traits: GuestTraits): ThroughputPlanned[] {
+  const t = s.suites.throughput;
+  const booted = s.device['fb-mode'];
+  const out: ThroughputPlanned[] = [];
+  for (const fbMode of t.fbModes) {
+    // The RAM reference does not depend on the device: measured once, on the booted device.
+    for (const method of FB_METHODS.filter((m) => m !== 'ram' || fbMode === booted)) {
+      const c: FbPlanned = { suite: 'throughput', kind: 'fb', name: `fb-${method}-${fbMode}`, params: { method, fb_mode: fbMode }, method, fbMode };
+      if (fbMode !== booted && !traits.findsHotplugged) c.skip = NEEDS_HOTPLUG(traits.os, `fb-mode ${fbMode}`);
+      out.push(c);
+    }
+  }
+  const bootedRate = s.device['mouse-rate-hz'];
+  const bootedBundle = s.device['mouse-bundle'];
+  let pairs = t.mouse.rates.flatMap((rate) => t.mouse.bundles.map((bundle) => ({ rate, bundle })));
+  if (t.short) pairs = pairs.filter((p) => p.rate === Math.max(...t.mouse.rates));
+  const pending = t.short ? t.mouse.pending.filter((_, i, a) => i === 0 || i === a.length - 1) : [...t.mouse.pending];
+  if (!traits.findsHotplugged && bootedRate > 0 && !pairs.some((p) => p.rate === bootedRate && p.bundle === bootedBundle)) pairs.push({ rate: bootedRate, bundle: bootedBundle });
+  for (const { rate, bundle } of pairs) {
+    const booted = !traits.findsHotplugged;
+    const skip = booted && (rate !== bootedRate || bundle !== bootedBundle) ? NEEDS_HOTPLUG(traits.os, `mouse-rate-hz ${rate}, mouse-bundle ${bundle}`) : undefined;
+    const mk = (mode: MousePlanned['mode'], n: number, name: string): MousePlanned => ({
+      suite: 'throughput',
+      kind: 'mouse',
+      name,
+      params: { mode, rate_hz: rate, bundle, pending: n },
+      mode,
+      rate,
+      bundle,
+      pending: n,
+      booted,
+      ...(skip ? { skip } : {}),
+    });
+    for (const n of pending) out.push(mk('inverted-call', n, `mouse-inverted-call-r${rate}-b${bundle}-p${n}`));
+    out.push(mk('polling', 1, `mouse-polling-r${rate}-b${bundle}`));
+  }
+  out.push({
+    suite: 'throughput',
+    kind: 'host-fed',
+    name: `mouse-host-fed-r${HOST_FED_RATE}`,
+    params: { mode: 'host-fed', rate_hz: HOST_FED_RATE, bundle: 1, pending: 16 },
+    ...(traits.findsHotplugged ? {} : { skip: NEEDS_HOTPLUG(traits.os, 'with a host feed') }),
+  });
+  return out;
 }
 
-function geometry(ctx: SuiteContext): Record<string, PropValue> {
-  const d = ctx.scenario.device;
+function geometry(s: Scenario): Record<string, PropValue> {
+  const d = s.device;
   return { width: d.width, height: d.height, stride: d.stride, fps: d.fps };
 }
 
-async function fbCases(ctx: SuiteContext, plan: ThroughputPlan, mode: string, dev?: string): Promise<CaseResult[]> {
-  const out: CaseResult[] = [];
-  for (const method of plan.methods.filter((m) => m !== 'ram' || !dev)) {
-    ctx.out.step(`throughput: framebuffer ${method} (${mode})`);
-    const cases = await runProbe(ctx.vm, ['fb-throughput', '--method', method, '--seconds', String(plan.seconds), '--seqlock', 'both'], {
-      suite: 'throughput',
-      step: `fb-${method}-${mode}`,
-      timeoutMs: ctx.caseTimeoutMs + plan.seconds * 4000,
-      ...(dev ? { dev } : {}),
-    });
-    out.push(...cases.map((c) => tag(c, `fb-${method}-${mode}`, { method, fb_mode: mode })));
-  }
-  return out;
+const extraTime = (ctx: SuiteContext): number => ctx.caseTimeoutMs + ctx.scenario.suites.throughput.seconds * 4000;
+
+async function fbCase(ctx: SuiteContext, c: FbPlanned, dev?: string): Promise<CaseResult> {
+  ctx.out.step(`throughput: framebuffer ${c.method} (${c.fbMode})`);
+  const seconds = String(ctx.scenario.suites.throughput.seconds);
+  return probeCase(ctx.vm, c, ['fb-throughput', '--method', c.method, '--seconds', seconds, '--seqlock', 'both'], { timeoutMs: extraTime(ctx), ...(dev ? { dev } : {}) });
 }
 
-async function mouseCases(ctx: SuiteContext, plan: ThroughputPlan, rate: number, bundle: number, dev: string): Promise<CaseResult[]> {
-  const out: CaseResult[] = [];
-  const runs: { mode: string; pending: number }[] = [...plan.pending.map((p) => ({ mode: 'uring', pending: p })), { mode: 'poll', pending: 1 }];
-  for (const r of runs) {
-    ctx.out.step(`throughput: mouse ${rate} Hz ×${bundle}, ${r.mode}${r.mode === 'uring' ? `, ${r.pending} pending` : ''}`);
-    const cases = await runProbe(ctx.vm, ['events-throughput', '--pending', String(r.pending), '--seconds', String(plan.seconds), '--mode', r.mode], {
-      suite: 'throughput',
-      step: `events-${r.mode}`,
-      timeoutMs: ctx.caseTimeoutMs + plan.seconds * 4000,
-      dev,
-    });
-    const label = r.mode === 'poll' ? 'polling' : 'inverted-call';
-    out.push(...cases.map((c) => tag(c, `mouse-${label}-r${rate}-b${bundle}${r.mode === 'poll' ? '' : `-p${r.pending}`}`, { mode: label, rate_hz: rate, bundle, pending: r.pending })));
-  }
-  return out;
+async function mouseCase(ctx: SuiteContext, c: MousePlanned, dev?: string): Promise<CaseResult> {
+  const modes = ctx.vm.guest.eventModes;
+  const m = c.mode === 'polling' ? modes.polling : modes.invertedCall;
+  ctx.out.step(`throughput: mouse ${c.rate} Hz ×${c.bundle}, ${c.mode}${c.mode === 'polling' ? '' : `, ${c.pending} pending`}`);
+  const seconds = String(ctx.scenario.suites.throughput.seconds);
+  const r = await probeCase(ctx.vm, c, ['events-throughput', '--pending', String(c.pending), '--seconds', seconds, '--mode', m.probeMode], { timeoutMs: extraTime(ctx), ...(dev ? { dev } : {}) });
+  r.details = { ...(r.details ?? {}), mechanism: m.mechanism };
+  return r;
 }
 
-async function hostFedCase(ctx: SuiteContext, plan: ThroughputPlan, runDir: string): Promise<CaseResult[]> {
-  const rate = 1000;
-  const props = { ...geometry(ctx), 'mouse-rate-hz': 0 };
-  return withExtraDevice(ctx.vm, { id: 'hbfeedt', bus: 'rp2', props, feed: true, runDir }, async (d) => {
-    ctx.out.step(`throughput: host-fed events at ${rate}/s`);
-    const seconds = plan.seconds + 2;
-    const reading = runProbe(ctx.vm, ['events-throughput', '--pending', '16', '--seconds', String(seconds), '--mode', 'uring'], {
-      suite: 'throughput',
-      step: 'events-host-fed',
+async function hostFedCase(ctx: SuiteContext, c: HostFedPlanned): Promise<CaseResult> {
+  const props = { ...geometry(ctx.scenario), 'mouse-rate-hz': 0 };
+  const t = ctx.scenario.suites.throughput;
+  return withExtraDevice(ctx.vm, { id: 'hbfeedt', bus: 'rp2', props, feed: true, runDir: ctx.runDir }, async (d) => {
+    ctx.out.step(`throughput: host-fed events at ${HOST_FED_RATE}/s`);
+    const seconds = t.seconds + 2;
+    const reading = probeCase(ctx.vm, c, ['events-throughput', '--pending', '16', '--seconds', String(seconds), '--mode', ctx.vm.guest.eventModes.invertedCall.probeMode], {
       timeoutMs: ctx.caseTimeoutMs + seconds * 4000,
       dev: d.dev,
     });
     await new Promise((r) => setTimeout(r, 1000));
     const feeder = await MouseFeeder.connect(d.feedSocket!);
     try {
-      const fed = await feeder.feed(rate * plan.seconds, { eventsPerSecond: rate, bundle: 1 });
-      const cases = await reading;
-      return cases.map((c) => {
-        const t = tag(c, `mouse-host-fed-r${rate}`, { mode: 'host-fed', rate_hz: rate, bundle: 1, pending: 16 });
-        t.metrics = { ...(t.metrics ?? {}), host_fed_events: { value: fed.events, unit: 'events' }, host_feed_rate: { value: fed.rate, unit: 'events/s' } };
-        return t;
-      });
+      const fed = await feeder.feed(HOST_FED_RATE * t.seconds, { eventsPerSecond: HOST_FED_RATE, bundle: 1 });
+      const r = await reading;
+      r.metrics = { ...(r.metrics ?? {}), host_fed_events: { value: fed.events, unit: 'events' }, host_feed_rate: { value: fed.rate, unit: 'events/s' } };
+      return r;
     } finally {
       feeder.close();
     }
   });
 }
 
-export async function runThroughputSuite(ctx: SuiteContext, runDir: string, plan = throughputPlan(ctx)): Promise<CaseResult[]> {
-  const results: CaseResult[] = [];
-  const booted = ctx.scenario.device['fb-mode'];
-  for (const mode of plan.fbModes) {
-    // The RAM reference does not depend on the device: measure it once, on the booted device.
-    if (mode === booted) results.push(...(await fbCases(ctx, plan, mode)));
-    else {
-      results.push(
-        ...(await withExtraDevice(ctx.vm, { id: `hbfb${mode}`, bus: 'rp1', props: { ...geometry(ctx), 'fb-mode': mode, 'mouse-rate-hz': 0 }, runDir }, (d) =>
-          fbCases(ctx, plan, mode, d.dev),
-        )),
-      );
+/** Runs `cases` in plan order, grouping those that share an extra device onto one hot-plug. */
+export async function runThroughputSuite(ctx: SuiteContext, plan: readonly ThroughputPlanned[]): Promise<CaseResult[]> {
+  const s = ctx.scenario;
+  const booted = s.device['fb-mode'];
+  const done = new Map<ThroughputPlanned, CaseResult>();
+  const runGroup = async <T extends ThroughputPlanned>(group: T[], run: (c: T, dev?: string) => Promise<CaseResult>, device?: { id: string; props: Record<string, PropValue> }): Promise<void> => {
+    const todo = group.filter((c) => !c.skip);
+    if (todo.length === 0) return;
+    if (!device) {
+      for (const c of todo) done.set(c, await run(c));
+      return;
     }
+    await withExtraDevice(ctx.vm, { ...device, bus: 'rp1', runDir: ctx.runDir }, async (d) => {
+      for (const c of todo) done.set(c, await run(c, d.dev));
+    });
+  };
+  const fb = plan.filter((c): c is FbPlanned => c.kind === 'fb');
+  for (const mode of [...new Set(fb.map((c) => c.fbMode))]) {
+    const group = fb.filter((c) => c.fbMode === mode);
+    const props = { ...geometry(s), 'fb-mode': mode, 'mouse-rate-hz': 0 };
+    await runGroup(group, (c, dev) => fbCase(ctx, c, dev), mode === booted ? undefined : { id: `hbfb${mode}`, props });
   }
-  for (const { rate, bundle } of plan.mouse) {
-    const props = { ...geometry(ctx), 'mouse-rate-hz': rate, 'mouse-bundle': bundle, 'fifo-depth': ctx.scenario.device['fifo-depth'] };
-    results.push(...(await withExtraDevice(ctx.vm, { id: `hbm${rate}x${bundle}`, bus: 'rp1', props, runDir }, (d) => mouseCases(ctx, plan, rate, bundle, d.dev))));
+  const mouse = plan.filter((c): c is MousePlanned => c.kind === 'mouse');
+  for (const key of [...new Set(mouse.map((c) => `${c.rate}x${c.bundle}`))]) {
+    const group = mouse.filter((c) => `${c.rate}x${c.bundle}` === key);
+    const { rate, bundle, booted: onBooted } = group[0]!;
+    const props = { ...geometry(s), 'mouse-rate-hz': rate, 'mouse-bundle': bundle, 'fifo-depth': s.device['fifo-depth'] };
+    await runGroup(group, (c, dev) => mouseCase(ctx, c, dev), onBooted ? undefined : { id: `hbm${key}`, props });
   }
-  if (plan.hostFed) results.push(...(await hostFedCase(ctx, plan, runDir)));
-  return results;
+  for (const c of plan) if (c.kind === 'host-fed' && !c.skip) done.set(c, await hostFedCase(ctx, c));
+  return plan.map((c) => done.get(c) ?? skipped(c));
 }

@@ -4,98 +4,126 @@
  * through the mapping faults in the guest while the device's write counter stays zero, and one
  * frame as read by the guest next to the same frame computed from the spec (PNG).
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MouseFeeder } from '../feed/mouse-feeder.ts';
+import type { GuestTraits } from '../guest/guest.ts';
 import type { CaseResult } from '../report/results.ts';
 import { writeComparisonPng } from '../report/frame.ts';
-import { runProbe, tag } from './probe.ts';
+import type { Scenario } from '../scenario/schema.ts';
+import type { PlannedCase } from './plan.ts';
+import { probeCase, skipped } from './probe.ts';
 import type { SuiteContext } from './context.ts';
 import { withExtraDevice } from './devices.ts';
 
-export async function runVerifySuite(ctx: SuiteContext, runDir: string): Promise<CaseResult[]> {
-  const { vm, scenario, out } = ctx;
-  const cfg = scenario.suites.verify;
-  const t = ctx.caseTimeoutMs;
+type VerifyCase = 'device-info' | 'verify-frames' | 'write-mapping' | 'generator-events' | 'host-fed-events' | 'frame-picture';
+
+interface VerifyPlanned extends PlannedCase {
+  name: VerifyCase;
+}
+
+export function planVerify(s: Scenario, traits: GuestTraits): VerifyPlanned[] {
+  const p = (name: VerifyCase, extra: Pick<PlannedCase, 'params' | 'skip'> = {}): VerifyPlanned => ({ suite: 'verify', name, ...extra });
+  const out = [p('device-info'), p('verify-frames'), p('write-mapping')];
+  if (s.device['mouse-rate-hz'] > 0) out.push(p('generator-events', { params: { source: 'generator' } }));
+  out.push(
+    p('host-fed-events', {
+      params: { source: 'host-feed' },
+      ...(traits.findsHotplugged ? {} : { skip: `needs a hot-plugged device with a feed, which a ${traits.os} guest cannot find yet` }),
+    }),
+  );
+  out.push(p('frame-picture'));
+  return out;
+}
+
+export async function runVerifySuite(ctx: SuiteContext, plan: readonly VerifyPlanned[]): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
-  const probe = (args: string[], step: string, dev?: string) => runProbe(vm, args, { suite: 'verify', step, timeoutMs: t, ...(dev ? { dev } : {}) });
-
-  out.step('verify: device info and frames');
-  results.push(...(await probe(['info'], 'info')));
-  results.push(...(await probe(['verify-frames', '--frames', String(cfg.frames), '--method', 'both'], 'verify-frames')));
-
-  out.step('verify: write through the mapping');
-  const before = await vm.deviceCounters();
-  const wm = await probe(['write-mapping'], 'write-mapping');
-  const after = await vm.deviceCounters();
-  const delta = after['fb-write-attempts'] - before['fb-write-attempts'];
-  for (const c of wm) {
-    c.metrics = { ...(c.metrics ?? {}), device_write_attempts_delta: { value: delta, unit: 'writes' } };
-    if (delta !== 0 && c.status === 'pass') {
-      c.status = 'fail';
-      c.reason = `a write through the mapping reached the device (fb-write-attempts +${delta})`;
+  for (const p of plan) {
+    if (p.skip) {
+      results.push(skipped(p));
+      continue;
     }
+    ctx.out.step(`verify: ${p.name}`);
+    results.push(await runCase(ctx, p));
   }
-  results.push(...wm);
-
-  if (scenario.device['mouse-rate-hz'] > 0) {
-    out.step('verify: generator events in order');
-    results.push(...(await probe(['read-events', '--count', '500', '--timeout-ms', String(t), '--flush'], 'read-events')).map((c) => tag(c, 'generator-events', { source: 'generator' })));
-  }
-
-  out.step('verify: host-fed events in order (orchestrator -> chardev -> device -> guest)');
-  results.push(await hostFedEvents(ctx, runDir));
-
-  out.step('verify: frame picture');
-  results.push(await framePicture(ctx));
   return results;
 }
 
-async function hostFedEvents(ctx: SuiteContext, runDir: string): Promise<CaseResult> {
+function runCase(ctx: SuiteContext, p: VerifyPlanned): Promise<CaseResult> {
+  const { vm, scenario } = ctx;
+  const t = { timeoutMs: ctx.caseTimeoutMs };
+  switch (p.name) {
+    case 'device-info':
+      return probeCase(vm, p, ['info'], t);
+    case 'verify-frames':
+      return probeCase(vm, p, ['verify-frames', '--frames', String(scenario.suites.verify.frames), '--method', 'both'], t);
+    case 'write-mapping':
+      return writeMapping(ctx, p);
+    case 'generator-events':
+      return probeCase(vm, p, ['read-events', '--count', '500', '--timeout-ms', String(ctx.caseTimeoutMs), '--flush'], t);
+    case 'host-fed-events':
+      return hostFedEvents(ctx, p);
+    case 'frame-picture':
+      return framePicture(ctx, p);
+  }
+}
+
+async function writeMapping(ctx: SuiteContext, p: VerifyPlanned): Promise<CaseResult> {
+  const before = await ctx.vm.deviceCounters();
+  const c = await probeCase(ctx.vm, p, ['write-mapping'], { timeoutMs: ctx.caseTimeoutMs });
+  const delta = (await ctx.vm.deviceCounters())['fb-write-attempts'] - before['fb-write-attempts'];
+  c.metrics = { ...(c.metrics ?? {}), device_write_attempts_delta: { value: delta, unit: 'writes' } };
+  if (delta !== 0 && c.status === 'pass') Object.assign(c, { status: 'fail', reason: `a write through the mapping reached the device (fb-write-attempts +${delta})` });
+  return c;
+}
+
+async function hostFedEvents(ctx: SuiteContext, p: VerifyPlanned): Promise<CaseResult> {
   const { vm, scenario } = ctx;
   const count = 400;
   const props = { width: scenario.device.width, height: scenario.device.height, 'mouse-rate-hz': 0, 'fifo-depth': 1024 };
   try {
-    return await withExtraDevice(vm, { id: 'hbfeedv', bus: 'rp2', props, feed: true, runDir }, async (d) => {
-      const reading = runProbe(vm, ['--dev', d.dev, 'read-events', '--count', String(count), '--timeout-ms', String(ctx.caseTimeoutMs)], { suite: 'verify', step: 'host-fed-events', timeoutMs: ctx.caseTimeoutMs + 10_000 });
+    return await withExtraDevice(vm, { id: 'hbfeedv', bus: 'rp2', props, feed: true, runDir: ctx.runDir }, async (d) => {
+      const reading = probeCase(vm, p, ['read-events', '--count', String(count), '--timeout-ms', String(ctx.caseTimeoutMs)], { timeoutMs: ctx.caseTimeoutMs + 10_000, dev: d.dev });
       // Give the reader a moment to open the device (events are enabled on first open).
       await new Promise((r) => setTimeout(r, 1500));
       const feeder = await MouseFeeder.connect(d.feedSocket!);
       try {
         const fed = await feeder.feed(count, { eventsPerSecond: 2000, bundle: 4 });
-        const [c] = await reading;
-        const counters = await vm.qmp.qomGet<number>(`/machine/peripheral/${d.id}`, 'events-dropped');
-        const r = tag(c!, 'host-fed-events', { source: 'host-feed', fed_events: fed.events, fed_rate: Math.round(fed.rate) });
-        r.metrics = { ...(r.metrics ?? {}), device_events_dropped: { value: Number(counters), unit: 'events' } };
-        return r;
+        const c = await reading;
+        const dropped = await vm.qmp.qomGet<number>(`/machine/peripheral/${d.id}`, 'events-dropped');
+        c.details = { ...(c.details ?? {}), fed_events: fed.events, fed_rate: Math.round(fed.rate) };
+        c.metrics = { ...(c.metrics ?? {}), device_events_dropped: { value: Number(dropped), unit: 'events' } };
+        return c;
       } finally {
         feeder.close();
       }
     });
   } catch (e) {
-    return { suite: 'verify', name: 'host-fed-events', status: 'fail', reason: (e as Error).message.split('\n')[0] };
+    return { suite: p.suite, name: p.name, status: 'fail', reason: (e as Error).message.split('\n')[0], ...(p.params ? { params: p.params } : {}) };
   }
 }
 
-async function framePicture(ctx: SuiteContext): Promise<CaseResult> {
+/** dump-frame in the guest, the file downloaded, compared with the spec's frame, drawn as frame.png. */
+async function framePicture(ctx: SuiteContext, p: VerifyPlanned): Promise<CaseResult> {
   const { vm, scenario, outDir } = ctx;
-  const [c] = await runProbe(vm, ['dump-frame', '--out', '/tmp/frame.raw'], { suite: 'verify', step: 'dump-frame', timeoutMs: ctx.caseTimeoutMs });
-  if (!c || c.status !== 'pass') return c ?? { suite: 'verify', name: 'dump-frame', status: 'fail', reason: 'no result' };
-  const raw = await vm.exec('base64 /tmp/frame.raw && rm -f /tmp/frame.raw', { timeoutMs: ctx.caseTimeoutMs });
-  const meta = await vm.exec('cat /tmp/frame.raw.json', { timeoutMs: 30_000 });
-  const buf = Buffer.from(raw.stdout.replace(/\s+/g, ''), 'base64');
-  const info = JSON.parse(meta.stdout || '{}') as { frame_number?: number; width?: number; height?: number };
+  const remote = `${vm.guest.workDir}/frame.raw`;
+  const c = await probeCase(vm, p, ['dump-frame', '--out', remote], { timeoutMs: ctx.caseTimeoutMs });
+  if (c.status !== 'pass') return c;
+  const raw = join(outDir, 'frame-guest.rgb');
+  const metaFile = join(ctx.runDir, 'frame.raw.json');
+  await vm.ssh.download(remote, raw);
+  await vm.ssh.download(`${remote}.json`, metaFile);
+  const buf = readFileSync(raw);
+  const info = JSON.parse(readFileSync(metaFile, 'utf8') || '{}') as { frame_number?: number; width?: number; height?: number };
   const width = info.width ?? scenario.device.width;
   const height = info.height ?? scenario.device.height;
-  const stride = 3 * width; // dump-frame writes packed lines
-  writeFileSync(join(outDir, 'frame-guest.rgb'), buf);
-  const png = join(outDir, 'frame.png');
-  const cmp = writeComparisonPng(png, buf, { width, height, stride }, info.frame_number !== undefined ? { expectedFrame: info.frame_number } : {});
-  const r = tag(c, 'frame-picture', { png: 'frame.png', frame_number: info.frame_number, torn: cmp.torn });
-  r.metrics = { ...(r.metrics ?? {}), host_mismatched_pixels: { value: cmp.mismatches, unit: 'px' } };
+  // dump-frame writes packed lines (stride = 3 × width)
+  const cmp = writeComparisonPng(join(outDir, 'frame.png'), buf, { width, height, stride: 3 * width }, info.frame_number !== undefined ? { expectedFrame: info.frame_number } : {});
+  c.details = { ...(c.details ?? {}), png: 'frame.png', frame_number: info.frame_number, torn: cmp.torn };
+  c.metrics = { ...(c.metrics ?? {}), host_mismatched_pixels: { value: cmp.mismatches, unit: 'px' } };
   if (!cmp.ok) {
-    r.status = 'fail';
-    r.reason = `the frame read by the guest differs from spec frame ${cmp.expectedFrame}: ${cmp.mismatches} mismatched pixels${cmp.torn ? ', torn' : ''} (see frame.png)`;
+    c.status = 'fail';
+    c.reason = `the frame read by the guest differs from spec frame ${cmp.expectedFrame}: ${cmp.mismatches} mismatched pixels${cmp.torn ? ', torn' : ''} (see frame.png)`;
   }
-  return r;
+  return c;
 }

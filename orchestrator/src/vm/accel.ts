@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { access, mkdir, readFile, writeFile, constants } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cacheRoot, firmwareDirs } from '../paths.ts';
+import { cacheRoot, firmwareDirs } from '../core/paths.ts';
 
 export type AccelChoice = 'auto' | 'tcg' | 'kvm';
 export type Accel = 'tcg' | 'kvm';

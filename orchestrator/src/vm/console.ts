@@ -5,7 +5,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import type { Socket } from 'node:net';
 import { CrashScanner, type CrashHit, type CrashSignature } from './crash-scan.ts';
-import { CONSOLE_TAIL_LINES } from './errors.ts';
+import { CONSOLE_TAIL_LINES } from '../core/errors.ts';
 
 type LineWaiter = { test: (line: string) => boolean; resolve: (line: string) => void };
 
@@ -14,6 +14,8 @@ export class ConsoleCapture {
   private readonly file: WriteStream;
   private readonly tailLines: string[] = [];
   private partial = '';
+  /** Complete lines seen so far (a mark() is such a count). */
+  private seen = 0;
   private waiters: LineWaiter[] = [];
   private crashListeners: ((hit: CrashHit) => void)[] = [];
   private closed = false;
@@ -59,6 +61,7 @@ export class ConsoleCapture {
   }
 
   private addLine(line: string): void {
+    this.seen++;
     this.tailLines.push(line);
     if (this.tailLines.length > CONSOLE_TAIL_LINES) this.tailLines.shift();
     const still: LineWaiter[] = [];
@@ -95,11 +98,20 @@ export class ConsoleCapture {
     return all.slice(-n);
   }
 
-  /** Waits for a line matching `pattern` (only lines arriving from now on, plus the tail). */
-  waitForLine(pattern: RegExp | string, opts: { signal?: AbortSignal; includeTail?: boolean } = {}): Promise<string> {
+  /** A position in the stream: waitForLine({ since }) counts only lines after it. */
+  mark(): number {
+    return this.seen;
+  }
+
+  /**
+   * Waits for a line matching `pattern`: lines arriving from now on, plus those of the tail
+   * (`includeTail`) or only the tail's lines after a mark (`since`).
+   */
+  waitForLine(pattern: RegExp | string, opts: { signal?: AbortSignal; includeTail?: boolean; since?: number } = {}): Promise<string> {
     const test = typeof pattern === 'string' ? (l: string) => l.includes(pattern) : (l: string) => pattern.test(l);
-    if (opts.includeTail) {
-      const seen = this.tail().find(test);
+    if (opts.includeTail || opts.since !== undefined) {
+      const after = opts.since === undefined ? this.tailLines.length : Math.min(this.tailLines.length, this.seen - opts.since);
+      const seen = this.tailLines.slice(this.tailLines.length - after).find(test);
       if (seen !== undefined) return Promise.resolve(seen);
     }
     return new Promise((resolve, reject) => {

@@ -1,5 +1,6 @@
 /**
- * Crash signatures on a Linux console (a syzkaller-like list) and a line-oriented scanner.
+ * Crash signatures on a Linux console (a syzkaller-like list; each guest brings its own list) and a
+ * line-oriented scanner.
  * One job: decide whether console text shows a kernel crash and which one.
  */
 
@@ -12,7 +13,13 @@ export interface CrashSignature {
   fatal?: boolean;
 }
 
+/** Console lines the launcher writes for QMP guest events (machine.ts), so signatures can match them. */
+export const QMP_PANIC_LINE = 'hilbox: QMP GUEST_PANICKED';
+export const QMP_RESET_LINE = 'hilbox: unexpected guest reset';
+
 export const LINUX_CRASH_SIGNATURES: readonly CrashSignature[] = [
+  // A pvpanic device reported a panic (any guest with a pvpanic driver).
+  { name: 'guest-panicked', pattern: new RegExp(`^${QMP_PANIC_LINE}`), fatal: true },
   { name: 'kernel-panic', pattern: /Kernel panic - not syncing/, fatal: true },
   { name: 'kernel-bug', pattern: /kernel BUG at \S+/ },
   { name: 'kasan', pattern: /BUG: KASAN: / },

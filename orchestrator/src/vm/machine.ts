@@ -16,11 +16,12 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { QmpClient } from '../qmp/client.ts';
+import { QmpClient, type QmpEvent } from '../qmp/client.ts';
 import { SshClient } from '../ssh/client.ts';
-import { firmwareDirs as defaultFirmwareDirs } from '../paths.ts';
+import { firmwareDirs as defaultFirmwareDirs } from '../core/paths.ts';
 import { chooseAccel, type AccelChoice, type AccelDecision } from './accel.ts';
 import { ConsoleCapture } from './console.ts';
+import { QMP_PANIC_LINE, QMP_RESET_LINE } from './crash-scan.ts';
 import {
   BootError,
   GuestCrashError,
@@ -29,8 +30,9 @@ import {
   InfraError,
   TimeoutError,
   type GuestContext,
-} from './errors.ts';
-import type { Guest } from './guest.ts';
+} from '../core/errors.ts';
+import type { BootableGuest } from './bootable.ts';
+import type { Readiness, ReadinessContext } from './readiness.ts';
 import { isHostForwardFailure, pickFreePort, releasePort } from './ports.ts';
 import { buildQemuArgs, type DeviceSpec } from './qemu-args.ts';
 import { createEmptyQcow2 } from './qcow2.ts';
@@ -39,13 +41,17 @@ import { unwatchPid, watchPid } from './reaper.ts';
 
 export interface MachineOptions {
   qemu: string;
-  guest: Guest;
+  guest: BootableGuest;
   accel?: AccelChoice;
+  /** Kernel the KVM probe boots for `auto` when the guest has none of its own (guest.probeKernel). */
+  accelProbeKernel?: string;
+  /** How to know the guest booted, instead of the guest's own strategy. */
+  readiness?: Readiness;
   memory?: string;
   cpus?: number;
   /** hilbox-pci (omit for a VM without it); `feed: true` adds the host mouse feed chardev. */
   device?: Omit<DeviceSpec, 'feedSocket'> & { feed?: boolean };
-  /** Attach a scratch qcow2 so savevm/loadvm (fast reset) work. Default true. */
+  /** Attach a scratch qcow2 so savevm/loadvm (fast reset) work. Default: the guest's need. */
   snapshotDisk?: boolean;
   /** Appended to the guest kernel command line. */
   extraCmdline?: string;
@@ -56,12 +62,17 @@ export interface MachineOptions {
   logDir?: string;
   /** Keep the run directory after stop (always kept after a failure). */
   keepArtifacts?: boolean;
-  /** Boot timeout before scaling (KVM seconds); default 30 s (120 s under TCG). */
+  /** Boot timeout before scaling (KVM milliseconds); default the guest's (Linux 30 s, 120 s under TCG). */
   bootTimeoutMs?: number;
   firmwareDirs?: readonly string[];
-  /** virtio-rng for fast guest entropy; default true. */
+  /** virtio-rng for fast guest entropy; default: the guest's need. */
   rng?: boolean;
   name?: string;
+  /**
+   * A guest that installs itself (hilbox image windows): its reboots reset the VM instead of
+   * ending QEMU, and its power-off (exit 0) is the expected end, not a failure.
+   */
+  installer?: boolean;
   /** hostfwd port retries; default 5. */
   portRetries?: number;
   warn?: (msg: string) => void;
@@ -111,6 +122,8 @@ export class Machine implements Killable {
   private failureError: HilboxError | undefined;
   private stopPromise: Promise<void> | undefined;
   private consoleDrained: Promise<void> = Promise.resolve();
+  /** Set while the orchestrator reboots the guest on purpose (the reset is not a crash). */
+  private expectingReset = false;
 
   private constructor(
     readonly opts: MachineOptions,
@@ -156,10 +169,8 @@ export class Machine implements Killable {
     } catch {
       throw new InfraError(`QEMU binary not found or not executable: ${opts.qemu}`);
     }
-    const decision = await chooseAccel(
-      opts.accel ?? 'auto',
-      opts.guest.probeKernel ? { qemu: opts.qemu, kernel: opts.guest.probeKernel, ...(opts.warn ? { warn: opts.warn } : {}) } : undefined,
-    );
+    const kernel = opts.guest.probeKernel ?? opts.accelProbeKernel;
+    const decision = await chooseAccel(opts.accel ?? 'auto', kernel ? { qemu: opts.qemu, kernel, ...(opts.warn ? { warn: opts.warn } : {}) } : undefined);
     const runDir = await mkdtemp(join(tmpdir(), 'hilbox-vm-'));
     if (opts.logDir) await mkdir(opts.logDir, { recursive: true });
     const m = new Machine(opts, runDir, decision);
@@ -179,9 +190,9 @@ export class Machine implements Killable {
 
   private async start(): Promise<void> {
     const o = this.opts;
-    const snapshotDisk = o.snapshotDisk === false ? undefined : join(this.runDir, 'snapshots.qcow2');
+    const snapshotDisk = (o.snapshotDisk ?? o.guest.machine.snapshotDisk) ? join(this.runDir, 'snapshots.qcow2') : undefined;
     if (snapshotDisk) await createEmptyQcow2(snapshotDisk);
-    await o.guest.prepare?.(this.runDir);
+    await o.guest.prepare?.(this.runDir, o.qemu);
     const retries = o.portRetries ?? 5;
     for (let attempt = 0; ; attempt++) {
       const port = await pickFreePort();
@@ -198,9 +209,10 @@ export class Machine implements Killable {
         sshPort: port,
         nicModel: o.guest.nicModel,
         paused: true,
+        ...(o.installer ? { rebootResets: true } : {}),
         ...(o.device ? { device: { ...o.device, ...(this.feedSocket ? { feedSocket: this.feedSocket } : {}) } } : {}),
         ...(snapshotDisk ? { snapshotDisk } : {}),
-        rng: o.rng ?? true,
+        rng: o.rng ?? o.guest.machine.rng,
         ...(o.name ? { name: o.name } : {}),
         ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
       });
@@ -276,9 +288,7 @@ export class Machine implements Killable {
       const ser = await connectUnix(serialSocket, deadline);
       this.consoleDrained = this.console.attach(ser);
       this.qmp = await QmpClient.connect(qmpSocket, { connectTimeoutMs: Math.max(1000, deadline - Date.now()), logPath: this.qmpLogPath });
-      if (this.feedSocket) {
-        // QEMU listens on the feed socket; MouseFeeder connects later. Nothing to do here.
-      }
+      this.noteGuestEvents();
       this.phase = 'boot';
       await this.qmp.execute('cont');
     })();
@@ -306,6 +316,7 @@ export class Machine implements Killable {
     }
     if (info.signal) return new InfraError(`QEMU died (${how}) while the guest was ${this.phase === 'boot' ? 'booting' : 'running'}`, this.ctx());
     if (info.code !== 0) return new InfraError(`QEMU exited unexpectedly (${how})`, this.ctx());
+    if (this.opts.installer && info.code === 0) return undefined;
     if (this.phase === 'boot') return new BootError(`guest stopped during boot (QEMU ${how})`, this.ctx());
     return new GuestExitError(`guest powered off or rebooted unexpectedly (QEMU ${how})`, this.ctx());
   }
@@ -315,37 +326,58 @@ export class Machine implements Killable {
     return this.failureError;
   }
 
-  /** Waits for the ready marker, then SSH. Kills QEMU and throws BootError/… on failure. */
-  async waitForBoot(): Promise<SshClient> {
+  /**
+   * Writes what QMP says of the guest's fate into the console stream as lines a guest's crash
+   * signatures can match: a pvpanic GUEST_PANICKED (e.g. a Windows bugcheck), and a reset the
+   * orchestrator did not ask for (-no-reboot turns a guest's reboot into SHUTDOWN guest-reset).
+   */
+  private noteGuestEvents(): void {
+    const note = (line: string): void => this.console.push(`\n${line}\n`);
+    this.qmp.on('GUEST_PANICKED', (ev: QmpEvent) => {
+      const info = (ev.data?.info ?? {}) as Record<string, unknown>;
+      const code = typeof info.arg1 === 'number' ? ` bugcheck code 0x${info.arg1.toString(16)}` : '';
+      note(`${QMP_PANIC_LINE}: the guest reported a panic${code} ${JSON.stringify(ev.data ?? {})}`);
+    });
+    const onReset = (ev: QmpEvent): void => {
+      if (this.expectingReset) return;
+      const reason = String(ev.data?.reason ?? '');
+      if (ev.event === 'SHUTDOWN' && reason !== 'guest-reset') return; // a power-off is not a reset
+      note(`${QMP_RESET_LINE} (${ev.event}${reason ? ` ${reason}` : ''}): the guest restarted by itself`);
+    };
+    this.qmp.on('RESET', onReset);
+    this.qmp.on('SHUTDOWN', onReset);
+  }
+
+  /** Opens SSH to the guest's forwarded port. */
+  connectSsh(timeoutMs: number, signal?: AbortSignal): Promise<SshClient> {
+    return SshClient.connect(this.opts.guest.sshTarget(this.sshPort), timeoutMs, signal);
+  }
+
+  /**
+   * Waits until the guest's readiness strategy says it is up (Linux: the ready marker, then SSH;
+   * Windows: a command answering over SSH), within the guest's boot timeout scaled for the
+   * accelerator. Kills QEMU and throws BootError/GuestCrashError/… on failure. `since`: a console
+   * mark taken before a reboot; only lines after it count.
+   */
+  async waitForBoot(o: { since?: number } = {}): Promise<SshClient> {
     const g = this.opts.guest;
-    const timeoutMs = (this.opts.bootTimeoutMs ?? 30_000) * this.scale;
+    const readiness = this.opts.readiness ?? g.readiness;
+    const timeoutMs = (this.opts.bootTimeoutMs ?? g.machine.bootTimeoutMs) * this.scale;
     const ac = new AbortController();
-    const t0 = Date.now();
-    let stage = `ready marker ${JSON.stringify(String(g.readyMarker))} on the console`;
-    const booting = (async () => {
-      await this.console.waitForLine(g.readyMarker, { signal: ac.signal, includeTail: true });
-      stage = `SSH on 127.0.0.1:${this.sshPort} (marker seen after ${Date.now() - t0} ms)`;
-      const ssh = await SshClient.connect(
-        {
-          port: this.sshPort,
-          user: g.sshUser,
-          privateKey: g.sshKey,
-          ...(g.hostKeyFingerprint ? { hostKeyFingerprint: g.hostKeyFingerprint } : {}),
-        },
-        Math.max(1000, timeoutMs - (Date.now() - t0)),
-        ac.signal,
-      );
-      try {
-        await ssh.run('true', { timeoutMs: Math.max(1000, timeoutMs - (Date.now() - t0)) });
-      } catch (e) {
-        ssh.close();
-        throw e;
-      }
-      return ssh;
-    })();
+    let stage = readiness.description;
+    const ctx: ReadinessContext = {
+      console: this.console,
+      connect: (ms) => this.connectSsh(ms, ac.signal),
+      signal: ac.signal,
+      deadline: Date.now() + timeoutMs,
+      ...(o.since !== undefined ? { since: o.since } : {}),
+      stage: (t) => (stage = t === readiness.description ? t : `${t} on 127.0.0.1:${this.sshPort}`),
+    };
+    const booting = readiness.wait(ctx);
     booting.catch(() => {});
-    const failFast = g.bootFailureMarker
-      ? this.console.waitForLine(g.bootFailureMarker, { signal: ac.signal, includeTail: true }).then(async (line) => {
+    const marker = readiness.failureMarker;
+    const failFast = marker
+      ? this.console.waitForLine(marker, { signal: ac.signal, ...(o.since === undefined ? { includeTail: true } : { since: o.since }) }).then(async (line) => {
           // Give QEMU a moment to exit (panic=-1 / poweroff) so the full story is in the log.
           await Promise.race([this.exitPromise, sleep(3000)]);
           const hit = this.console.scanner.first;
@@ -378,6 +410,33 @@ export class Machine implements Killable {
     } finally {
       clearTimeout(timer);
       ac.abort();
+    }
+  }
+
+  /**
+   * Reboots the guest on purpose (`command` run over `ssh`, e.g. Driver Verifier's reboot):
+   * -no-reboot is lifted for this one reset with QMP set-action, the reset is not reported as a
+   * crash, and the guest's readiness is awaited again. Returns the new SSH client.
+   */
+  async reboot(ssh: SshClient, command: string): Promise<SshClient> {
+    const timeoutMs = (this.opts.bootTimeoutMs ?? this.opts.guest.machine.bootTimeoutMs) * this.scale;
+    this.expectingReset = true;
+    const since = this.console.mark();
+    try {
+      await this.qmp.execute('set-action', { reboot: 'reset' });
+      const reset = this.qmp.waitForEvent('RESET', () => true, timeoutMs);
+      reset.catch(() => {});
+      // The command does not return (the guest goes away under it): the RESET event is the answer.
+      void ssh.exec(command, { timeoutMs: 30_000 }).catch(() => undefined);
+      await this.guard(reset);
+      ssh.close();
+      this.phase = 'boot';
+      // Firmware may reset once more on its way up (SeaBIOS does after a warm reset): resets stay
+      // resets until the guest is ready again.
+      return await this.waitForBoot({ since });
+    } finally {
+      if (this.alive) await this.qmp.execute('set-action', { reboot: 'shutdown' }).catch(() => undefined);
+      this.expectingReset = false;
     }
   }
 

@@ -3,8 +3,9 @@
  * shell and no way for a property value to smuggle in extra `,key=value` options.
  */
 import type { Accel } from './accel.ts';
+import { formatPropValue, type DevicePropValue } from '../device/prop-value.ts';
 
-export type DevicePropValue = string | number | boolean;
+export { formatPropValue, type DevicePropValue };
 
 export interface DeviceSpec {
   /** QEMU device type; default hilbox-pci. */
@@ -29,6 +30,8 @@ export interface QemuArgsSpec {
   nicModel: string;
   /** Start paused (-S); the launcher resumes with QMP `cont` once it listens to everything. */
   paused: boolean;
+  /** A guest reboot resets the VM instead of ending QEMU (-no-reboot left out). */
+  rebootResets?: boolean;
   /** hilbox-pci (or another device) on root port rp0; omit for a VM without it. */
   device?: DeviceSpec;
   /** qcow2 file used only to hold savevm snapshots. */
@@ -39,21 +42,8 @@ export interface QemuArgsSpec {
   extraArgs?: readonly string[];
 }
 
-const KEY = /^[a-z][a-z0-9_-]*$/i;
 const TOKEN = /^[A-Za-z0-9_.:/+@-]+$/;
 const MEMORY = /^\d+[KMGT]?$/i;
-
-/** Checks a `-device` property value: a simple token, so it cannot contain ',' or '='. */
-export function formatPropValue(key: string, value: DevicePropValue): string {
-  if (!KEY.test(key)) throw new TypeError(`device property name ${JSON.stringify(key)} is not a simple identifier`);
-  if (typeof value === 'boolean') return value ? 'on' : 'off';
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value) || !Number.isInteger(value)) throw new TypeError(`device property ${key}=${value}: integers only`);
-    return String(value);
-  }
-  if (!TOKEN.test(value)) throw new TypeError(`device property ${key}=${JSON.stringify(value)}: only [A-Za-z0-9_.:/+@-] allowed`);
-  return value;
-}
 
 /** Paths become `path=` option values: QEMU's option parser treats ',' specially, so refuse it. */
 export function optPath(p: string): string {
@@ -72,7 +62,7 @@ export function buildQemuArgs(s: QemuArgsSpec): string[] {
   a.push('-machine', 'q35', '-accel', s.accel);
   if (s.accel === 'kvm') a.push('-cpu', 'host');
   a.push('-m', s.memory, '-smp', String(s.cpus));
-  a.push('-display', 'none', '-nodefaults', '-no-reboot', '-no-user-config');
+  a.push('-display', 'none', '-nodefaults', ...(s.rebootResets ? [] : ['-no-reboot']), '-no-user-config');
   if (s.paused) a.push('-S');
   // Monitor and console on private unix sockets; the launcher connects to both.
   a.push('-chardev', `socket,id=qmp0,path=${optPath(s.qmpSocket)},server=on,wait=off`, '-mon', 'chardev=qmp0,mode=control');

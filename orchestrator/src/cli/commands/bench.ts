@@ -34,7 +34,7 @@ export interface BenchArgs {
 
 export async function benchCommand(a: BenchArgs): Promise<number> {
   if (!Number.isInteger(a.repeat) || a.repeat < 1 || a.repeat > 20) throw new UsageError(`--repeat ${a.repeat}: allowed 1..20`);
-  const { scenario } = loadScenario(a.scenario);
+  const { scenario, baseDir } = loadScenario(a.scenario);
   const baselinePath = resolve(a.baseline ?? DEFAULT_BASELINE_PATH);
   if (!a.updateBaseline && !existsSync(baselinePath)) {
     throw new UsageError(`no baseline at ${baselinePath}; record one with: hilbox bench${a.scenario ? ` ${a.scenario}` : ''} --update-baseline`);
@@ -45,7 +45,7 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
   let environment: Record<string, unknown> = {};
   for (let i = 1; i <= a.repeat; i++) {
     a.out.info(`repetition ${i}/${a.repeat}`);
-    const { results, error } = await runScenario({ scenario, outDir: join(outDir, `run-${i}`), out: a.out, suites: ['throughput'], measureReset: i === 1 });
+    const { results, error } = await runScenario({ scenario, baseDir, outDir: join(outDir, `run-${i}`), out: a.out, suites: ['throughput'], measureReset: i === 1 });
     if (error !== undefined) {
       process.stderr.write(`hilbox bench: repetition ${i} failed: ${(error as Error).message}\n`);
       return exitCodeFor(error);

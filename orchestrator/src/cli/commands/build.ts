@@ -1,5 +1,5 @@
 /** `hilbox build [qemu|guest|all]`: runs the cached builds and prints what they produced. */
-import { ensureGuest, ensureQemu } from '../../build/ensure.ts';
+import { ensureGuest, ensureQemu } from '../../products/ensure.ts';
 import type { Output } from '../output.ts';
 
 export type BuildTarget = 'qemu' | 'guest' | 'all';

@@ -5,7 +5,7 @@
 import { execa } from 'execa';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cacheRoot, firmwareDirs, repoRoot } from '../../paths.ts';
+import { cacheRoot, firmwareDirs, repoRoot } from '../../core/paths.ts';
 
 export interface Check {
   name: string;

@@ -5,10 +5,11 @@
  * ISO (fixtures/windows/autounattend.xml filled in, provision.ps1, the SSH public key) is
  * attached next to the installation ISO, QEMU boots the installer under UEFI with Secure Boot
  * off (non-secure OVMF), Setup partitions, installs and logs on once, provision.ps1 sets up
- * OpenSSH/firewall/test signing and powers the VM off. We wait for that power-off and report
- * the image, the SSH key and a scenario snippet.
+ * OpenSSH/firewall/test signing and powers the VM off. QEMU runs through the same launcher,
+ * accelerator probe and reaper as every other command (vm/machine.ts, `installer`: reboots
+ * reset the VM, the power-off is the expected end). We wait for that power-off and report the
+ * image, the SSH key and a scenario snippet.
  */
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -16,9 +17,12 @@ import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { ensureQemu } from '../../build/ensure.ts';
-import { firmwareDirs, repoRoot } from '../../paths.ts';
-import { QmpClient } from '../../qmp/client.ts';
+import { ensureGuest, ensureQemu } from '../../products/ensure.ts';
+import { repoRoot } from '../../core/paths.ts';
+import { WindowsGuest } from '../../guest/windows.ts';
+import type { BootableGuest } from '../../vm/bootable.ts';
+import { Machine } from '../../vm/machine.ts';
+import { optPath } from '../../vm/qemu-args.ts';
 import { UsageError } from '../errors.ts';
 import type { Output } from '../output.ts';
 
@@ -198,50 +202,49 @@ export async function imageWindowsCommand(raw: ImageWindowsOptions, out: Output)
     await execa(qemuImg, ['create', '-q', '-f', 'qcow2', partial, o.size]);
     const vars = join(work, 'efivars.fd');
     copyFileSync(o.firmwareVars, vars);
-    const kvm = existsSync('/dev/kvm');
-    const qmpSock = join(work, 'qmp.sock');
-    const args = [
-      ...firmwareDirs.flatMap((d) => ['-L', d]),
-      '-machine', 'q35', '-accel', kvm ? 'kvm' : 'tcg', ...(kvm ? ['-cpu', 'host'] : []),
-      '-m', o.memory, '-smp', String(o.cpus), '-display', 'none', '-nodefaults', '-no-user-config',
-      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${o.firmwareCode}`,
-      '-drive', `if=pflash,format=raw,unit=1,file=${vars}`,
-      '-drive', `if=none,id=disk0,format=qcow2,file=${partial}`, '-device', 'ide-hd,drive=disk0,bus=ide.0,bootindex=1',
-      '-drive', `if=none,id=cd0,media=cdrom,readonly=on,file=${o.iso}`, '-device', 'ide-cd,drive=cd0,bus=ide.1,bootindex=0',
-      '-drive', `if=none,id=cd1,media=cdrom,readonly=on,file=${answers}`, '-device', 'ide-cd,drive=cd1,bus=ide.2',
-      ...(o.virtioIso ? ['-drive', `if=none,id=cd2,media=cdrom,readonly=on,file=${o.virtioIso}`, '-device', 'ide-cd,drive=cd2,bus=ide.3'] : []),
-      '-netdev', 'user,id=net0', '-device', 'e1000e,netdev=net0', '-device', 'VGA', '-rtc', 'base=localtime',
-      '-qmp', `unix:${qmpSock},server=on,wait=off`,
-      '-serial', `file:${o.out}.install-serial.log`,
-    ];
-    out.step(`installing Windows from ${basename(o.iso)} (${kvm ? 'KVM' : 'TCG — this takes hours'}; the VM powers off when done)`);
+    const cd = (id: string, file: string, bus: string, extra = ''): string[] => ['-drive', `if=none,id=${id},media=cdrom,readonly=on,file=${optPath(file)}`, '-device', `ide-cd,drive=${id},bus=${bus}${extra}`];
+    // The installer as the launcher sees a guest: its disks and firmware; it powers off when done.
+    const installer: BootableGuest = {
+      readiness: new WindowsGuest({ image: partial, sshUser: o.user }).readiness,
+      crashSignatures: [],
+      nicModel: 'e1000e',
+      machine: { snapshotDisk: false, rng: false, bootTimeoutMs: o.timeoutMs, minMemoryBytes: 0 },
+      sshTarget: (port) => ({ port, user: o.user, privateKey: keys.privateKeyPath }),
+      bootArgs: () => [
+        '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optPath(o.firmwareCode)}`,
+        '-drive', `if=pflash,format=raw,unit=1,file=${optPath(vars)}`,
+        '-drive', `if=none,id=disk0,format=qcow2,file=${optPath(partial)}`, '-device', 'ide-hd,drive=disk0,bus=ide.0,bootindex=1',
+        ...cd('cd0', o.iso, 'ide.1', ',bootindex=0'),
+        ...cd('cd1', answers, 'ide.2'),
+        ...(o.virtioIso ? cd('cd2', o.virtioIso, 'ide.3') : []),
+        '-device', 'VGA', '-rtc', 'base=localtime',
+      ],
+    };
+    out.step('checking the accelerator');
+    const probeKernel = (await ensureGuest({ onProgress: (l) => out.progress(l) })).kernel;
+    const machine = await Machine.launch({
+      qemu, guest: installer, installer: true, accel: 'auto', accelProbeKernel: probeKernel, memory: o.memory, cpus: o.cpus,
+      consoleLogPath: `${o.out}.install-serial.log`, warn: (m) => out.warn(m),
+    });
     const t0 = Date.now();
-    const proc = spawn(qemu, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((res) => proc.on('exit', (c) => res(c)));
-    // The Windows ISO's UEFI loader waits for "press any key to boot from CD": press Enter a few times.
-    void (async () => {
-      try {
-        const qmp = await QmpClient.connect(qmpSock, { connectTimeoutMs: 15_000 });
-        for (let i = 0; i < 40 && proc.exitCode === null; i++) {
-          await qmp.execute('send-key', { keys: [{ type: 'qcode', data: 'ret' }] }).catch(() => undefined);
+    try {
+      out.step(`installing Windows from ${basename(o.iso)} (${machine.decision.accel === 'kvm' ? 'KVM' : 'TCG — this takes hours'}; the VM powers off when done)`);
+      // The Windows ISO's UEFI loader waits for "press any key to boot from CD": press Enter a few times.
+      void (async () => {
+        for (let i = 0; i < 40 && machine.alive; i++) {
+          await machine.qmp.execute('send-key', { keys: [{ type: 'qcode', data: 'ret' }] }).catch(() => undefined);
           await sleep(500);
         }
-        qmp.close();
-      } catch {
-        /* QEMU already gone: reported below */
-      }
-    })();
-    const timer = setInterval(() => out.progress(`${Math.round((Date.now() - t0) / 60_000)} min`), 60_000);
-    const timeout = sleep(o.timeoutMs).then(() => 'timeout' as const);
-    const r = await Promise.race([exited, timeout]);
-    clearInterval(timer);
-    if (r === 'timeout') {
-      proc.kill('SIGKILL');
-      throw new Error(`the installation did not finish within ${o.timeoutMs / 60_000} min (serial log: ${o.out}.install-serial.log); is the edition index right (--edition), does the ISO need a product key (--product-key)?`);
+      })();
+      const timer = setInterval(() => out.progress(`${Math.round((Date.now() - t0) / 60_000)} min`), 60_000);
+      const r = await Promise.race([machine.exited, sleep(o.timeoutMs).then(() => 'timeout' as const)]);
+      clearInterval(timer);
+      if (r === 'timeout') throw new Error(`the installation did not finish within ${o.timeoutMs / 60_000} min (serial log: ${o.out}.install-serial.log); is the edition index right (--edition), does the ISO need a product key (--product-key)?`);
+      const failure = machine.failure();
+      if (failure || r.code !== 0) throw failure ?? new Error(`QEMU exited with ${r.code ?? r.signal} during the installation`);
+    } finally {
+      await machine.stop();
     }
-    if (r !== 0) throw new Error(`QEMU exited with ${r} during the installation: ${stderr.trim().split('\n').slice(-5).join(' | ')}`);
     const written = statSync(partial).size;
     if (written < 1024 ** 3) throw new Error(`the VM powered off but only ${Math.round(written / 1024 ** 2)} MiB were written: Setup did not install (wrong --edition, a product key prompt, or the ISO did not boot)`);
     rmSync(o.out, { force: true });

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root (the directory holding package.json). */
-export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const repoRoot: string = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 /** Cache root: $HILBOX_CACHE, else $XDG_CACHE_HOME/hilbox, else ~/.cache/hilbox. */
 export function cacheRoot(): string {

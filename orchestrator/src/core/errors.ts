@@ -1,8 +1,21 @@
 /**
- * Error taxonomy of the VM layer (after syzkaller's vm/): an infrastructure problem on the host
- * is not the guest's fault, a boot failure is, a crash signature is a finding, and a timeout is
- * a timeout. Every error that concerns a running guest carries the tail of its console log.
+ * Error taxonomy of hilbox, importable by every layer. Bad input (a scenario field, a case or
+ * metric name, a CLI argument, a device property) is a UsageError, found before anything boots.
+ * The VM errors follow syzkaller's vm/: an infrastructure problem on the host is not the guest's
+ * fault, a boot failure is, a crash signature is a finding, and a timeout is a timeout. Every
+ * error that concerns a running guest carries the tail of its console log.
  */
+
+/**
+ * An error in what the user gave us: a scenario field, a case or metric name, a CLI argument, a
+ * device property. The CLI maps every subclass to exit code 2.
+ */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
 
 /** How many console lines an error keeps. */
 export const CONSOLE_TAIL_LINES = 100;

@@ -1,11 +1,12 @@
 /**
- * Obtains the build products hilbox needs — the QEMU binary with hilbox-pci and the guest
- * image — by running the project's own cached build scripts (a no-op when up to date).
+ * Obtains the build products hilbox needs — the QEMU binary with hilbox-pci, the Linux guest
+ * image, the Windows probe — by running the project's own cached build scripts (a no-op when
+ * up to date).
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { repoRoot } from '../paths.ts';
+import { repoRoot } from '../core/paths.ts';
 
 export interface GuestManifest {
   schema: 'hilbox-guest/1';
@@ -83,4 +84,15 @@ export function ensureGuest(opts: EnsureOptions = {}): Promise<GuestManifest> {
       throw e;
     });
   return guestPromise;
+}
+
+let windowsProbePromise: Promise<string> | undefined;
+
+/** hilbox-probe.exe, cross-built with mingw-w64 by scripts/build-windows-probe.mjs (cached). */
+export function ensureWindowsProbe(opts: EnsureOptions = {}): Promise<string> {
+  windowsProbePromise ??= runBuildScript('build-windows-probe.mjs', opts).catch((e: unknown) => {
+    windowsProbePromise = undefined;
+    throw e;
+  });
+  return windowsProbePromise;
 }

@@ -1,0 +1,47 @@
+/**
+ * The launcher's guest-neutral parts, proven on the Linux guest that runs here so the Windows
+ * path rides tested code: the SSH-command readiness strategy (what Windows boots with) against a
+ * real SSH server, and a pvpanic report turned into a crash by the QMP event line (what a
+ * Windows bugcheck looks like to hilbox).
+ */
+import { rm } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
+import { GuestCrashError } from '../../orchestrator/src/core/errors.ts';
+import { SshCommandReadiness } from '../../orchestrator/src/vm/readiness.ts';
+import { linuxGuest, qemuPath } from './helpers.ts';
+
+describe('guest-neutral launcher parts on a real guest', () => {
+  it('SshCommandReadiness: polls SSH until the command answers as expected', async () => {
+    await using vm = await new HilboxVm()
+      .withQemu(await qemuPath())
+      .withGuest(await linuxGuest())
+      .withAccel('auto')
+      .withMemory('256M')
+      .withReadiness(new SshCommandReadiness('uname -s', /Linux/, 500))
+      .start();
+    expect((await vm.ssh.run('echo up')).stdout).toBe('up\n');
+  }, 180_000);
+
+  it('a pvpanic report becomes GuestCrashError through the QMP GUEST_PANICKED line', async () => {
+    const vm = await new HilboxVm()
+      .withQemu(await qemuPath())
+      .withGuest(await linuxGuest())
+      .withAccel('auto')
+      .withMemory('256M')
+      .withQemuArgs('-device', 'pvpanic')
+      .start();
+    try {
+      // What a guest's pvpanic driver does on a crash: write PVPANIC_PANICKED (1) to port 0x505.
+      const err = await vm
+        .exec("printf '\\001' | dd of=/dev/port bs=1 seek=1285 count=1 2>/dev/null; sleep 30")
+        .then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(GuestCrashError);
+      expect((err as GuestCrashError).signature).toBe('guest-panicked');
+      expect((err as GuestCrashError).message).toMatch(/hilbox: QMP GUEST_PANICKED/);
+    } finally {
+      await vm.stop();
+      await rm(vm.machine.runDir, { recursive: true, force: true }); // a failed VM keeps its logs
+    }
+  }, 180_000);
+});
