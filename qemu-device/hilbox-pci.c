@@ -4,7 +4,10 @@
  * sequence numbers and counted overflow.
  *
  * The contract is qemu-device/SPEC.md in the hilbox repository; section numbers below (§)
- * refer to it. Change the spec first, then this file.
+ * refer to it. Change the spec first, then this file. Every number of the contract (PCI IDs,
+ * register offsets and bits, record layouts, property limits and defaults) comes from
+ * hilbox_regs.h, shared with the guest drivers (guest-driver/include/ in the repository,
+ * include/hw/misc/ in the QEMU tree); test/unit/contract.test.ts checks it against the spec.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -26,80 +29,17 @@
 #include "migration/vmstate.h"
 #include "ui/input.h"
 #include "qom/object.h"
+#include "hw/misc/hilbox_regs.h"     /* the contract's numbers (SPEC.md), shared with the drivers */
 
 #define TYPE_HILBOX_PCI "hilbox-pci"
 OBJECT_DECLARE_SIMPLE_TYPE(HilboxState, HILBOX_PCI)
 
-/* §1 identity */
-#define HILBOX_VENDOR_ID        0x1234
-#define HILBOX_DEVICE_ID        0x4842
-#define HILBOX_REVISION         0x01
-
-/* §3 registers */
-#define REG_ID                  0x000
-#define REG_VERSION             0x004
-#define REG_CAPS                0x008
-#define REG_CONTROL             0x00c
-#define REG_WIDTH               0x010
-#define REG_HEIGHT              0x014
-#define REG_STRIDE              0x018
-#define REG_FORMAT              0x01c
-#define REG_FPS                 0x020
-#define REG_FB_BYTES            0x024
-#define REG_FB_MODE             0x028
-#define REG_MMIO_LATENCY_NS     0x02c
-#define REG_FRAME_SEQ           0x030
-#define REG_FRAME_NUMBER        0x038
-#define REG_FRAME_TIMESTAMP     0x040
-#define REG_DEVICE_CLOCK        0x048
-#define REG_FB_WRITE_ATTEMPTS   0x050
-#define REG_FRAMES_PRODUCED     0x058
-#define REG_EV_COUNT            0x080
-#define REG_EV_FIFO_DEPTH       0x084
-#define REG_EV_RATE_HZ          0x088
-#define REG_EV_BUNDLE           0x08c
-#define REG_EV_PRODUCED         0x090
-#define REG_EV_DELIVERED        0x098
-#define REG_EV_DROPPED          0x0a0
-#define REG_FEED_ERRORS         0x0a8
-#define REG_EV_HEAD             0x0c0
-#define REG_EV_POP              0x0d8
-#define REG_INT_STATUS          0x100
-#define REG_INT_MASK            0x104
-#define REG_INT_ACK             0x108
-
-#define HILBOX_ID               0x584f4248u     /* "HBOX" */
-#define HILBOX_VERSION          0x00010000u
-#define HILBOX_FORMAT_RGB24     1
-
-#define CAP_FB                  BIT(0)
-#define CAP_MOUSE               BIT(1)
-#define CAP_MSI                 BIT(2)
-#define CAP_FEED                BIT(3)
-#define CAP_INPUT               BIT(4)
-#define CAP_GEN                 BIT(5)
-#define CAP_FB_MMIO             BIT(8)
-
-#define CONTROL_EV_ENABLE       BIT(0)
-#define CONTROL_RESET           BIT(31)
-
-#define INT_EV_READY            BIT(0)
-#define INT_EV_OVERFLOW         BIT(1)
-#define INT_ALL                 (INT_EV_READY | INT_EV_OVERFLOW)
-
-/* §5 event record */
-#define EV_RECORD_SIZE          24
-#define EV_SOURCE_GENERATOR     0
-#define EV_SOURCE_FEED          1
-#define EV_SOURCE_INPUT         2
-#define EV_FLAG_END_OF_REPORT   BIT(0)
-
-/* §6 host feed */
-#define FEED_RECORD_SIZE        16
-#define FEED_MAGIC              0x56454248u     /* "HBEV" */
-
-#define BAR0_SIZE               (4 * KiB)
 #define NS_PER_SEC              1000000000ULL
+
+QEMU_BUILD_BUG_ON(HB_PCI_CLASS_CODE >> 8 != PCI_CLASS_DISPLAY_OTHER);
+QEMU_BUILD_BUG_ON((HB_PCI_CLASS_CODE & 0xff) != 0);
+QEMU_BUILD_BUG_ON(HB_EV_HEAD_WORDS * 4 != HB_EV_RECORD_SIZE);
+QEMU_BUILD_BUG_ON(HB_REG_EV_HEAD + HB_EV_RECORD_SIZE > HB_REG_EV_POP);
 
 struct HilboxState {
     PCIDevice parent_obj;
@@ -162,7 +102,7 @@ struct HilboxState {
     uint64_t gen_k;             /* next packet index */
 
     /* Host feed reassembly (§6) */
-    uint8_t feed_buf[FEED_RECORD_SIZE];
+    uint8_t feed_buf[HB_FEED_RECORD_SIZE];
     uint32_t feed_len;
 
     /* Input layer accumulation */
@@ -321,7 +261,7 @@ static const MemoryRegionOps hilbox_fb_ops = {
 
 static uint8_t *fifo_slot(HilboxState *s, uint32_t index)
 {
-    return s->fifo + (uint64_t)(index % s->fifo_depth) * EV_RECORD_SIZE;
+    return s->fifo + (uint64_t)(index % s->fifo_depth) * HB_EV_RECORD_SIZE;
 }
 
 static void hilbox_push_event(HilboxState *s, uint64_t ts, int dx, int dy, int wheel,
@@ -330,27 +270,27 @@ static void hilbox_push_event(HilboxState *s, uint64_t ts, int dx, int dy, int w
     uint64_t seq = ++s->ev_produced;
     uint8_t *rec;
 
-    if (!(s->control & CONTROL_EV_ENABLE)) {
+    if (!(s->control & HB_CONTROL_EV_ENABLE)) {
         s->ev_dropped++;
         return;
     }
     if (s->fifo_count == s->fifo_depth) {
         s->ev_dropped++;
-        s->int_status |= INT_EV_OVERFLOW;
+        s->int_status |= HB_INT_EV_OVERFLOW;
         hilbox_update_irq(s);
         return;
     }
     rec = fifo_slot(s, s->fifo_head + s->fifo_count);
-    stq_le_p(rec, seq);
-    stq_le_p(rec + 8, ts);
-    stw_le_p(rec + 16, (uint16_t)(int16_t)dx);
-    stw_le_p(rec + 18, (uint16_t)(int16_t)dy);
-    rec[20] = (uint8_t)(int8_t)wheel;
-    rec[21] = buttons;
-    rec[22] = source;
-    rec[23] = flags;
+    stq_le_p(rec + HB_EV_OFF_SEQ, seq);
+    stq_le_p(rec + HB_EV_OFF_TIMESTAMP, ts);
+    stw_le_p(rec + HB_EV_OFF_DX, (uint16_t)(int16_t)dx);
+    stw_le_p(rec + HB_EV_OFF_DY, (uint16_t)(int16_t)dy);
+    rec[HB_EV_OFF_WHEEL] = (uint8_t)(int8_t)wheel;
+    rec[HB_EV_OFF_BUTTONS] = buttons;
+    rec[HB_EV_OFF_SOURCE] = source;
+    rec[HB_EV_OFF_FLAGS] = flags;
     s->fifo_count++;
-    s->int_status |= INT_EV_READY;
+    s->int_status |= HB_INT_EV_READY;
     hilbox_update_irq(s);
 }
 
@@ -389,8 +329,8 @@ static void hilbox_gen_tick(void *opaque)
             uint64_t k = s->gen_k + i;
 
             hilbox_push_event(s, gen_packet_ts(s, k), (int)(k % 7) - 3, (int)(k % 5) - 2,
-                              k % 64 == 63 ? 1 : 0, (k >> 10) & 1, EV_SOURCE_GENERATOR,
-                              i == s->bundle - 1 ? EV_FLAG_END_OF_REPORT : 0);
+                              k % 64 == 63 ? 1 : 0, (k >> 10) & 1, HB_EV_SOURCE_GENERATOR,
+                              i == s->bundle - 1 ? HB_EV_FLAG_END_OF_REPORT : 0);
         }
         s->gen_k += s->bundle;
     }
@@ -399,10 +339,10 @@ static void hilbox_gen_tick(void *opaque)
 
 static void hilbox_set_control(HilboxState *s, uint32_t val)
 {
-    bool was = s->control & CONTROL_EV_ENABLE;
-    bool now = val & CONTROL_EV_ENABLE;
+    bool was = s->control & HB_CONTROL_EV_ENABLE;
+    bool now = val & HB_CONTROL_EV_ENABLE;
 
-    s->control = val & CONTROL_EV_ENABLE;
+    s->control = val & HB_CONTROL_EV_ENABLE;
     if (s->rate_hz && now && !was) {
         s->gen_epoch = hilbox_clock(s);
         s->gen_k = 0;
@@ -453,14 +393,14 @@ static void hilbox_qdev_reset(DeviceState *dev)
 static bool reg_is64(hwaddr off)
 {
     switch (off) {
-    case REG_FRAME_NUMBER:
-    case REG_FRAME_TIMESTAMP:
-    case REG_DEVICE_CLOCK:
-    case REG_FB_WRITE_ATTEMPTS:
-    case REG_FRAMES_PRODUCED:
-    case REG_EV_PRODUCED:
-    case REG_EV_DELIVERED:
-    case REG_EV_DROPPED:
+    case HB_REG_FRAME_NUMBER:
+    case HB_REG_FRAME_TIMESTAMP:
+    case HB_REG_DEVICE_CLOCK:
+    case HB_REG_FB_WRITE_ATTEMPTS:
+    case HB_REG_FRAMES_PRODUCED:
+    case HB_REG_EV_PRODUCED:
+    case HB_REG_EV_DELIVERED:
+    case HB_REG_EV_DROPPED:
         return true;
     default:
         return false;
@@ -470,21 +410,21 @@ static bool reg_is64(hwaddr off)
 static uint64_t hilbox_reg64(HilboxState *s, hwaddr off)
 {
     switch (off) {
-    case REG_FRAME_NUMBER:
+    case HB_REG_FRAME_NUMBER:
         return s->frame_number;
-    case REG_FRAME_TIMESTAMP:
+    case HB_REG_FRAME_TIMESTAMP:
         return s->frame_ts;
-    case REG_DEVICE_CLOCK:
+    case HB_REG_DEVICE_CLOCK:
         return hilbox_clock(s);
-    case REG_FB_WRITE_ATTEMPTS:
+    case HB_REG_FB_WRITE_ATTEMPTS:
         return s->fb_write_attempts;
-    case REG_FRAMES_PRODUCED:
+    case HB_REG_FRAMES_PRODUCED:
         return s->frames_produced;
-    case REG_EV_PRODUCED:
+    case HB_REG_EV_PRODUCED:
         return s->ev_produced;
-    case REG_EV_DELIVERED:
+    case HB_REG_EV_DELIVERED:
         return s->ev_delivered;
-    case REG_EV_DROPPED:
+    case HB_REG_EV_DROPPED:
         return s->ev_dropped;
     default:
         g_assert_not_reached();
@@ -493,22 +433,22 @@ static uint64_t hilbox_reg64(HilboxState *s, hwaddr off)
 
 static uint32_t hilbox_caps(HilboxState *s)
 {
-    uint32_t caps = CAP_FB | CAP_MOUSE;
+    uint32_t caps = HB_CAP_FB | HB_CAP_MOUSE;
 
     if (msi_present(PCI_DEVICE(s))) {
-        caps |= CAP_MSI;
+        caps |= HB_CAP_MSI;
     }
     if (qemu_chr_fe_backend_connected(&s->chr)) {
-        caps |= CAP_FEED;
+        caps |= HB_CAP_FEED;
     }
     if (s->input) {
-        caps |= CAP_INPUT;
+        caps |= HB_CAP_INPUT;
     }
     if (s->rate_hz) {
-        caps |= CAP_GEN;
+        caps |= HB_CAP_GEN;
     }
     if (s->fb_mmio) {
-        caps |= CAP_FB_MMIO;
+        caps |= HB_CAP_FB_MMIO;
     }
     return caps;
 }
@@ -530,50 +470,50 @@ static uint32_t hilbox_read32(HilboxState *s, hwaddr off)
         }
         return hilbox_reg64(s, off - 4) >> 32;
     }
-    if (off >= REG_EV_HEAD && off < REG_EV_HEAD + EV_RECORD_SIZE) {
-        return s->fifo_count ? ldl_le_p(fifo_slot(s, s->fifo_head) + (off - REG_EV_HEAD)) : 0;
+    if (off >= HB_REG_EV_HEAD && off < HB_REG_EV_HEAD + HB_EV_RECORD_SIZE) {
+        return s->fifo_count ? ldl_le_p(fifo_slot(s, s->fifo_head) + (off - HB_REG_EV_HEAD)) : 0;
     }
 
     switch (off) {
-    case REG_ID:
-        return HILBOX_ID;
-    case REG_VERSION:
-        return HILBOX_VERSION;
-    case REG_CAPS:
+    case HB_REG_ID:
+        return HB_ID_MAGIC;
+    case HB_REG_VERSION:
+        return HB_VERSION;
+    case HB_REG_CAPS:
         return hilbox_caps(s);
-    case REG_CONTROL:
+    case HB_REG_CONTROL:
         return s->control;
-    case REG_WIDTH:
+    case HB_REG_WIDTH:
         return s->width;
-    case REG_HEIGHT:
+    case HB_REG_HEIGHT:
         return s->height;
-    case REG_STRIDE:
+    case HB_REG_STRIDE:
         return s->stride;
-    case REG_FORMAT:
-        return HILBOX_FORMAT_RGB24;
-    case REG_FPS:
+    case HB_REG_FORMAT:
+        return HB_FORMAT_RGB24;
+    case HB_REG_FPS:
         return s->fps;
-    case REG_FB_BYTES:
+    case HB_REG_FB_BYTES:
         return s->fb_bytes;
-    case REG_FB_MODE:
-        return s->fb_mmio;
-    case REG_MMIO_LATENCY_NS:
+    case HB_REG_FB_MODE:
+        return s->fb_mmio ? HB_FB_MODE_MMIO : HB_FB_MODE_DIRECT;
+    case HB_REG_MMIO_LATENCY_NS:
         return s->mmio_latency_ns;
-    case REG_FRAME_SEQ:
+    case HB_REG_FRAME_SEQ:
         return s->frame_seq;
-    case REG_EV_COUNT:
+    case HB_REG_EV_COUNT:
         return s->fifo_count;
-    case REG_EV_FIFO_DEPTH:
+    case HB_REG_EV_FIFO_DEPTH:
         return s->fifo_depth;
-    case REG_EV_RATE_HZ:
+    case HB_REG_EV_RATE_HZ:
         return s->rate_hz;
-    case REG_EV_BUNDLE:
+    case HB_REG_EV_BUNDLE:
         return s->bundle;
-    case REG_FEED_ERRORS:
+    case HB_REG_FEED_ERRORS:
         return (uint32_t)MIN(s->feed_errors, UINT32_MAX);
-    case REG_INT_STATUS:
+    case HB_REG_INT_STATUS:
         return s->int_status;
-    case REG_INT_MASK:
+    case HB_REG_INT_MASK:
         return s->int_mask;
     default:
         return 0;
@@ -583,26 +523,26 @@ static uint32_t hilbox_read32(HilboxState *s, hwaddr off)
 static void hilbox_write32(HilboxState *s, hwaddr off, uint32_t val)
 {
     switch (off) {
-    case REG_CONTROL:
-        if (val & CONTROL_RESET) {
+    case HB_REG_CONTROL:
+        if (val & HB_CONTROL_RESET) {
             hilbox_reset_state(s);
         } else {
             hilbox_set_control(s, val);
         }
         break;
-    case REG_EV_POP:
+    case HB_REG_EV_POP:
         hilbox_pop_event(s);
         break;
-    case REG_INT_MASK:
-        s->int_mask = val & INT_ALL;
+    case HB_REG_INT_MASK:
+        s->int_mask = val & HB_INT_ALL;
         hilbox_update_irq(s);
         break;
-    case REG_INT_ACK:
+    case HB_REG_INT_ACK:
         s->int_status &= ~val;
         hilbox_update_irq(s);
         if (s->fifo_count) {
             /* records remain: re-assert, which is a new edge for MSI (§7) */
-            s->int_status |= INT_EV_READY;
+            s->int_status |= HB_INT_EV_READY;
             hilbox_update_irq(s);
         }
         break;
@@ -665,16 +605,17 @@ static void hilbox_feed_receive(void *opaque, const uint8_t *buf, int size)
     for (i = 0; i < size; i++) {
         s->feed_buf[s->feed_len++] = buf[i];
         /* resynchronise on the magic, one byte at a time */
-        while (s->feed_len >= 4 && ldl_le_p(s->feed_buf) != FEED_MAGIC) {
+        while (s->feed_len >= 4 && ldl_le_p(s->feed_buf + HB_FEED_OFF_MAGIC) != HB_FEED_MAGIC) {
             memmove(s->feed_buf, s->feed_buf + 1, --s->feed_len);
             s->feed_errors++;
         }
-        if (s->feed_len == FEED_RECORD_SIZE) {
+        if (s->feed_len == HB_FEED_RECORD_SIZE) {
             const uint8_t *r = s->feed_buf;
 
-            hilbox_push_event(s, hilbox_clock(s), (int16_t)lduw_le_p(r + 4),
-                              (int16_t)lduw_le_p(r + 6), (int8_t)r[8], r[9],
-                              EV_SOURCE_FEED, r[10] & EV_FLAG_END_OF_REPORT);
+            hilbox_push_event(s, hilbox_clock(s), (int16_t)lduw_le_p(r + HB_FEED_OFF_DX),
+                              (int16_t)lduw_le_p(r + HB_FEED_OFF_DY),
+                              (int8_t)r[HB_FEED_OFF_WHEEL], r[HB_FEED_OFF_BUTTONS],
+                              HB_EV_SOURCE_FEED, r[HB_FEED_OFF_FLAGS] & HB_EV_FLAG_END_OF_REPORT);
             s->feed_len = 0;
         }
     }
@@ -682,22 +623,22 @@ static void hilbox_feed_receive(void *opaque, const uint8_t *buf, int size)
 
 /* ---- QEMU input layer (§5.1) --------------------------------------------- */
 
-/* §5 buttons bit for a QEMU button, -1 if the record has no bit for it */
-static int button_bit(InputButton button)
+/* §5 buttons bit for a QEMU button, 0 if the record has no bit for it */
+static uint32_t button_bit(InputButton button)
 {
     switch (button) {
     case INPUT_BUTTON_LEFT:
-        return 0;
+        return HB_EV_BUTTON_LEFT;
     case INPUT_BUTTON_RIGHT:
-        return 1;
+        return HB_EV_BUTTON_RIGHT;
     case INPUT_BUTTON_MIDDLE:
-        return 2;
+        return HB_EV_BUTTON_MIDDLE;
     case INPUT_BUTTON_SIDE:
-        return 3;
+        return HB_EV_BUTTON_SIDE;
     case INPUT_BUTTON_EXTRA:
-        return 4;
+        return HB_EV_BUTTON_EXTRA;
     default:
-        return -1;
+        return 0;
     }
 }
 
@@ -719,17 +660,17 @@ static void hilbox_input_event(DeviceState *dev, QemuConsole *src, InputEvent *e
     }
     case INPUT_EVENT_KIND_BTN: {
         InputBtnEvent *btn = evt->u.btn.data;
-        int bit = button_bit(btn->button);
+        uint32_t bit = button_bit(btn->button);
 
         if (btn->button == INPUT_BUTTON_WHEEL_UP || btn->button == INPUT_BUTTON_WHEEL_DOWN) {
             if (btn->down) {
                 s->in_wheel += btn->button == INPUT_BUTTON_WHEEL_UP ? 1 : -1;
             }
-        } else if (bit >= 0) {
+        } else if (bit) {
             if (btn->down) {
-                s->in_buttons |= BIT(bit);
+                s->in_buttons |= bit;
             } else {
-                s->in_buttons &= ~BIT(bit);
+                s->in_buttons &= ~bit;
             }
         } else {
             break;
@@ -752,7 +693,7 @@ static void hilbox_input_sync(DeviceState *dev)
     hilbox_push_event(s, hilbox_clock(s), MIN(MAX(s->in_dx, INT16_MIN), INT16_MAX),
                       MIN(MAX(s->in_dy, INT16_MIN), INT16_MAX),
                       MIN(MAX(s->in_wheel, INT8_MIN), INT8_MAX), s->in_buttons,
-                      EV_SOURCE_INPUT, EV_FLAG_END_OF_REPORT);
+                      HB_EV_SOURCE_INPUT, HB_EV_FLAG_END_OF_REPORT);
     s->in_dx = s->in_dy = s->in_wheel = 0;
     s->in_pending = false;
 }
@@ -780,20 +721,27 @@ static bool hilbox_validate(HilboxState *s, Error **errp)
 {
     uint64_t bytes;
 
-    if (!check_range(errp, "width", s->width, 16, 8192) ||
-        !check_range(errp, "height", s->height, 16, 8192) ||
-        !check_range(errp, "fps", s->fps, 1, 1000) ||
-        !check_range(errp, "mmio-latency-ns", s->mmio_latency_ns, 0, 100000) ||
-        !check_range(errp, "fifo-depth", s->fifo_depth, 1, 65536) ||
-        !check_range(errp, "mouse-bundle", s->bundle, 1, 64)) {
+    if (!check_range(errp, "width", s->width, HB_PROP_WIDTH_MIN, HB_PROP_WIDTH_MAX) ||
+        !check_range(errp, "height", s->height, HB_PROP_HEIGHT_MIN, HB_PROP_HEIGHT_MAX) ||
+        !check_range(errp, "fps", s->fps, HB_PROP_FPS_MIN, HB_PROP_FPS_MAX) ||
+        !check_range(errp, "mmio-latency-ns", s->mmio_latency_ns,
+                     HB_PROP_MMIO_LATENCY_NS_MIN, HB_PROP_MMIO_LATENCY_NS_MAX) ||
+        !check_range(errp, "fifo-depth", s->fifo_depth,
+                     HB_PROP_FIFO_DEPTH_MIN, HB_PROP_FIFO_DEPTH_MAX) ||
+        !check_range(errp, "mouse-bundle", s->bundle,
+                     HB_PROP_MOUSE_BUNDLE_MIN, HB_PROP_MOUSE_BUNDLE_MAX)) {
         return false;
     }
-    if (s->rate_hz != 0 && (s->rate_hz < 125 || s->rate_hz > 8000)) {
+    if (s->rate_hz != 0 && (s->rate_hz < HB_PROP_MOUSE_RATE_HZ_MIN_NONZERO ||
+                            s->rate_hz > HB_PROP_MOUSE_RATE_HZ_MAX)) {
         error_setg(errp, "hilbox-pci: property 'mouse-rate-hz' is %u: allowed 0 (no "
-                   "generator) or 125..8000", s->rate_hz);
+                   "generator) or %u..%u", s->rate_hz, HB_PROP_MOUSE_RATE_HZ_MIN_NONZERO,
+                   HB_PROP_MOUSE_RATE_HZ_MAX);
         return false;
     }
-    if (!s->fb_mode || !strcmp(s->fb_mode, "direct")) {
+    if (!s->fb_mode) {
+        s->fb_mmio = HB_PROP_FB_MODE_DEFAULT == HB_FB_MODE_MMIO;
+    } else if (!strcmp(s->fb_mode, "direct")) {
         s->fb_mmio = false;
     } else if (!strcmp(s->fb_mode, "mmio")) {
         s->fb_mmio = true;
@@ -807,20 +755,22 @@ static bool hilbox_validate(HilboxState *s, Error **errp)
                    "unless fb-mode=mmio", s->mmio_latency_ns);
         return false;
     }
-    s->stride = s->stride_prop ? s->stride_prop : 3 * s->width;
-    if (s->stride_prop && (s->stride_prop < 3 * s->width || s->stride_prop > 65536)) {
+    s->stride = s->stride_prop ? s->stride_prop : HB_RGB24_BYTES_PER_PIXEL * s->width;
+    if (s->stride_prop && (s->stride_prop < HB_RGB24_BYTES_PER_PIXEL * s->width ||
+                           s->stride_prop > HB_PROP_STRIDE_MAX)) {
         error_setg(errp, "hilbox-pci: property 'stride' is %u: allowed 0 (= 3 x width) or "
-                   "%u..65536", s->stride_prop, 3 * s->width);
+                   "%u..%u", s->stride_prop, HB_RGB24_BYTES_PER_PIXEL * s->width,
+                   HB_PROP_STRIDE_MAX);
         return false;
     }
     bytes = (uint64_t)s->stride * s->height;
-    if (bytes > 256 * MiB) {
+    if (bytes > HB_FB_MAX_BYTES) {
         error_setg(errp, "hilbox-pci: property 'stride' x 'height' is %" PRIu64 " bytes: "
-                   "allowed up to 256 MiB", bytes);
+                   "allowed up to %u MiB", bytes, HB_FB_MAX_BYTES / (unsigned)MiB);
         return false;
     }
     s->fb_bytes = bytes;
-    s->bar2_size = pow2ceil(MAX(bytes, 4 * KiB));
+    s->bar2_size = pow2ceil(MAX(bytes, HB_FB_BAR_MIN_SIZE));
     return true;
 }
 
@@ -833,19 +783,19 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
         return;
     }
 
-    pci_config_set_interrupt_pin(pdev->config, 1);
+    pci_config_set_interrupt_pin(pdev->config, HB_PCI_INTERRUPT_PIN);
     if (pci_is_express(pdev) && pcie_endpoint_cap_init(pdev, 0x80) < 0) {
         error_setg(errp, "hilbox-pci: cannot add the PCI Express capability");
         return;
     }
-    if (s->msi && msi_init(pdev, 0, 1, true, false, &err) < 0) {
+    if (s->msi && msi_init(pdev, 0, HB_PCI_MSI_VECTORS, true, false, &err) < 0) {
         /* platform without working MSI: INTx only (§1) */
         warn_report_err(err);
         err = NULL;
     }
 
-    memory_region_init_io(&s->regs, OBJECT(s), &hilbox_regs_ops, s, "hilbox-regs", BAR0_SIZE);
-    pci_register_bar(pdev, 0, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->regs);
+    memory_region_init_io(&s->regs, OBJECT(s), &hilbox_regs_ops, s, "hilbox-regs", HB_REGS_SIZE);
+    pci_register_bar(pdev, HB_BAR_REGS, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->regs);
 
     memory_region_init_rom_device(&s->fb, OBJECT(s), &hilbox_fb_ops, s, "hilbox-fb",
                                   s->bar2_size, &err);
@@ -858,10 +808,10 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
     if (s->fb_mmio) {
         memory_region_rom_device_set_romd(&s->fb, false);   /* every access traps */
     }
-    pci_register_bar(pdev, 2, PCI_BASE_ADDRESS_SPACE_MEMORY |
+    pci_register_bar(pdev, HB_BAR_FB, PCI_BASE_ADDRESS_SPACE_MEMORY |
                      (s->fb_mmio ? 0 : PCI_BASE_ADDRESS_MEM_PREFETCH), &s->fb);
 
-    s->fifo_bytes = s->fifo_depth * EV_RECORD_SIZE;
+    s->fifo_bytes = s->fifo_depth * HB_EV_RECORD_SIZE;
     s->fifo = g_malloc0(s->fifo_bytes);
     s->frame_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_frame_tick, s);
     s->gen_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_gen_tick, s);
@@ -934,7 +884,7 @@ static const VMStateDescription vmstate_hilbox = {
         VMSTATE_TIMER_PTR(gen_timer, HilboxState),
         VMSTATE_UINT64(gen_epoch, HilboxState),
         VMSTATE_UINT64(gen_k, HilboxState),
-        VMSTATE_UINT8_ARRAY(feed_buf, HilboxState, FEED_RECORD_SIZE),
+        VMSTATE_UINT8_ARRAY(feed_buf, HilboxState, HB_FEED_RECORD_SIZE),
         VMSTATE_UINT32(feed_len, HilboxState),
         VMSTATE_INT32(in_dx, HilboxState),
         VMSTATE_INT32(in_dy, HilboxState),
@@ -946,18 +896,19 @@ static const VMStateDescription vmstate_hilbox = {
 };
 
 static Property hilbox_properties[] = {
-    DEFINE_PROP_UINT32("width", HilboxState, width, 1920),
-    DEFINE_PROP_UINT32("height", HilboxState, height, 1080),
-    DEFINE_PROP_UINT32("stride", HilboxState, stride_prop, 0),
-    DEFINE_PROP_UINT32("fps", HilboxState, fps, 50),
-    DEFINE_PROP_STRING("fb-mode", HilboxState, fb_mode),
-    DEFINE_PROP_UINT32("mmio-latency-ns", HilboxState, mmio_latency_ns, 0),
-    DEFINE_PROP_UINT32("fifo-depth", HilboxState, fifo_depth, 1024),
-    DEFINE_PROP_UINT32("mouse-rate-hz", HilboxState, rate_hz, 1000),
-    DEFINE_PROP_UINT32("mouse-bundle", HilboxState, bundle, 1),
+    DEFINE_PROP_UINT32("width", HilboxState, width, HB_PROP_WIDTH_DEFAULT),
+    DEFINE_PROP_UINT32("height", HilboxState, height, HB_PROP_HEIGHT_DEFAULT),
+    DEFINE_PROP_UINT32("stride", HilboxState, stride_prop, HB_PROP_STRIDE_DEFAULT),
+    DEFINE_PROP_UINT32("fps", HilboxState, fps, HB_PROP_FPS_DEFAULT),
+    DEFINE_PROP_STRING("fb-mode", HilboxState, fb_mode),   /* unset = HB_PROP_FB_MODE_DEFAULT */
+    DEFINE_PROP_UINT32("mmio-latency-ns", HilboxState, mmio_latency_ns,
+                       HB_PROP_MMIO_LATENCY_NS_DEFAULT),
+    DEFINE_PROP_UINT32("fifo-depth", HilboxState, fifo_depth, HB_PROP_FIFO_DEPTH_DEFAULT),
+    DEFINE_PROP_UINT32("mouse-rate-hz", HilboxState, rate_hz, HB_PROP_MOUSE_RATE_HZ_DEFAULT),
+    DEFINE_PROP_UINT32("mouse-bundle", HilboxState, bundle, HB_PROP_MOUSE_BUNDLE_DEFAULT),
     DEFINE_PROP_CHR("chardev", HilboxState, chr),
-    DEFINE_PROP_BOOL("input", HilboxState, input, true),
-    DEFINE_PROP_BOOL("msi", HilboxState, msi, true),
+    DEFINE_PROP_BOOL("input", HilboxState, input, HB_PROP_INPUT_DEFAULT),
+    DEFINE_PROP_BOOL("msi", HilboxState, msi, HB_PROP_MSI_DEFAULT),
     DEFINE_PROP_END_OF_LIST(),
 };
 
@@ -986,12 +937,12 @@ static void hilbox_class_init(ObjectClass *klass, void *data)
 
     k->realize = hilbox_realize;
     k->exit = hilbox_unrealize;
-    k->vendor_id = HILBOX_VENDOR_ID;
-    k->device_id = HILBOX_DEVICE_ID;
-    k->revision = HILBOX_REVISION;
-    k->class_id = PCI_CLASS_DISPLAY_OTHER;
-    k->subsystem_vendor_id = HILBOX_VENDOR_ID;
-    k->subsystem_id = HILBOX_DEVICE_ID;
+    k->vendor_id = HB_PCI_VENDOR_ID;
+    k->device_id = HB_PCI_DEVICE_ID;
+    k->revision = HB_PCI_REVISION;
+    k->class_id = HB_PCI_CLASS_CODE >> 8;       /* base class + subclass; prog-if is 0 */
+    k->subsystem_vendor_id = HB_PCI_SUBSYSTEM_VENDOR_ID;
+    k->subsystem_id = HB_PCI_SUBSYSTEM_ID;
     dc->desc = "hilbox test device: read-only framebuffer and mouse event source";
     dc->reset = hilbox_qdev_reset;
     dc->vmsd = &vmstate_hilbox;

@@ -4,9 +4,10 @@
 // and the hilbox-probe tool), with an SSH host key and a client key made for that image.
 //
 // Inputs: guest-image/ (init, config.json, packages.list, rootfs/), this script,
-// guest-driver/linux, guest-driver/include and guest-driver/common, the kernel version (from
-// Debian's linux-image-amd64 metapackage, or $HILBOX_KERNEL_VERSION) and the Debian versions
-// of the guest packages. Their hash is the image key; the image lives in
+// guest-driver/linux and guest-driver/include (the module), guest-probe/common and
+// guest-probe/linux (the probe), the kernel version (from Debian's linux-image-amd64
+// metapackage, or $HILBOX_KERNEL_VERSION) and the Debian versions of the guest packages.
+// Their hash is the image key; the image lives in
 // <cache>/guest/linux-<key16>/ and is rebuilt only when the key changes. The build happens
 // in a temporary directory that is renamed into place at the end, so an interrupted build
 // never leaves an image that looks complete.
@@ -15,9 +16,14 @@
 // image's manifest.json (schema "hilbox-guest/1").
 //
 // Options: --force (rebuild even if the image exists), --help.
+// The module is built with `make -C guest-driver/linux KDIR=<headers> OUT=<dir>` (-> OUT/hilbox.ko),
+// the probe with `make -C guest-probe/linux OUT=<dir>` (-> OUT/hilbox-probe), both from a copy
+// of exactly the hashed files laid out as in the repository.
+//
 // Environment: HILBOX_CACHE / XDG_CACHE_HOME (cache root), HILBOX_KERNEL_VERSION (e.g.
-// 6.1.0-56-amd64), HILBOX_GUEST_DRIVER_DIR (a directory holding linux/, include/ and common/
-// to use instead of the repository's guest-driver/).
+// 6.1.0-56-amd64), HILBOX_GUEST_DRIVER_DIR (a directory holding linux/ and include/ to use
+// instead of the repository's guest-driver/), HILBOX_GUEST_PROBE_DIR (a directory holding
+// common/ and linux/ to use instead of the repository's guest-probe/).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
@@ -36,6 +42,9 @@ const imageSrc = join(repo, 'guest-image');
 const driverRoot = process.env.HILBOX_GUEST_DRIVER_DIR
   ? resolve(process.env.HILBOX_GUEST_DRIVER_DIR)
   : join(repo, 'guest-driver');
+const probeRoot = process.env.HILBOX_GUEST_PROBE_DIR
+  ? resolve(process.env.HILBOX_GUEST_PROBE_DIR)
+  : join(repo, 'guest-probe');
 const cache = process.env.HILBOX_CACHE
   ? resolve(process.env.HILBOX_CACHE)
   : join(process.env.XDG_CACHE_HOME ? resolve(process.env.XDG_CACHE_HOME) : join(homedir(), '.cache'), 'hilbox');
@@ -173,10 +182,10 @@ function listFiles(dir) {
 }
 
 /**
- * Driver sources: git's view (tracked + untracked-not-ignored) when the directory is in a
- * work tree, so whatever .gitignore excludes (build outputs) does not change the key.
+ * Driver and probe sources: git's view (tracked + untracked-not-ignored) when the directory
+ * is in a work tree, so whatever .gitignore excludes (build outputs) does not change the key.
  */
-function driverFiles(dir) {
+function sourceFiles(dir) {
   if (!existsSync(dir)) return [];
   const r = spawnSync('git', ['-C', dir, 'ls-files', '-co', '--exclude-standard', '-z', '.'], { encoding: 'utf8' });
   const all = listFiles(dir);
@@ -185,7 +194,7 @@ function driverFiles(dir) {
   return all.filter((f) => listed.has(f));
 }
 
-function computeKey({ kernelVersion, versions, driverSets }) {
+function computeKey({ kernelVersion, versions, sourceSets }) {
   const h = createHash('sha256');
   const add = (label, data) => { h.update(`${label}\0${data.length}\0`); h.update(data); };
   add('schema', SCHEMA);
@@ -198,10 +207,10 @@ function computeKey({ kernelVersion, versions, driverSets }) {
     add(`guest-image/${f}`, st.isSymbolicLink() ? `->${readlinkSync(abs)}` : readFileSync(abs));
     add('x', String(st.mode & 0o111 ? 1 : 0));
   }
-  for (const [name, dir, files] of driverSets) {
+  for (const [name, dir, files] of sourceSets) {
     for (const f of files) {
       const abs = join(dir, f);
-      add(`guest-driver/${name}/${f}`, lstatSync(abs).isSymbolicLink() ? `->${readlinkSync(abs)}` : readFileSync(abs));
+      add(`${name}/${f}`, lstatSync(abs).isSymbolicLink() ? `->${readlinkSync(abs)}` : readFileSync(abs));
     }
   }
   return h.digest('hex');
@@ -539,13 +548,14 @@ function readPasswd(text) {
 // ---------------------------------------------------------------------------------------
 // Build
 
-function buildDriver(kernelVersion, work, driverSets) {
+function buildDriver(kernelVersion, work, sourceSets) {
   const kdir = `/usr/src/linux-headers-${kernelVersion}`;
   if (!existsSync(join(kdir, 'Makefile'))) fail(`${kdir} is missing (apt-get install -y linux-headers-${kernelVersion})`);
-  // Build a copy of the sources that were hashed: the build cannot dirty the repository,
-  // and what is built is exactly what the key describes.
-  const src = join(work, 'src', 'guest-driver');
-  for (const [name, dir, files] of driverSets) {
+  // Build a copy of the sources that were hashed, laid out as in the repository (the probe's
+  // Makefile finds ../../guest-driver/include): the build cannot dirty the repository, and
+  // what is built is exactly what the key describes.
+  const src = join(work, 'src');
+  for (const [name, dir, files] of sourceSets) {
     for (const f of files) {
       mkdirSync(dirname(join(src, name, f)), { recursive: true });
       copyFileSync(join(dir, f), join(src, name, f));
@@ -556,11 +566,14 @@ function buildDriver(kernelVersion, work, driverSets) {
   const out = join(work, 'driver-out');
   mkdirSync(out, { recursive: true });
   log(`building the driver: make -C guest-driver/linux KDIR=${kdir} OUT=${out}`);
-  const status = runLoud('make', ['-C', join(src, 'linux'), `KDIR=${kdir}`, `OUT=${out}`]);
+  let status = runLoud('make', ['-C', join(src, 'guest-driver', 'linux'), `KDIR=${kdir}`, `OUT=${out}`]);
   if (status !== 0) fail(`driver build failed (make exited ${status}); see the output above`);
+  log(`building the probe: make -C guest-probe/linux OUT=${out}`);
+  status = runLoud('make', ['-C', join(src, 'guest-probe', 'linux'), `OUT=${out}`]);
+  if (status !== 0) fail(`probe build failed (make exited ${status}); see the output above`);
   const ko = join(out, 'hilbox.ko');
   const probe = join(out, 'hilbox-probe');
-  for (const f of [ko, probe]) if (!existsSync(f)) fail(`driver build did not produce ${basename(f)} in OUT (contract: OUT/hilbox.ko, OUT/hilbox-probe)`);
+  for (const f of [ko, probe]) if (!existsSync(f)) fail(`the build did not produce ${basename(f)} in OUT (contract: OUT/hilbox.ko from guest-driver/linux, OUT/hilbox-probe from guest-probe/linux)`);
   const vermagic = readElf(ko)?.modinfo.get('vermagic') ?? '';
   if (!vermagic.startsWith(`${kernelVersion} `)) fail(`hilbox.ko was built for "${vermagic}", not ${kernelVersion}`);
   if (readElf(probe)?.interp) log('note: hilbox-probe is dynamically linked; adding its libraries');
@@ -590,7 +603,7 @@ function makeKeys(work, pkgroot) {
   return { client, clientPub: readFileSync(`${client}.pub`, 'utf8').trim(), hostKey, hostPub: `${pub} hilbox-guest`, fingerprint };
 }
 
-function build({ key, kernelVersion, versions, config, driverSets, work, out }) {
+function build({ key, kernelVersion, versions, config, sourceSets, work, out }) {
   const kernelPkg = `linux-image-${kernelVersion}`;
   ensureHostPackages(['make', 'gcc', 'libc6-dev', 'openssh-client', `linux-headers-${kernelVersion}`]);
 
@@ -602,7 +615,7 @@ function build({ key, kernelVersion, versions, config, driverSets, work, out }) 
   mkdirSync(pkgroot, { recursive: true });
   for (const [p, deb] of debs) if (p !== kernelPkg) run('dpkg-deb', ['-x', deb, pkgroot]);
 
-  const driver = buildDriver(kernelVersion, work, driverSets);
+  const driver = buildDriver(kernelVersion, work, sourceSets);
   const keys = makeKeys(work, pkgroot);
 
   log('assembling the initramfs');
@@ -714,16 +727,22 @@ function main() {
   }
   const config = JSON.parse(readFileSync(join(imageSrc, 'config.json'), 'utf8'));
 
-  const makefile = join(driverRoot, 'linux', 'Makefile');
-  if (!existsSync(makefile)) {
-    fail(`${relative(repo, makefile) || makefile} does not exist yet: the guest image needs the reference driver `
-      + '(contract: make -C guest-driver/linux KDIR=<headers> OUT=<dir> -> OUT/hilbox.ko, OUT/hilbox-probe)');
+  const makefiles = [
+    [join(driverRoot, 'linux', 'Makefile'), 'the reference driver (contract: make -C guest-driver/linux KDIR=<headers> OUT=<dir> -> OUT/hilbox.ko)'],
+    [join(probeRoot, 'linux', 'Makefile'), 'the probe (contract: make -C guest-probe/linux OUT=<dir> -> OUT/hilbox-probe)'],
+  ];
+  for (const [makefile, what] of makefiles) {
+    if (!existsSync(makefile)) fail(`${relative(repo, makefile) || makefile} does not exist yet: the guest image needs ${what}`);
   }
 
   const kernelVersion = resolveKernelVersion();
   const versions = candidateVersions([`linux-image-${kernelVersion}`, ...readPackageList()]);
-  const driverSets = ['linux', 'include', 'common'].map((name) => [name, join(driverRoot, name), driverFiles(join(driverRoot, name))]);
-  const key = computeKey({ kernelVersion, versions, driverSets });
+  // [path in the repository layout, directory, its files]
+  const sourceSets = [
+    ...['linux', 'include'].map((d) => [`guest-driver/${d}`, join(driverRoot, d)]),
+    ...['common', 'linux'].map((d) => [`guest-probe/${d}`, join(probeRoot, d)]),
+  ].map(([name, dir]) => [name, dir, sourceFiles(dir)]);
+  const key = computeKey({ kernelVersion, versions, sourceSets });
   const guestDir = join(cache, 'guest');
   const imageDir = join(guestDir, `linux-${key.slice(0, 16)}`);
   const manifestPath = join(imageDir, 'manifest.json');
@@ -745,7 +764,7 @@ function main() {
   // which the next build sweeps (sweepStale); the image directory appears only by rename.
   const cleanup = () => rmSync(work, { recursive: true, force: true });
   try {
-    const extra = build({ key, kernelVersion, versions, config, driverSets, work, out: tmpImage });
+    const extra = build({ key, kernelVersion, versions, config, sourceSets, work, out: tmpImage });
     // Paths in the manifest are those of the final directory.
     const manifest = {
       schema: SCHEMA,

@@ -3,9 +3,11 @@
 //
 // Source: $HILBOX_QEMU_SRC (an unpacked source tree or a .tar.* tarball), else Debian's
 // source package `qemu` (a deb-src entry is added when missing). The result is cached under
-// <cache>/qemu/<key>/, keyed by the QEMU version, the device sources and this script, so an
-// unchanged second run is a no-op. Progress goes to stderr; the LAST STDOUT LINE is the
-// absolute path of the built qemu-system-x86_64.
+// <cache>/qemu/<key>/, keyed by the QEMU version, the device sources (DEVICE_FILES: the device
+// and the register header it shares with the guest drivers) and this script, so an unchanged
+// second run is a no-op; a changed device file recompiles only what includes it (the source
+// and build tree persist). Progress goes to stderr; the LAST STDOUT LINE is the absolute path
+// of the built qemu-system-x86_64.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -29,7 +31,12 @@ const BUILD_DEPS = [...hostPackages.qemuBuild, ...hostPackages.qemuRuntime];
 const CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-features', '--enable-tcg', '--enable-kvm',
   '--enable-slirp', '--enable-fdt=system', '--enable-tools', '--disable-docs', '--disable-werror',
   '--meson=/usr/bin/meson', '--with-git-submodules=ignore'];
-const DEVICE_FILES = ['hilbox-pci.c'];
+// Repository file -> its place in the QEMU source tree. The header is where the device's
+// `#include "hw/misc/hilbox_regs.h"` finds it (like pvpanic's shared standard-headers file).
+const DEVICE_FILES = [
+  { from: 'qemu-device/hilbox-pci.c', to: 'hw/misc/hilbox-pci.c' },
+  { from: 'guest-driver/include/hilbox_regs.h', to: 'include/hw/misc/hilbox_regs.h' },
+];
 
 async function ensureDebSrc() {
   const probe = await $`apt-get source --print-uris qemu`.nothrow();
@@ -82,10 +89,19 @@ async function unpack(src, dest) {
   }
 }
 
-/** Adds the device to a pristine tree: hw/misc/hilbox-pci.c + Kconfig + meson entries (idempotent). */
+/**
+ * Adds the device to a pristine tree: DEVICE_FILES + Kconfig + meson entries (idempotent). A file
+ * is copied only when its content differs, so ninja recompiles only what really changed.
+ */
 function addDevice(tree) {
   const misc = join(tree, 'hw', 'misc');
-  for (const f of DEVICE_FILES) copyFileSync(join(repo, 'qemu-device', f), join(misc, f));
+  for (const { from, to } of DEVICE_FILES) {
+    const dest = join(tree, to);
+    const content = readFileSync(join(repo, from));
+    if (existsSync(dest) && readFileSync(dest).equals(content)) continue;
+    mkdirSync(dirname(dest), { recursive: true });
+    copyFileSync(join(repo, from), dest);
+  }
   const kconfig = join(misc, 'Kconfig');
   if (!readFileSync(kconfig, 'utf8').includes('HILBOX_PCI')) {
     writeFileSync(kconfig, readFileSync(kconfig, 'utf8') +
@@ -103,7 +119,10 @@ function hashInputs(version) {
   h.update(`qemu ${version}\n`);
   h.update(readFileSync(fileURLToPath(import.meta.url)));
   h.update(CONFIGURE_FLAGS.join(' '));
-  for (const f of DEVICE_FILES) h.update(readFileSync(join(repo, 'qemu-device', f)));
+  for (const { from, to } of DEVICE_FILES) {
+    h.update(`${from} -> ${to}\n`);
+    h.update(readFileSync(join(repo, from)));
+  }
   return h.digest('hex').slice(0, 16);
 }
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env zx
-// Cross-compiles the Windows probe (guest-driver/windows-probe/hilbox-probe.exe) with mingw-w64:
-// a static x86_64 console executable, -Wall -Wextra -Werror. The compiler (Debian package
+// Cross-compiles the Windows probe hilbox-probe.exe with mingw-w64: the probe core
+// (guest-probe/common) and the Windows primitives (guest-probe/windows), a static x86_64
+// console executable, -Wall -Wextra -Werror. The compiler (Debian package
 // gcc-mingw-w64-x86-64) is installed when missing and we are root.
 //
-// The result is cached under <cache>/windows-probe/<key16>/, keyed by the probe sources, the
-// OS-neutral probe core shared with the Linux probe (guest-driver/common), the shared ABI
-// header, the Windows driver's IOCTL header (when it exists), the compiler version and this
+// The IOCTL codes and the MAP_FB structs come from the Windows driver's own header
+// (guest-driver/windows/hilbox_ioctl.h), the ABI structs from guest-driver/include.
+//
+// The result is cached under <cache>/windows-probe/<key16>/, keyed by the sources of both
+// probe directories, the two header directories, the compiler version, the flags and this
 // script, so an unchanged second run is a no-op. Progress goes to stderr; the LAST
 // STDOUT LINE is the absolute path of hilbox-probe.exe.
 import { createHash } from 'node:crypto';
@@ -27,8 +30,7 @@ const fail = (msg) => { log(`error: ${msg}`); process.exit(1); };
 
 const CC = 'x86_64-w64-mingw32-gcc';
 const PACKAGE = 'gcc-mingw-w64-x86-64';
-const SRC_DIR = join(repo, 'guest-driver', 'windows-probe');
-const COMMON_DIR = join(repo, 'guest-driver', 'common');
+const SRC_DIRS = [join(repo, 'guest-probe', 'common'), join(repo, 'guest-probe', 'windows')];
 const INCLUDE_DIRS = [join(repo, 'guest-driver', 'include'), join(repo, 'guest-driver', 'windows')];
 const CFLAGS = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror', '-D__USE_MINGW_ANSI_STDIO=1', '-D_WIN32_WINNT=0x0A00', '-static', '-s'];
 
@@ -40,11 +42,10 @@ function ensureCompiler() {
 /** Every file the build reads, in a stable order. */
 function inputs() {
   const files = [];
-  for (const d of [SRC_DIR, COMMON_DIR]) {
+  for (const d of SRC_DIRS) {
     for (const f of readdirSync(d).filter((x) => /\.[ch]$/.test(x)).sort()) files.push(join(d, f));
   }
   for (const d of INCLUDE_DIRS) {
-    if (!existsSync(d)) continue;
     for (const f of readdirSync(d).filter((x) => x.endsWith('.h')).sort()) files.push(join(d, f));
   }
   files.push(fileURLToPath(import.meta.url));
@@ -68,15 +69,15 @@ if (existsSync(join(outDir, 'build.json')) && existsSync(outExe)) {
 const tmp = `${outDir}.tmp-${process.pid}`;
 rmSync(tmp, { recursive: true, force: true });
 mkdirSync(tmp, { recursive: true });
-const driverHeader = existsSync(join(repo, 'guest-driver', 'windows', 'hilbox_ioctl.h'));
-log(`compiling with ${ccVersion}${driverHeader ? ' (IOCTL codes from guest-driver/windows/hilbox_ioctl.h)' : ' (fallback IOCTL codes: guest-driver/windows/hilbox_ioctl.h not found)'}`);
-const incs = [COMMON_DIR, ...INCLUDE_DIRS].flatMap((d) => ['-I', d]);
-const r = await $`${CC} ${CFLAGS} ${incs} -o ${join(tmp, 'hilbox-probe.exe')} ${join(SRC_DIR, 'hilbox-probe.c')} ${join(COMMON_DIR, 'probe_core.c')} -ladvapi32`.nothrow();
+log(`compiling with ${ccVersion}`);
+const sources = SRC_DIRS.flatMap((d) => readdirSync(d).filter((x) => x.endsWith('.c')).sort().map((f) => join(d, f)));
+const incs = [...SRC_DIRS, ...INCLUDE_DIRS].flatMap((d) => ['-I', d]);
+const r = await $`${CC} ${CFLAGS} ${incs} -o ${join(tmp, 'hilbox-probe.exe')} ${sources} -ladvapi32`.nothrow();
 if (r.exitCode !== 0) {
   rmSync(tmp, { recursive: true, force: true });
   fail(`compilation failed:\n${(r.stderr + r.stdout).trim().split('\n').slice(-40).join('\n')}`);
 }
-writeFileSync(join(tmp, 'build.json'), JSON.stringify({ key, compiler: ccVersion, cflags: CFLAGS, driverHeader, builtAt: new Date().toISOString() }, null, 2) + '\n');
+writeFileSync(join(tmp, 'build.json'), JSON.stringify({ key, compiler: ccVersion, cflags: CFLAGS, builtAt: new Date().toISOString() }, null, 2) + '\n');
 mkdirSync(dirname(outDir), { recursive: true });
 rmSync(outDir, { recursive: true, force: true });
 renameSync(tmp, outDir);

@@ -45,12 +45,8 @@
 #include <linux/version.h>
 
 #include "hilbox_uapi.h"
-
+/* device contract: registers, bits, ID/VERSION, PCI IDs (HB_REGS_SIZE, HB_ID_MAGIC, ...) */
 #include "hilbox_regs.h"
-
-#define HB_REGS_SIZE		0x1000
-#define HB_ID_MAGIC		0x584f4248	/* "HBOX" */
-#define HB_VERSION_MAJOR	1
 
 #define HB_READ_BATCH		16	/* records per read() at most */
 #define HB_BOUNCE_SIZE		(256 * 1024)
@@ -1020,7 +1016,8 @@ static int hb_read_info(struct hilbox_dev *hdev)
 
 	id = hb_rd(hdev, HB_REG_ID);
 	version = hb_rd(hdev, HB_REG_VERSION);
-	if (id != HB_ID_MAGIC || version >> 16 != HB_VERSION_MAJOR) {
+	if (id != HB_ID_MAGIC ||
+	    version >> HB_VERSION_MAJOR_SHIFT != HB_VERSION_MAJOR) {
 		dev_err(&pdev->dev, "unsupported device: ID %#x VERSION %#x\n",
 			id, version);
 		return -ENODEV;
@@ -1248,7 +1245,7 @@ static void hilbox_remove(struct pci_dev *pdev)
 }
 
 static const struct pci_device_id hilbox_pci_ids[] = {
-	{ PCI_DEVICE(HILBOX_PCI_VENDOR_ID, HILBOX_PCI_DEVICE_ID) },
+	{ PCI_DEVICE(HB_PCI_VENDOR_ID, HB_PCI_DEVICE_ID) },
 	{ }
 };
 MODULE_DEVICE_TABLE(pci, hilbox_pci_ids);

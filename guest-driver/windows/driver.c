@@ -396,7 +396,8 @@ static NTSTATUS HbReadInfo(PHB_DEVICE Dev)
 	ULONG id = HbRd32(Dev, HB_REG_ID);
 	ULONG version = HbRd32(Dev, HB_REG_VERSION);
 
-	if (id != HB_ID_MAGIC || version >> 16 != HB_VERSION_MAJOR) {
+	if (id != HB_ID_MAGIC ||
+	    version >> HB_VERSION_MAJOR_SHIFT != HB_VERSION_MAJOR) {
 		DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_ERROR_LEVEL,
 			   "hilbox: unsupported device: ID %08lx VERSION %08lx\n",
 			   id, version);

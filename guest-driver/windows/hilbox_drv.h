@@ -46,11 +46,8 @@
 #define MdlMappingNoExecute	0x40000000
 #endif
 
+/* device contract: registers, bits, ID/VERSION, PCI IDs (HB_REGS_SIZE, HB_ID_MAGIC, ...) */
 #include "hilbox_regs.h"
-
-#define HB_REGS_SIZE		0x1000
-#define HB_ID_MAGIC		0x584f4248u	/* "HBOX" */
-#define HB_VERSION_MAJOR	1
 
 #define HB_MAX_READ_RECORDS	256	/* records per READ_EVENTS request */
 #define HB_DPC_BUDGET		512	/* FIFO records popped per DPC run */

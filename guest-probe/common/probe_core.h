@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 OR MIT */
 /*
- * probe_core.h - the OS-neutral part of the hilbox probe tools.
+ * probe_core.h - the OS-neutral helpers of the hilbox probe (guest-probe/README.md).
  *
- * Shared by the Linux probe (guest-driver/linux/probe.c) and the Windows probe
- * (guest-driver/windows-probe/hilbox-probe.c), so that both print the same
+ * Used by the core (probe_main.c, probe_cases.c) and by the OS files of
+ * guest-probe/linux and guest-probe/windows, so that both probes print the same
  * result objects (docs/results-schema.md) with the same case, metric and
  * detail names: JSON emission, the spec pixel function and frame checks,
  * user-space framebuffer copies, event accumulators and latency percentiles,
@@ -11,7 +11,7 @@
  * options.
  *
  * Plain C11 with the C standard library only; the ABI structs come from
- * hilbox_uapi.h.  Each probe provides now_ns() and g_dev.
+ * hilbox_uapi.h.  The OS primitives (probe_os.h) provide now_ns() and g_dev.
  */
 #ifndef HILBOX_PROBE_CORE_H
 #define HILBOX_PROBE_CORE_H
@@ -30,7 +30,7 @@
 #endif
 
 /* ------------------------------------------------------------------ */
-/* provided by each probe                                              */
+/* provided by the OS files (guest-probe/<os>, see probe_os.h)        */
 
 extern const char *g_dev;	/* the device node / path the probe opens */
 uint64_t now_ns(void);		/* monotonic clock in ns */

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * fb.c - the Linux probe's framebuffer: BAR2 through mmap of the device, and
+ * the alarm that interrupts a frame copy outliving an fb-throughput phase.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+
+#include "probe_linux.h"
+
+const uint8_t *map_fb(int fd, const struct hilbox_info *in)
+{
+	void *p = mmap(NULL, in->bar2_size, PROT_READ, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+const uint8_t *os_map(os_handle h, const struct hilbox_info *in, os_err *e)
+{
+	const uint8_t *p = map_fb((int)h, in);
+
+	*e = p ? 0 : (os_err)errno;
+	return p;
+}
+
+void os_unmap(os_handle h, const uint8_t *p, const struct hilbox_info *in)
+{
+	(void)h;
+	munmap((void *)p, in->bar2_size);
+}
+
+static volatile sig_atomic_t g_alarm;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	g_alarm = 1;
+}
+
+void os_alarm(double seconds)
+{
+	struct itimerval it;
+	struct sigaction sa;
+
+	memset(&it, 0, sizeof(it));
+	if (seconds > 0) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_alarm;	/* no SA_RESTART: interrupt the copy */
+		sigaction(SIGALRM, &sa, NULL);
+		g_alarm = 0;
+		it.it_value.tv_sec = (time_t)seconds;
+	}
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+bool os_alarm_fired(void)
+{
+	return g_alarm;
+}
