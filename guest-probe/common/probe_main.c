@@ -424,7 +424,7 @@ static int cmd_fb_throughput(struct probe_opts *o)
 		if (s2.err)
 			r_fail(&r, "copy without seqlock failed: %s", os_strerror(s2.err));
 	}
-	if (os_desc.fb_read_bandwidth) {
+	{
 		/*
 		 * Read bandwidth: bytes moved per second, torn or not. The seqlocked phase can
 		 * report 0 when one copy outlasts a frame period (it never gets a consistent

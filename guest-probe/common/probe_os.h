@@ -52,7 +52,6 @@ struct probe_os_desc {
 	const char *map_bar2_op;	/* ...by verify-frames */
 	const char *read_op;		/* reading records */
 	bool create_errno;		/* dump-frame: "cannot create F: <strerror>" */
-	bool fb_read_bandwidth;		/* fb-throughput reports read_mb_per_s */
 	const char *unplug_prepare_policy, *unplug_mapped_policy, *unplug_reads_policy;
 	const char *unplug_no_result;	/* why no result came, in parentheses */
 };

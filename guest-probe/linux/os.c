@@ -40,7 +40,6 @@ const struct probe_os_desc os_desc = {
 	.map_bar2_op = "mmap of BAR2",
 	.read_op = "read",
 	.create_errno = true,
-	.fb_read_bandwidth = true,
 	.unplug_prepare_policy = "Preparation for hot-unplug: a detached holder maps BAR2 and queues blocking and io_uring reads, then waits for the removal.",
 	.unplug_mapped_policy = "After hot-unplug/unbind every user mapping of the device is revoked: accesses fault with SIGBUS, further mmap/ioctl/read fail with ENODEV, and nothing touches the removed device.",
 	.unplug_reads_policy = "Hot-unplug/unbind completes every pending read (blocking, io_uring, poll) with ENODEV/EPOLLHUP promptly and the last close frees the driver state.",

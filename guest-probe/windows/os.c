@@ -32,7 +32,6 @@ const struct probe_os_desc os_desc = {
 	.map_bar2_op = "IOCTL_HILBOX_MAP_FB",
 	.read_op = "ReadFile",
 	.create_errno = false,
-	.fb_read_bandwidth = false,
 	.unplug_prepare_policy = "Preparation for device removal: a detached holder maps BAR2 and pends overlapped reads, then waits for the removal.",
 	.unplug_mapped_policy = "After device removal every user mapping of the device is revoked: accesses raise an access violation, further IOCTLs, MAP_FB and reads fail, and nothing touches the removed device.",
 	.unplug_reads_policy = "Device removal completes every pending overlapped read with an error promptly and the last CloseHandle frees the driver state.",

@@ -27,6 +27,21 @@ describe('hilbox CLI', () => {
     expect(r.stderr).toMatch(/bad\.yaml: device\.fps: 0 is out of range; allowed 1\.\.1000/);
   });
 
+  it('rejects an unknown security case and an unknown threshold metric with exit 2, naming them, before anything boots', async () => {
+    const t0 = Date.now();
+    const p = scenario('unknown-case.yaml', 'name: unknown-case\nsuites:\n  security:\n    cases: [bad-ioctls, no-such-case]\n');
+    const r = await runCli(['run', p, '--out', join(dir, 'unknown-case-out')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/suites\.security\.cases: unknown case no-such-case; allowed: unprivileged-open, /);
+    expect(r.stderr).not.toMatch(/booting/);
+    expect(existsSync(join(dir, 'unknown-case-out'))).toBe(false);
+    const q = scenario('unknown-metric.yaml', 'name: unknown-metric\nthresholds:\n  events_lost: { max: 0 }\n');
+    const r2 = await runCli(['run', q]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toMatch(/thresholds\.events_lost: unknown metric "events_lost"; allowed metrics: /);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
   it('rejects an unknown command with exit 2', async () => {
     const r = await runCli(['frobnicate']);
     expect(r.code).toBe(2);

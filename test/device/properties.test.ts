@@ -5,6 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { QemuExitError, QtestSession } from '../../orchestrator/src/qtest/client.ts';
 import { validateProps, type DeviceProps } from '../../orchestrator/src/device/spec.ts';
+import { DeviceSchema } from '../../orchestrator/src/scenario/schema.ts';
 import { BUILD_TIMEOUT_MS, deviceArg, qemuBinary, startRig } from './helpers.ts';
 
 let qemu: string;
@@ -46,6 +47,10 @@ describe('invalid property values stop QEMU with a message naming the property',
   for (const [property, props] of invalid) {
     it(`${property}: ${JSON.stringify(props)}`, async () => {
       expect(validateProps(props as unknown as Partial<DeviceProps>)?.property).toBe(property); // spec.ts agrees
+      // ...and so does the scenario schema: a scenario the device would refuse never boots.
+      const parsed = DeviceSchema.safeParse(props);
+      expect(parsed.success).toBe(false);
+      expect(parsed.error?.issues.map((i) => i.path.join('.'))).toContain(property);
       const err = await QtestSession.start({ qemu, args: ['-device', deviceArg(props)] }).then(
         async (qt) => {
           await qt.close();
@@ -66,6 +71,7 @@ describe('boundary values are accepted', () => {
   for (const props of valid) {
     it(JSON.stringify(props), async () => {
       expect(validateProps(props as unknown as Partial<DeviceProps>)).toBeUndefined();
+      expect(DeviceSchema.safeParse(props).success).toBe(true);
       await using rig = await startRig({ props: props as unknown as Partial<DeviceProps> });
       expect(await rig.rd32('ID')).toBe(0x584f4248);
       expect(await rig.rd32('WIDTH')).toBe(props.width);

@@ -11,6 +11,9 @@ import { parseScenario } from '../../orchestrator/src/scenario/load.ts';
 import { runScenario } from '../../orchestrator/src/suites/run-scenario.ts';
 import { createOutput } from '../../orchestrator/src/cli/output.ts';
 import type { CaseResult, RunResults } from '../../orchestrator/src/report/results.ts';
+import { isMetricName } from '../../orchestrator/src/report/metric-names.ts';
+import { securityCaseNames } from '../../orchestrator/src/guest/probe-cases.ts';
+import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
 
 const SECURITY_CASES = [
   'unprivileged-open', 'proc-fd-reopen', 'pidfd-getfd-unprivileged', 'scm-rights-map', 'fork-exec-inherit',
@@ -21,6 +24,7 @@ const SECURITY_CASES = [
 
 const outDir = mkdtempSync(join(tmpdir(), 'hilbox-suites-test-'));
 let results: RunResults;
+let listed: string[] = [];
 const byName = (name: string): CaseResult | undefined => results.cases.find((c) => c.name === name);
 const metric = (c: CaseResult | undefined, m: string) => c?.metrics?.[m]?.value;
 
@@ -54,6 +58,10 @@ suites:
   const run = await runScenario({ scenario, outDir, out: createOutput({ json: true }) });
   results = run.results;
   if (run.error) throw run.error;
+  // What the built probe in the image says of itself, asked in a small VM of its own.
+  await using vm = await new HilboxVm().withDevice({ width: 64, height: 64, 'mouse-rate-hz': 0 }).withAccel('auto').withMemory('256M').start();
+  const r = await vm.probe(['security', '--list'], { timeoutMs: vm.scaled(30_000) });
+  listed = (JSON.parse(r.stdout.trim()) as { cases: { name: string; host_action: boolean }[] }).cases.filter((c) => !c.host_action).map((c) => c.name);
 }, 900_000);
 
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
@@ -91,6 +99,21 @@ describe('short throughput run', () => {
       expect(metric(c, 'duplicates'), c.name).toBe(0);
       expect(metric(c, 'latency_p50'), c.name).toBeGreaterThan(0);
     }
+  });
+
+  it('every case carries its parameters as data and every metric has its one registered spelling', () => {
+    for (const c of results.cases.filter((c) => c.suite === 'throughput' && c.status !== 'skip')) {
+      expect(c.params, c.name).toBeDefined();
+      if (c.name.startsWith('mouse-')) expect(c.params).toMatchObject({ mode: expect.stringMatching(/^(inverted-call|polling|host-fed)$/), rate_hz: expect.any(Number), bundle: expect.any(Number), pending: expect.any(Number) });
+      else expect(c.params).toMatchObject({ method: expect.any(String), fb_mode: expect.stringMatching(/^(direct|mmio)$/) });
+    }
+    for (const c of results.cases) for (const m of Object.keys(c.metrics ?? {})) expect(isMetricName(m), `${c.name}: ${m}`).toBe(true);
+  });
+
+  it('the probe in the guest lists exactly the security cases the orchestrator planned from its table', () => {
+    const planned = results.cases.filter((c) => c.suite === 'security').map((c) => c.name);
+    expect(planned).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending']);
+    expect(listed).toEqual(securityCaseNames('linux'));
   });
 
   it('writes the artifacts with every case in them', () => {

@@ -7,7 +7,7 @@ import { buildBaseline, NoBaselineError, parseBaseline, readBaseline, writeBasel
 import { compareToBaseline, regressions } from '../../orchestrator/src/bench/compare.ts';
 import { benchTableMarkdown, benchTableText, benchVerdictLine } from '../../orchestrator/src/bench/table.ts';
 import { renderBenchChart, writeBenchChart } from '../../orchestrator/src/bench/chart.ts';
-import { describeEnvironment, environmentDifferences, fingerprint } from '../../orchestrator/src/bench/environment.ts';
+import { describeEnvironment, environmentDifferences, fingerprint } from '../../orchestrator/src/report/environment.ts';
 import { throughputCases } from './sample-run.ts';
 import { decodePng } from './png-decode.ts';
 

@@ -44,7 +44,7 @@ import {
   type DeviceProps,
   type EventRecord,
 } from '../../orchestrator/src/device/spec.ts';
-import { repoRoot } from '../../orchestrator/src/paths.ts';
+import { repoRoot } from '../../orchestrator/src/core/paths.ts';
 
 const read = (rel: string): string => readFileSync(join(repoRoot, rel), 'utf8');
 const HEADER_PATH = 'guest-driver/include/hilbox_regs.h';
@@ -525,7 +525,7 @@ describe('contract: SPEC.md, hilbox_regs.h and spec.ts agree', () => {
     };
     const check = (what: string, props: Partial<DeviceProps>, ok: boolean) => {
       const r = validateProps(props);
-      if ((r === undefined) !== ok) p.push(`validateProps(${JSON.stringify(props)}) ${ok ? 'rejects' : 'accepts'} it (${what}): ${r ? `${r.property}: ${r.reason}` : 'valid'}`);
+      if ((r === undefined) !== ok) p.push(`validateProps(${JSON.stringify(props)}) ${ok ? 'rejects' : 'accepts'} it (${what}): ${r ? `${r.property}: ${r.message}` : 'valid'}`);
     };
     const ctx: Record<string, Partial<DeviceProps>> = { 'mmio-latency-ns': { 'fb-mode': 'mmio' }, stride: { width: 16, height: 16 } };
     for (const name of Object.keys(PROP_LIMITS) as (keyof typeof PROP_LIMITS)[]) {
@@ -538,6 +538,7 @@ describe('contract: SPEC.md, hilbox_regs.h and spec.ts agree', () => {
       if (min > 0) check(`${name} below the header minimum`, { ...base, [name]: min - 1 }, false);
       const nz = hv(`HB_PROP_${m}_MIN_NONZERO`);
       if (nz !== undefined) {
+        if (name === 'mouse-rate-hz' && specTs.MOUSE_RATE_MIN !== nz) p.push(`mouse-rate-hz non-zero minimum: header ${nz}, spec.ts MOUSE_RATE_MIN ${specTs.MOUSE_RATE_MIN}`);
         check(`${name} at the header non-zero minimum`, { ...base, [name]: nz }, true);
         check(`${name} below the header non-zero minimum`, { ...base, [name]: nz - 1 }, false);
       }

@@ -3,7 +3,7 @@
  * the answer media (ISO with autounattend.xml, provision.ps1, authorized_keys) built correctly.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
@@ -49,6 +49,23 @@ describe('hilbox image windows: validation', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--iso/);
   });
+});
+
+describe('hilbox image windows: the installer VM', () => {
+  it('runs through the shared launcher: an ISO that does not boot times out cleanly and no QEMU is left', async () => {
+    const iso = join(dir, 'not-bootable.iso');
+    writeFileSync(iso, Buffer.alloc(1 << 20));
+    const out = join(dir, 'never.qcow2');
+    const steps: string[] = [];
+    const err = await imageWindowsCommand({ iso, out, size: '2G', memory: '1G', timeoutMinutes: '0.25' }, { ...silent, step: (t) => steps.push(t) }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/the installation did not finish within 0\.25 min/);
+    expect(steps.join('\n')).toMatch(/installing Windows from not-bootable\.iso \((KVM|TCG)/);
+    // The launcher captured the firmware's serial console into the log the message names.
+    expect(existsSync(`${out}.install-serial.log`)).toBe(true);
+    const partial = `${out}.partial`;
+    const left = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(partial));
+    expect(left).toEqual([]);
+  }, 240_000);
 });
 
 describe('hilbox image windows: answer media', () => {

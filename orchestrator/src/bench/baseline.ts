@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { repoRoot } from '../core/paths.ts';
-import type { Environment } from './environment.ts';
+import type { Environment } from '../report/environment.ts';
 import type { BenchKind, BenchMetric } from './metrics.ts';
 
 export const BASELINE_SCHEMA = 'hilbox-baseline/1' as const;

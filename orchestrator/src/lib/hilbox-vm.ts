@@ -14,6 +14,8 @@ import { Machine, type MachineOptions } from '../vm/machine.ts';
 import type { DevicePropValue } from '../vm/qemu-args.ts';
 import type { Readiness } from '../vm/readiness.ts';
 import { StartedHilboxVm } from './started-vm.ts';
+import { validateProps, type DeviceProps } from '../device/spec.ts';
+import { UsageError } from '../core/errors.ts';
 
 /** QEMU -m size in bytes ("512M", "4G"). */
 export function memoryBytes(m: string): number {
@@ -145,8 +147,13 @@ export class HilboxVm {
     return (await ensureGuest()).kernel;
   }
 
-  /** Boots the VM; resolves once the guest's readiness strategy says it is up. */
+  /**
+   * Boots the VM; resolves once the guest's readiness strategy says it is up. Device properties
+   * that break SPEC §9 are a UsageError naming the property, before anything is built or started.
+   */
   async start(): Promise<StartedHilboxVm> {
+    const bad = this.device ? validateProps(this.device as Partial<DeviceProps>) : undefined;
+    if (bad) throw new UsageError(`device property ${bad.property}: ${bad.message}`);
     const [qemu, guest] = await Promise.all([this.qemu ?? ensureQemu(), this.resolveGuest()]);
     const warn = this.options.warn ?? ((m: string) => console.warn(m));
     if (this.opts.memory && memoryBytes(this.opts.memory) < guest.machine.minMemoryBytes) {

@@ -258,11 +258,14 @@ export class QtestSession implements AsyncDisposable {
       for (const s of servers) s.close();
       await rm(dir, { recursive: true, force: true });
       // The same QMP client as the orchestrator's (qmp/client.ts), on the socket QEMU connected to.
-      const exitedEarly = exited.then(({ code, signal }): never => {
-        throw new QemuExitError(`QEMU exited during start-up (${describeExit(code, signal)})`, code, signal, stderrBuf.text);
-      });
-      exitedEarly.catch(() => {});
-      const qmp = qmpSock ? await Promise.race([QmpClient.attach(qmpSock, { commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs }), exitedEarly]) : undefined;
+      // A handshake that fails because QEMU is exiting reports QEMU's exit (with its stderr).
+      const qmp = qmpSock
+        ? await QmpClient.attach(qmpSock, { commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs }).catch(async (e: unknown) => {
+            const ex = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
+            if (ex) throw new QemuExitError(`QEMU exited during start-up (${describeExit(ex.code, ex.signal)})`, ex.code, ex.signal, stderrBuf.text);
+            throw e;
+          })
+        : undefined;
       const session = new QtestSession(c, qtestSock, qmp, dir, servers, stderrBuf, exited, fullArgv, timeoutMs);
       try {
         // Round trip to prove the qtest channel works (and wait out any start-up failure).

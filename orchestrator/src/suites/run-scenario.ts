@@ -17,7 +17,7 @@ import type { StartedHilboxVm } from '../lib/started-vm.ts';
 import { buildRunResults, hostCase, type CaseResult, type RunResults } from '../report/results.ts';
 import { writeRunReports } from '../report/artifacts.ts';
 import { applyThresholds } from '../report/thresholds.ts';
-import { collectEnvironment } from '../bench/environment.ts';
+import { collectEnvironment } from '../report/environment.ts';
 import { ensureQemu } from '../products/ensure.ts';
 import { caseTimeoutMs, type SuiteContext } from './context.ts';
 import { SUITE_NAMES, type SuiteName } from './plan.ts';

@@ -14,7 +14,7 @@ import { buildBaseline, DEFAULT_BASELINE_PATH, readBaseline, writeBaseline } fro
 import { compareToBaseline, regressions } from '../../bench/compare.ts';
 import { benchTableMarkdown, benchTableText, benchVerdictLine } from '../../bench/table.ts';
 import { writeBenchChart } from '../../bench/chart.ts';
-import { environmentDifferences, describeEnvironment } from '../../bench/environment.ts';
+import { environmentDifferences, describeEnvironment } from '../../report/environment.ts';
 import { toSummaryMarkdown, toSummaryText } from '../../report/summary.ts';
 import type { CaseResult } from '../../report/results.ts';
 import { ExitCode } from '../exit-codes.ts';

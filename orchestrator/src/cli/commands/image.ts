@@ -125,17 +125,22 @@ async function which(cmd: string): Promise<boolean> {
   return (await execa('sh', ['-c', `command -v ${cmd}`], { reject: false })).exitCode === 0;
 }
 
-/** Installs a Debian package when a tool is missing (root only), else says how. */
-export async function ensureTool(cmd: string, pkg: string, log: (l: string) => void = () => {}): Promise<void> {
-  if (await which(cmd)) return;
-  if (process.getuid?.() !== 0) throw new UsageError(`${cmd} is missing; run as root: apt-get install -y ${pkg}`);
+/** Installs a Debian package as root (after `apt-get update` if the first try fails), else says how. */
+async function aptInstall(pkg: string, log: (l: string) => void): Promise<void> {
+  if (process.getuid?.() !== 0) throw new UsageError(`${pkg} is missing; run as root: apt-get install -y ${pkg}`);
   log(`installing ${pkg}`);
-  let r = await execa('apt-get', ['install', '-y', '-q', pkg], { reject: false, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  const install = () => execa('apt-get', ['install', '-y', '-q', pkg], { reject: false, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  let r = await install();
   if (r.exitCode !== 0) {
     await execa('apt-get', ['update', '-q'], { reject: false });
-    r = await execa('apt-get', ['install', '-y', '-q', pkg], { reject: false, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+    r = await install();
   }
   if (r.exitCode !== 0) throw new UsageError(`apt-get install -y ${pkg} failed: ${String(r.stderr).trim().split('\n').slice(-3).join(' ')}`);
+}
+
+/** Installs a Debian package when a tool is missing (root only), else says how. */
+export async function ensureTool(cmd: string, pkg: string, log: (l: string) => void = () => {}): Promise<void> {
+  if (!(await which(cmd))) await aptInstall(pkg, log);
 }
 
 /**
@@ -184,9 +189,7 @@ export async function imageWindowsCommand(raw: ImageWindowsOptions, out: Output)
   await ensureTool('genisoimage', 'genisoimage', (l) => out.progress(l));
   if (!existsSync(o.firmwareCode) || !existsSync(o.firmwareVars)) {
     if (raw.firmware) throw new UsageError(`--firmware ${o.firmwareCode}: missing (or its VARS file ${o.firmwareVars})`);
-    if (process.getuid?.() !== 0) throw new UsageError(`UEFI firmware ${o.firmwareCode} is missing; run as root: apt-get install -y ovmf`);
-    out.progress('installing ovmf');
-    await execa('apt-get', ['install', '-y', '-q', 'ovmf'], { env: { DEBIAN_FRONTEND: 'noninteractive' } });
+    await aptInstall('ovmf', (l) => out.progress(l));
   }
   out.step('building QEMU (cached)');
   const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });

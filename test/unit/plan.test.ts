@@ -1,0 +1,109 @@
+/**
+ * Case identity as data, before anything boots: what a run will report, with its parameters,
+ * for either guest; and bad input — an unknown case, an unknown metric, a case a threshold
+ * names but the run does not have — refused as a UsageError (exit 2) naming it and the allowed
+ * names.
+ */
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../orchestrator/src/core/errors.ts';
+import { exitCodeFor } from '../../orchestrator/src/cli/errors.ts';
+import { guestTraits } from '../../orchestrator/src/guest/for-scenario.ts';
+import { parseCaseTable, securityCaseNames } from '../../orchestrator/src/guest/probe-cases.ts';
+import { loadDefaultScenario, parseScenario } from '../../orchestrator/src/scenario/load.ts';
+import { planRun } from '../../orchestrator/src/suites/run-plan.ts';
+import { SUITE_NAMES } from '../../orchestrator/src/suites/plan.ts';
+
+const scenario = (yaml: string) => parseScenario(`name: t\n${yaml}`, 't.yaml');
+const err = (f: () => unknown): Error => {
+  try {
+    f();
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected an error');
+};
+
+describe('the plan of the default scenario (Linux)', () => {
+  const plan = planRun(loadDefaultScenario(), SUITE_NAMES);
+
+  it('names every case and carries its parameters as data', () => {
+    expect(plan.verify.map((c) => c.name)).toEqual(['device-info', 'verify-frames', 'write-mapping', 'generator-events', 'host-fed-events', 'frame-picture']);
+    const tp = Object.fromEntries(plan.throughput.map((c) => [c.name, c]));
+    expect(tp['fb-ram-direct']?.params).toEqual({ method: 'ram', fb_mode: 'direct' });
+    expect(tp['fb-map-mmio']?.params).toEqual({ method: 'map', fb_mode: 'mmio' });
+    expect(tp['fb-ram-mmio']).toBeUndefined(); // the RAM reference is measured once
+    expect(tp['mouse-inverted-call-r8000-b4-p64']?.params).toEqual({ mode: 'inverted-call', rate_hz: 8000, bundle: 4, pending: 64 });
+    expect(tp['mouse-polling-r8000-b1']?.params).toEqual({ mode: 'polling', rate_hz: 8000, bundle: 1, pending: 1 });
+    expect(tp['mouse-host-fed-r1000']?.params).toMatchObject({ mode: 'host-fed' });
+    expect(plan.throughput.every((c) => !c.skip)).toBe(true);
+    expect(plan.security.map((c) => c.name)).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending']);
+  });
+});
+
+describe('the same scenario on a Windows guest', () => {
+  const s = scenario('guest:\n  os: windows\n  image: /nonexistent.qcow2\n  ssh: { user: u, password: p }\nsuites:\n  throughput:\n    short: true\n');
+
+  it('has the Windows probe’s cases and skips, saying why, what needs a hot-plugged device', () => {
+    const traits = guestTraits('windows');
+    expect(traits.findsHotplugged).toBe(false);
+    expect(guestTraits('linux').findsHotplugged).toBe(true);
+    expect(traits.securityCases).toContain('duplicate-handle-map');
+    expect(traits.securityCases).not.toContain('scm-rights-map');
+    // planRun also checks the guest section: the image must exist.
+    expect(err(() => planRun(s, SUITE_NAMES)).message).toMatch(/guest\.image \/nonexistent\.qcow2 does not exist/);
+  });
+
+  it('plans skips instead of hot-plugged devices', async () => {
+    const { planThroughput } = await import('../../orchestrator/src/suites/throughput.ts');
+    const { planVerify } = await import('../../orchestrator/src/suites/verify.ts');
+    const traits = guestTraits('windows');
+    const tp = planThroughput(s, traits);
+    const byName = Object.fromEntries(tp.map((c) => [c.name, c]));
+    expect(byName['fb-map-direct']?.skip).toBeUndefined();
+    expect(byName['fb-map-mmio']?.skip).toMatch(/hot-plugged device \(fb-mode mmio\), which a windows guest cannot find yet/);
+    // the booted device's rate and bundle (8000 Hz is not the default 1000) are measured on it
+    expect(byName['mouse-inverted-call-r1000-b1-p1']?.skip).toBeUndefined();
+    expect(byName['mouse-host-fed-r1000']?.skip).toMatch(/host feed/);
+    expect(planVerify(s, traits).find((c) => c.name === 'host-fed-events')?.skip).toMatch(/windows guest/);
+  });
+});
+
+describe('bad input is refused before anything boots', () => {
+  it('an unknown security case names itself and the allowed cases (exit 2)', () => {
+    const e = err(() => planRun(scenario('suites:\n  security:\n    cases: [bad-ioctls, scm-rights-mapp]\n'), SUITE_NAMES));
+    expect(e).toBeInstanceOf(UsageError);
+    expect(exitCodeFor(e)).toBe(2);
+    expect(e.message).toMatch(/^suites\.security\.cases: unknown case scm-rights-mapp; allowed: unprivileged-open, .*scm-rights-map.*, unplug-reads-pending$/);
+  });
+
+  it('a Windows-only case in a Linux scenario is unknown there', () => {
+    expect(err(() => planRun(scenario('suites:\n  security:\n    cases: [duplicate-handle-map]\n'), SUITE_NAMES)).message).toMatch(/unknown case duplicate-handle-map/);
+  });
+
+  it('a threshold on a metric no probe prints (the old aliases included) is refused, naming the allowed metrics', () => {
+    for (const alias of ['events_lost', 'latency_p50_us', 'cpu_ms']) {
+      const e = err(() => planRun(scenario(`thresholds:\n  ${alias}: { max: 0 }\n`), SUITE_NAMES));
+      expect(e).toBeInstanceOf(UsageError);
+      expect(e.message).toMatch(new RegExp(`^thresholds\\.${alias}: unknown metric "${alias}"; allowed metrics: `));
+      expect(e.message).toMatch(/[ ,]lost,.*/);
+      expect(e.message).toMatch(/ latency_p50,/);
+    }
+  });
+
+  it('a threshold on a case this run does not have is refused, naming the run’s cases', () => {
+    const e = err(() => planRun(scenario('thresholds:\n  fb-map-direkt.read_mb_per_s: { min: 1 }\n'), SUITE_NAMES));
+    expect(e.message).toMatch(/^thresholds\.fb-map-direkt\.read_mb_per_s: this run has no case "fb-map-direkt"; allowed cases: boot, fast-reset, device-info, .*fb-map-direct/);
+    // a case of a disabled suite is not in the run either
+    expect(err(() => planRun(scenario('thresholds:\n  fb-map-direct.read_mb_per_s: { min: 1 }\n'), ['verify'])).message).toMatch(/no case "fb-map-direct"/);
+    expect(() => planRun(scenario('thresholds:\n  fb-map-direct.read_mb_per_s: { min: 1 }\n  duplicates: { max: 0 }\n'), SUITE_NAMES)).not.toThrow();
+  });
+});
+
+describe('the probe case table', () => {
+  it('is read per OS and fails loudly when it cannot be found', () => {
+    const src = 'static const struct sec_case sec_cases[] = {\n\t{ "a-b", L, ATTACK(x), 0,\n\t  "p" },\n\t{ "c", W, ATTACK(y), 0, "q" },\n};\n';
+    expect(parseCaseTable(src, 'linux')).toEqual(['a-b']);
+    expect(parseCaseTable(src, 'windows')).toEqual(['c']);
+    expect(() => parseCaseTable('int x;', 'linux')).toThrow(/no sec_cases\[\] table/);
+  });
+});
