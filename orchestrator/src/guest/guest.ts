@@ -26,6 +26,8 @@ export interface GuestSession {
   download(remotePath: string, localPath: string): Promise<void>;
   /** Reboots the guest on purpose (its rebootCommand) and waits until it is ready again. */
   reboot(): Promise<void>;
+  /** Keeps a text next to the run's logs (console.log, qmp.log), e.g. an installer log tail. */
+  saveArtifact(name: string, text: string): void;
   /** A KVM-calibrated timeout in this accelerator's time. */
   scaled(ms: number): number;
 }

@@ -14,12 +14,20 @@
  *    driver from virtio-win), and -no-reboot turns Windows' automatic restart after a bugcheck
  *    into SHUTDOWN(guest-reset); the launcher writes both into the console stream (machine.ts)
  *    and the signatures below match them.
- *  - Driver: the .sys with its .inf/.cat uploaded over SFTP, `pnputil /add-driver … /install`,
- *    optionally Driver Verifier (`verifier /standard /driver hilbox.sys`, then a reboot).
+ *  - Driver: a package directory (hilbox-package.json: .sys, .inf, signed .cat, the test root
+ *    and signer certificates — `npm run build:windows` makes the project's, `hilbox package
+ *    windows` a user's) uploaded whole over SFTP; the root goes into the Root store and the
+ *    signer into TrustedPublisher (certutil), so pnputil installs without a dialog;
+ *    `pnputil /add-driver … /install`; then the device must report no problem code. On failure
+ *    the tail of setupapi.dev.log goes into the error and the artifacts. Optionally Driver
+ *    Verifier (`verifier /standard /driver X.sys`, then a reboot).
+ *  - Clock: QEMU keeps the RTC on UTC (`-rtc base=utc`) and the golden image is told so
+ *    (RealTimeIsUniversal, fixtures/windows/provision.ps1); the test certificates are also
+ *    valid from two days before they were made.
  */
-import { constants, existsSync } from 'node:fs';
+import { constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { access, copyFile } from 'node:fs/promises';
-import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { execa } from 'execa';
 import { InfraError, UsageError } from '../core/errors.ts';
@@ -27,7 +35,8 @@ import { QMP_PANIC_LINE, QMP_RESET_LINE, type CrashSignature } from '../vm/crash
 import { optPath } from '../vm/qemu-args.ts';
 import { SshCommandReadiness } from '../vm/readiness.ts';
 import type { ExecResult, SshTarget } from '../ssh/client.ts';
-import { ensureWindowsProbe } from '../products/ensure.ts';
+import { ensureWindowsPackage, ensureWindowsProbe } from '../products/ensure.ts';
+import { z } from 'zod';
 import type { GuestConfig } from '../scenario/schema.ts';
 import type { DriverOptions, EventModes, Guest, GuestSession } from './guest.ts';
 import { securityCaseNames } from './probe-cases.ts';
@@ -42,8 +51,6 @@ export interface WindowsGuestConfig {
   sshUser: string;
   sshKeyPath?: string;
   sshPassword?: string;
-  /** Where the Windows driver package lives in the guest when no host .sys is given. */
-  imageDriverInf?: string;
   /** Enable Driver Verifier for hilbox.sys after installing it (a reboot). */
   verifier?: boolean;
 }
@@ -51,8 +58,47 @@ export interface WindowsGuestConfig {
 /** Directory in the guest for everything hilbox uploads ('/'-separated: SFTP and Win32 both take it). */
 export const GUEST_DIR = 'C:/hilbox';
 export const GUEST_PROBE = 'C:\\hilbox\\hilbox-probe.exe';
-/** The driver package a golden image built with fixtures/windows/ carries. */
-export const IMAGE_DRIVER_INF = 'C:\\hilbox\\driver\\hilbox.inf';
+/** Where the driver package is uploaded. */
+export const GUEST_DRIVER_DIR = `${GUEST_DIR}/driver`;
+
+/** hilbox-package.json: what `hilbox package windows` (and `npm run build:windows`) write next to the package. */
+export const PACKAGE_MANIFEST = 'hilbox-package.json';
+export const PackageManifestSchema = z.looseObject({
+  schema: z.literal('hilbox-windows-package/1'),
+  sys: z.string().min(1),
+  inf: z.string().min(1),
+  cat: z.string().min(1),
+  rootCert: z.string().min(1),
+  signerCert: z.string().min(1),
+  hardwareIds: z.array(z.string().min(1)).min(1),
+});
+export type PackageManifest = z.infer<typeof PackageManifestSchema>;
+
+/** Reads and checks a package directory; every problem names the file. */
+export function readPackage(dir: string, what = 'driver package'): PackageManifest {
+  const file = join(dir, PACKAGE_MANIFEST);
+  if (!existsSync(file)) {
+    throw new UsageError(`${what} ${dir}: no ${PACKAGE_MANIFEST} (make the package with: hilbox package windows --sys X.sys --inf X.inf --out DIR)`);
+  }
+  let m: PackageManifest;
+  try {
+    m = PackageManifestSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
+  } catch (e) {
+    throw new UsageError(`${file}: not a hilbox-windows-package/1 manifest (${(e as Error).message.split('\n')[0]})`);
+  }
+  for (const f of [m.sys, m.inf, m.cat, m.rootCert, m.signerCert]) {
+    if (basename(f) !== f || !existsSync(join(dir, f))) throw new UsageError(`${file}: ${f} is not a file of the package directory`);
+  }
+  return m;
+}
+
+/** ConfigManagerErrorCode values a driver writer meets first (Device Manager's "Code N"). */
+const PROBLEM_CODES: Readonly<Record<number, string>> = {
+  1: 'not configured correctly', 10: 'cannot start (the driver\'s start routine failed)', 12: 'not enough free resources',
+  18: 'drivers must be reinstalled', 19: 'registry information incomplete or damaged', 22: 'disabled', 24: 'not present or not working',
+  28: 'no driver installed', 31: 'not working properly (the driver could not be loaded)', 37: 'the driver\'s DriverEntry failed',
+  39: 'the driver could not be loaded (corrupted or missing)', 43: 'stopped after reporting problems', 52: 'the driver\'s signature could not be verified',
+};
 
 export const WINDOWS_CRASH_SIGNATURES: readonly CrashSignature[] = [
   { name: 'bugcheck', pattern: new RegExp(`^${QMP_PANIC_LINE}`), fatal: true },
@@ -86,6 +132,19 @@ export function winQuote(s: string): string {
   if (/["%^&|<>\r\n]/.test(s)) throw new TypeError(`argument ${JSON.stringify(s)}: characters cmd.exe would interpret`);
   return /[\s]/.test(s) || s === '' ? `"${s}"` : s;
 }
+
+/** 'C:/hilbox/driver/x.inf' → 'C:\\hilbox\\driver\\x.inf' (what cmd.exe tools want). */
+export function winPath(p: string): string {
+  return p.replace(/\//g, '\\');
+}
+
+/** A PowerShell script as one cmd.exe-safe command line (UTF-16LE base64: no quoting to get wrong). */
+export function powershell(script: string): string {
+  return `powershell -NoProfile -NonInteractive -EncodedCommand ${Buffer.from(script, 'utf16le').toString('base64')}`;
+}
+
+const SETUPAPI_TAIL = 60;
+const tail = (text: string, n: number): string => text.trim().split(/\r?\n/).slice(-n).join(' | ');
 
 /** `Published Name` of the driver package whose `Original Name` is `inf` (pnputil /enum-drivers). */
 export function publishedNameOf(enumDrivers: string, inf: string): string | undefined {
@@ -141,6 +200,8 @@ export class WindowsGuest implements Guest {
   }
   private overlay: string | undefined;
   private vars: string | undefined;
+  /** The INF installDriver installed (uninstallDriver removes it). */
+  private installedInf: string | undefined;
 
   constructor(readonly config: WindowsGuestConfig) {}
 
@@ -219,40 +280,71 @@ export class WindowsGuest implements Guest {
     a.push('-device', 'ide-hd,drive=windisk,bus=ide.0,bootindex=0');
     a.push('-device', 'VGA');
     a.push('-device', 'pvpanic');
-    a.push('-rtc', 'base=localtime');
+    a.push('-rtc', 'base=utc');
     return a;
   }
 
-  /** Installs the driver package: a host .sys (+ .inf/.cat next to it) or the image's; then Driver Verifier if asked. */
+  /**
+   * Installs a driver package: the project's (built or reused by `npm run build:windows`) or the
+   * one next to `opts.path` (a .sys in a directory made by `hilbox package windows`). Uploads the
+   * whole package, trusts its root (Root) and signer (TrustedPublisher), runs pnputil, and checks
+   * that the device reports no problem; then Driver Verifier when asked (a reboot).
+   */
   async installDriver(s: GuestSession, opts: DriverOptions = {}): Promise<ExecResult> {
-    let inf = this.config.imageDriverInf ?? IMAGE_DRIVER_INF;
-    if (opts.path) {
-      const sys = opts.path;
-      const base = sys.slice(0, -extname(sys).length);
-      const files = [sys, `${base}.inf`, `${base}.cat`].filter((f) => existsSync(f));
-      if (!files.some((f) => f.endsWith('.inf'))) throw new UsageError(`driver.path ${sys}: pnputil needs ${basename(base)}.inf next to it`);
-      await s.exec('if not exist C:\\hilbox\\upload mkdir C:\\hilbox\\upload', { timeoutMs: 30_000 });
-      for (const f of files) await s.upload(f, `${GUEST_DIR}/upload/${basename(f)}`);
-      inf = `C:\\hilbox\\upload\\${basename(base)}.inf`;
+    const dir = opts.path ? dirname(opts.path) : await ensureWindowsPackage();
+    const pkg = readPackage(dir, opts.path ? `driver.path ${opts.path}:` : 'the package of npm run build:windows');
+    if (opts.path && basename(opts.path) !== pkg.sys) throw new UsageError(`driver.path ${opts.path}: the package next to it is for ${pkg.sys}`);
+    await s.exec(`if not exist ${winPath(GUEST_DRIVER_DIR)} mkdir ${winPath(GUEST_DRIVER_DIR)}`, { timeoutMs: 30_000 });
+    for (const f of readdirSync(dir).filter((f) => !f.endsWith('.key'))) await s.upload(join(dir, f), `${GUEST_DRIVER_DIR}/${f}`);
+    const steps: [string, string][] = [
+      ['trusting the test root (Root store)', `certutil -f -addstore Root ${winQuote(winPath(`${GUEST_DRIVER_DIR}/${pkg.rootCert}`))}`],
+      ['trusting the signer (TrustedPublisher store)', `certutil -f -addstore TrustedPublisher ${winQuote(winPath(`${GUEST_DRIVER_DIR}/${pkg.signerCert}`))}`],
+      ['pnputil /add-driver', `pnputil /add-driver ${winQuote(winPath(`${GUEST_DRIVER_DIR}/${pkg.inf}`))} /install`],
+    ];
+    for (const [what, cmd] of steps) {
+      const r = await s.exec(cmd, { timeoutMs: 180_000 });
+      // pnputil 3010: installed, reboot required (ERROR_SUCCESS_REBOOT_REQUIRED).
+      if (r.code !== 0 && !(r.code === 3010 && cmd.startsWith('pnputil'))) return this.installFailed(s, `${what} failed (exit ${r.code}): ${tail(r.stdout + r.stderr, 5)}`, r);
     }
-    let r = await s.exec(`pnputil /add-driver ${winQuote(inf)} /install`, { timeoutMs: 180_000 });
-    // 3010: installed, reboot required (ERROR_SUCCESS_REBOOT_REQUIRED).
-    if (r.code === 3010) r = { ...r, code: 0, stdout: `${r.stdout}\n(hilbox: pnputil asks for a reboot)` };
-    if (r.code !== 0 || !this.config.verifier) return r;
-    const v = await s.exec('verifier /standard /driver hilbox.sys', { timeoutMs: 60_000 });
+    const problems = await this.deviceProblems(s, pkg.hardwareIds);
+    if (problems) return this.installFailed(s, problems, { code: 1, signal: null, stdout: '', stderr: problems });
+    this.installedInf = pkg.inf;
+    if (!this.config.verifier) return { code: 0, signal: null, stdout: `installed ${pkg.inf}`, stderr: '' };
+    const v = await s.exec(`verifier /standard /driver ${winQuote(pkg.sys)}`, { timeoutMs: 60_000 });
     // verifier exits 2 when a reboot is needed for the change.
     if (v.code !== 0 && v.code !== 2) return { ...v, stderr: `verifier /standard failed: ${v.stderr}` };
     await s.reboot();
     const q = await s.exec('verifier /querysettings', { timeoutMs: 60_000 });
-    if (!/hilbox\.sys/i.test(q.stdout)) return { ...q, code: 1, stderr: `Driver Verifier is not active for hilbox.sys after the reboot: ${q.stdout.trim()}` };
-    return r;
+    if (!q.stdout.toLowerCase().includes(pkg.sys.toLowerCase())) return { ...q, code: 1, stderr: `Driver Verifier is not active for ${pkg.sys} after the reboot: ${q.stdout.trim()}` };
+    return { code: 0, signal: null, stdout: `installed ${pkg.inf} with Driver Verifier`, stderr: '' };
+  }
+
+  /** The devices of the package's hardware IDs and their problem codes; undefined when all work. */
+  private async deviceProblems(s: GuestSession, hardwareIds: readonly string[]): Promise<string | undefined> {
+    const ids = hardwareIds.map((h) => `'${h.replace(/'/g, "''")}*'`).join(', ');
+    const script = `$ids = @(${ids}); Get-PnpDevice -PresentOnly | Where-Object { $i = $_.InstanceId; $ids | Where-Object { $i -like $_ } } | ForEach-Object { '{0}|{1}|{2}' -f $_.InstanceId, [int]$_.ConfigManagerErrorCode, $_.Status }`;
+    const r = await s.exec(powershell(script), { timeoutMs: 60_000 });
+    const devices = r.stdout.split(/\r?\n/).map((l) => l.trim()).filter((l) => l.includes('|')).map((l) => l.split('|'));
+    if (devices.length === 0) return `no present device matches ${hardwareIds.join(', ')} (Get-PnpDevice found none${r.stderr.trim() ? `: ${tail(r.stderr, 2)}` : ''})`;
+    const bad = devices.filter(([, code]) => Number(code) !== 0);
+    if (bad.length === 0) return undefined;
+    return bad.map(([id, code, status]) => `${id} reports problem code ${code} (${PROBLEM_CODES[Number(code)] ?? 'see Device Manager'}; status ${status})`).join('; ');
+  }
+
+  /** The failure with the tail of setupapi.dev.log in the message and in the artifacts. */
+  private async installFailed(s: GuestSession, why: string, r: ExecResult): Promise<ExecResult> {
+    const log = await s.exec(powershell(`Get-Content -Tail ${SETUPAPI_TAIL} -Path "$env:WINDIR\\INF\\setupapi.dev.log"`), { timeoutMs: 60_000 }).catch(() => undefined);
+    const text = log?.stdout ?? '';
+    if (text) s.saveArtifact('setupapi.dev.log.tail', text);
+    return { ...r, code: r.code === 0 ? 1 : r.code, stderr: `${why}${text ? `\n--- setupapi.dev.log (last lines; saved as setupapi.dev.log.tail) ---\n${tail(text, 20)}` : ''}` };
   }
 
   /** Removes the driver package (and its devices' driver) again. */
   async uninstallDriver(s: GuestSession): Promise<ExecResult> {
     const list = await s.exec('pnputil /enum-drivers', { timeoutMs: 60_000 });
-    const pub = publishedNameOf(list.stdout, 'hilbox.inf');
-    if (!pub) return { code: 1, signal: null, stdout: list.stdout, stderr: 'no driver package hilbox.inf is installed' };
+    const inf = this.installedInf ?? 'hilbox.inf';
+    const pub = publishedNameOf(list.stdout, inf);
+    if (!pub) return { code: 1, signal: null, stdout: list.stdout, stderr: `no driver package ${inf} is installed` };
     return s.exec(`pnputil /delete-driver ${winQuote(pub)} /uninstall /force`, { timeoutMs: 180_000 });
   }
 

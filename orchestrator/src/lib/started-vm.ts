@@ -3,6 +3,8 @@
  * verbs), the device (QMP, counters, feed) and the checks (crash scan), routing every operation
  * through the launcher's guard so a dead QEMU surfaces as the right error instead of a hang.
  */
+import { writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import type { QmpClient } from '../qmp/client.ts';
 import { deviceCounters, deviceDel, type DeviceCounters } from '../qmp/device.ts';
 import type { SshClient, ExecOptions, ExecResult } from '../ssh/client.ts';
@@ -52,6 +54,7 @@ export class StartedHilboxVm implements AsyncDisposable {
       upload: this.ssh.upload,
       download: this.ssh.download,
       reboot: () => this.reboot(),
+      saveArtifact: (name, text) => writeFileSync(join(this.machine.logDir, basename(name)), text),
       scaled: (ms) => this.machine.scaled(ms),
     };
   }

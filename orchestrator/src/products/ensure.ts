@@ -96,3 +96,14 @@ export function ensureWindowsProbe(opts: EnsureOptions = {}): Promise<string> {
   });
   return windowsProbePromise;
 }
+
+let windowsPackagePromise: Promise<string> | undefined;
+
+/** The project's Windows driver package directory (scripts/build-windows.mjs: .sys, .inf, signed .cat, certificates). */
+export function ensureWindowsPackage(opts: EnsureOptions = {}): Promise<string> {
+  windowsPackagePromise ??= runBuildScript('build-windows.mjs', opts).catch((e: unknown) => {
+    windowsPackagePromise = undefined;
+    throw e;
+  });
+  return windowsPackagePromise;
+}

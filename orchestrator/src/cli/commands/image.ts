@@ -220,7 +220,7 @@ export async function imageWindowsCommand(raw: ImageWindowsOptions, out: Output)
         ...cd('cd0', o.iso, 'ide.1', ',bootindex=0'),
         ...cd('cd1', answers, 'ide.2'),
         ...(o.virtioIso ? cd('cd2', o.virtioIso, 'ide.3') : []),
-        '-device', 'VGA', '-rtc', 'base=localtime',
+        '-device', 'VGA', '-rtc', 'base=utc',
       ],
     };
     out.step('checking the accelerator');
