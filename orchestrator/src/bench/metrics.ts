@@ -4,7 +4,7 @@
  *
  * - `ratio` metrics divide by a reference measured in the same run, so a faster or slower host
  *   moves numerator and denominator together: `<case>.fb_copy_ratio` (fb copy MB/s ÷ RAM copy
- *   MB/s of the `ram` method), `<case>.events_ratio` (events/s ÷ `poll` mode events/s at the
+ *   MB/s of the `ram` method), `<case>.events_ratio` (events/s ÷ `polling` mode events/s at the
  *   same rate and bundle). Higher is better.
  * - `count` metrics must not exceed a maximum: `<case>.duplicates` (mouse cases),
  *   `<case>.torn_frames_seqlock` (fb cases that used the seqlock).
@@ -41,10 +41,11 @@ export function benchMetrics(cases: readonly CaseResult[]): BenchMetric[] {
     }
     if (isMouseCase(c)) {
       const r = mouseRatio(c, cases);
-      if (r !== undefined) out.push({ name: `${c.name}.events_ratio`, value: r, kind: 'ratio', unit: '× poll' });
+      if (r !== undefined) out.push({ name: `${c.name}.events_ratio`, value: r, kind: 'ratio', unit: '× polling' });
       const p = mouseParams(c);
       const eps = metric(c, 'eventsPerS');
-      if (p.rateHz !== undefined && p.rateHz > 0 && eps !== undefined) {
+      // The generator's rate is what a delivery ratio divides by; the host feed paces itself.
+      if (p.mode !== 'host-fed' && p.rateHz !== undefined && p.rateHz > 0 && eps !== undefined) {
         out.push({ name: `${c.name}.delivery_ratio`, value: eps / p.rateHz, kind: 'info', unit: '× rate' });
       }
       for (const [key, name] of COUNT_METRICS) {
