@@ -201,7 +201,6 @@ static NTSTATUS HbApplySecurity(PDEVICE_OBJECT Fdo)
 NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 {
 	NTSTATUS status;
-	UNICODE_STRING name;
 	ULONG i;
 
 	HbGlobal.Driver = DriverObject;
@@ -210,16 +209,20 @@ NTSTATUS DriverEntry(PDRIVER_OBJECT DriverObject, PUNICODE_STRING RegistryPath)
 	InitializeListHead(&HbGlobal.Maps);
 	HbReadParameters(RegistryPath);
 
-	RtlInitUnicodeString(&name, L"MmMapIoSpaceEx");
-	HbGlobal.MmMapIoSpaceEx = MmGetSystemRoutineAddress(&name);
-
 	/*
 	 * Process-exit callback: the only hook that runs in the context of a
-	 * process that exits while it still has a view of BAR2 (section 2 of
-	 * README).  The classic routine is used on purpose: the Ex variant
-	 * requires images linked with /INTEGRITYCHECK (FORCE_INTEGRITY), which
-	 * is refused for test-signed images on some configurations.  Without
-	 * the callback the driver still loads, but refuses IOCTL_HILBOX_MAP_FB.
+	 * process that exits while it still has a view of BAR2 (mapping.c,
+	 * README "Zero copy").  The classic PsSetCreateProcessNotifyRoutine is
+	 * used: the exit notification in the exiting process's context is all
+	 * the driver needs, and the classic routine puts no requirement on the
+	 * image.  PsSetCreateProcessNotifyRoutineEx would fail here with
+	 * STATUS_ACCESS_DENIED: it requires the image containing the callback
+	 * to have IMAGE_DLLCHARACTERISTICS_FORCE_INTEGRITY (MSVC link
+	 * /INTEGRITYCHECK, GNU ld --forceinteg), and this image does not - the
+	 * Makefile's LDFLAGS do not pass --forceinteg and scripts/
+	 * build-windows.mjs adds no linker flag (test/windows/
+	 * driver-source.test.ts checks the bit is clear).  Without the callback
+	 * the driver still loads, but refuses IOCTL_HILBOX_MAP_FB.
 	 */
 	status = PsSetCreateProcessNotifyRoutine(HbProcessNotify, FALSE);
 	if (NT_SUCCESS(status))
@@ -440,17 +443,22 @@ static NTSTATUS HbReadInfo(PHB_DEVICE Dev)
 	return STATUS_SUCCESS;
 }
 
-typedef PVOID (NTAPI *HB_MM_MAP_IO_SPACE_EX)(PHYSICAL_ADDRESS, SIZE_T, ULONG);
+/*
+ * Kernel views of the BARs: MmMapIoSpaceEx (Windows 10+, imported from
+ * ntoskrnl.exe; hilbox.inf installs on build 16299 and later only), which
+ * takes a page protection (never executable here) instead of MmMapIoSpace's
+ * caching type.  BAR0 read/write non-cached; BAR2 read-only, with the cache
+ * type user views must share (mapping.c).  MmUnmapIoSpace undoes both.
+ */
+static PVOID HbMapRegs(PHYSICAL_ADDRESS Phys)
+{
+	return MmMapIoSpaceEx(Phys, HB_REGS_SIZE, PAGE_READWRITE | PAGE_NOCACHE);
+}
 
-/* BAR2 for the kernel: read-only where the OS can express it (Win10+). */
 static PVOID HbMapFb(PHYSICAL_ADDRESS Phys, SIZE_T Len, MEMORY_CACHING_TYPE Cache)
 {
-	HB_MM_MAP_IO_SPACE_EX mapEx = (HB_MM_MAP_IO_SPACE_EX)HbGlobal.MmMapIoSpaceEx;
-
-	if (mapEx)
-		return mapEx(Phys, Len, PAGE_READONLY |
-			     (Cache == MmWriteCombined ? PAGE_WRITECOMBINE : PAGE_NOCACHE));
-	return MmMapIoSpace(Phys, Len, Cache);
+	return MmMapIoSpaceEx(Phys, Len, PAGE_READONLY |
+			      (Cache == MmWriteCombined ? PAGE_WRITECOMBINE : PAGE_NOCACHE));
 }
 
 static void HbUnmapBars(PHB_DEVICE Dev)
@@ -465,19 +473,48 @@ static void HbUnmapBars(PHB_DEVICE Dev)
 	}
 }
 
-static void HbDisconnectInterrupt(PHB_DEVICE Dev)
+/*
+ * Takes the interrupt away: STOP_DEVICE, SURPRISE_REMOVAL, REMOVE_DEVICE
+ * (through HbReleaseHardware) and a failed START_DEVICE.  PASSIVE_LEVEL,
+ * idempotent.  DeviceGone: surprise removal (mask only a device that still
+ * answers).
+ *
+ * INVARIANT - the order of these steps is the correctness argument; do not
+ * reorder them:
+ *   1. HbRetireInterrupts: IntUsable = FALSE and INT_MASK = 0 (IntMask = 0)
+ *      under the interrupt spin lock, while the interrupt is still
+ *      connected (the IoDisconnectInterrupt documentation: stop the device
+ *      interrupting before disconnecting; a shared level-triggered line
+ *      would otherwise keep firing).  Serialised with the ISR, so from here
+ *      on no ISR claims or queues the DPC, and no DPC unmasks.
+ *   2. KeFlushQueuedDpcs: every DPC queued before it - hence every DPC
+ *      ever queued - has run to completion, including one that read
+ *      IntUsable before step 1 and is in KeSynchronizeExecution(IntObject).
+ *   3. IoDisconnectInterruptEx: the interrupt object is freed; no ISR runs
+ *      after it returns.  Only now is IntObject dead.
+ *   4. KeFlushQueuedDpcs again: nothing can have been queued since step 1;
+ *      this keeps "no DPC of ours runs or is queued" independent of that
+ *      argument before the caller unmaps BAR0 (HbUnmapBars).
+ * The DPC touches IntObject only while it reads IntUsable TRUE, i.e. only
+ * before step 2 returns.  Disconnecting first (the old order) let a running
+ * DPC call KeSynchronizeExecution on the freed interrupt object.
+ * Regression guard: test/windows/driver-source.test.ts.
+ */
+static void HbDisconnectInterrupt(PHB_DEVICE Dev, BOOLEAN DeviceGone)
 {
 	IO_DISCONNECT_INTERRUPT_PARAMETERS dp;
 
 	if (!Dev->IntConnection)
 		return;
+	HbRetireInterrupts(Dev, DeviceGone);	/* 1 */
+	KeFlushQueuedDpcs();			/* 2 */
 	RtlZeroMemory(&dp, sizeof(dp));
 	dp.Version = Dev->IntVersion;
 	dp.ConnectionContext.Generic = Dev->IntConnection;
-	IoDisconnectInterruptEx(&dp);	/* no ISR runs after this returns */
+	IoDisconnectInterruptEx(&dp);		/* 3 */
+	KeFlushQueuedDpcs();			/* 4 */
 	Dev->IntConnection = NULL;
 	Dev->IntObject = NULL;
-	KeFlushQueuedDpcs();		/* ... and no DPC either */
 }
 
 /*
@@ -522,7 +559,7 @@ static NTSTATUS HbStartHardware(PHB_DEVICE Dev, PCM_RESOURCE_LIST Translated)
 
 		if (r->u.Memory.Length < HB_REGS_SIZE)
 			continue;
-		regs = MmMapIoSpace(r->u.Memory.Start, HB_REGS_SIZE, MmNonCached);
+		regs = HbMapRegs(r->u.Memory.Start);
 		if (!regs)
 			return STATUS_INSUFFICIENT_RESOURCES;
 		if (*(volatile ULONG *)(regs + HB_REG_ID) == HB_ID_MAGIC) {
@@ -556,6 +593,9 @@ static NTSTATUS HbStartHardware(PHB_DEVICE Dev, PCM_RESOURCE_LIST Translated)
 	HbWr32(Dev, HB_REG_CONTROL, 0);
 	HbWr32(Dev, HB_REG_INT_MASK, 0);
 	HbWr32(Dev, HB_REG_INT_ACK, HB_INT_ALL);
+	/* no ISR yet: plain writes; the ISR claims nothing until unmasked */
+	Dev->IntMask = 0;
+	Dev->IntUsable = FALSE;
 
 	/*
 	 * MSI when the PnP manager assigned a message interrupt (hilbox.inf
@@ -590,8 +630,9 @@ static NTSTATUS HbStartHardware(PHB_DEVICE Dev, PCM_RESOURCE_LIST Translated)
 	ExReleaseResourceLite(&Dev->HwLock);
 	KeLeaveCriticalRegion();
 
-	/* events flow only while CONTROL.EV_ENABLE; the mask stays on */
-	HbWr32(Dev, HB_REG_INT_MASK, HB_INT_ALL);
+	/* events flow only while CONTROL.EV_ENABLE; the mask stays on.
+	 * IntUsable + INT_MASK under the interrupt lock (IntObject is set). */
+	HbUnmaskInterrupts(Dev);
 	HbRestoreEventEnable(Dev);	/* subscribers survive a STOP/START */
 
 	DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_INFO_LEVEL,
@@ -604,7 +645,7 @@ static NTSTATUS HbStartHardware(PHB_DEVICE Dev, PCM_RESOURCE_LIST Translated)
 	return STATUS_SUCCESS;
 
 err:
-	HbDisconnectInterrupt(Dev);
+	HbDisconnectInterrupt(Dev, FALSE);
 	HbUnmapBars(Dev);
 	return status;
 }
@@ -612,8 +653,9 @@ err:
 /*
  * Stop touching the hardware (STOP_DEVICE, SURPRISE_REMOVAL, REMOVE_DEVICE).
  * Order: (1) no PASSIVE path uses the mappings any more (HwLock exclusive),
- * (2) every user view is revoked in its owning process, (3) no ISR/DPC runs,
- * (4) the kernel mappings go.  Idempotent.
+ * (2) every user view is revoked in its owning process, (3) the device is
+ * masked, no ISR/DPC runs or is queued, the interrupt is disconnected
+ * (HbDisconnectInterrupt), (4) the kernel mappings go.  Idempotent.
  */
 static void HbReleaseHardware(PHB_DEVICE Dev, BOOLEAN DeviceGone)
 {
@@ -627,12 +669,10 @@ static void HbReleaseHardware(PHB_DEVICE Dev, BOOLEAN DeviceGone)
 		HbWr32(Dev, HB_REG_CONTROL, 0);
 	ExReleaseResourceLite(&Dev->HwLock);
 	KeLeaveCriticalRegion();
-	/* serialised with the DPC's unmask, which now sees !HwUsable */
-	if (wasUsable && !DeviceGone)
-		HbMaskInterrupts(Dev);
+	/* from here the DPC's unmask (HbSyncUnmask) sees !HwUsable */
 
 	HbRevokeDeviceMappings(Dev);
-	HbDisconnectInterrupt(Dev);
+	HbDisconnectInterrupt(Dev, DeviceGone);	/* masks first, see there */
 	HbUnmapBars(Dev);
 }
 

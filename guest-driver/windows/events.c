@@ -4,30 +4,40 @@
  *
  * Flow (SPEC sections 5 and 7, INTERFACE.md section 3):
  *
- *   ISR (DIRQL)   reads INT_STATUS; not ours -> FALSE (shared INTx).  Masks
- *                 the device (INT_MASK = 0), acks the bits it read, queues
- *                 the DPC.  Masking is what keeps a level-triggered INTx
- *                 line (and MSI re-sends caused by an ack while the FIFO is
- *                 non-empty, SPEC 7) from re-interrupting before the DPC
- *                 has drained the FIFO.
+ *   ISR (DIRQL)   claims the interrupt only when INT_STATUS & INT_MASK is
+ *                 non-zero (SPEC 7: exactly the condition that asserts the
+ *                 line), INT_MASK taken from Dev->IntMask, the driver's copy
+ *                 of what it wrote (no MMIO read).  Anything else - a shared
+ *                 INTx line raised by another device, an all-ones read of a
+ *                 device that is gone, an interrupt that is being
+ *                 disconnected (!IntUsable) - returns FALSE.  When ours:
+ *                 masks the device (INT_MASK = 0, IntMask = 0), acks the
+ *                 bits it claimed, queues the DPC.  Masking is what keeps a
+ *                 level-triggered INTx line (and MSI re-sends caused by an
+ *                 ack while the FIFO is non-empty, SPEC 7) from
+ *                 re-interrupting before the DPC has drained the FIFO.
  *   DPC (DISPATCH) SPEC 7 recipe: reads INT_STATUS, pops records while
- *                 EV_COUNT > 0 (at most HB_DPC_BUDGET per run) into the
- *                 ring, writes INT_ACK with the bits read, then unmasks
- *                 under the interrupt lock.  A record that arrived after the
- *                 drain keeps EV_READY set, so unmasking re-raises the
- *                 interrupt (a new MSI message / the INTx line): nothing is
- *                 missed.  Then it hands ring records to pended requests,
+ *                 EV_COUNT > 0 (at most HB_DPC_BUDGET per run), writes
+ *                 INT_ACK with the bits read, then unmasks under the
+ *                 interrupt lock (only while IntUsable).  A record that
+ *                 arrived after the drain keeps EV_READY set, so unmasking
+ *                 re-raises the interrupt (a new MSI message / the INTx
+ *                 line): nothing is missed.  Each popped record goes to the
+ *                 ring; when the ring is full, the oldest pended request
+ *                 takes the ring's records and then further records straight
+ *                 from the FIFO until it is full (HbDeliver).  After the
+ *                 drain the remaining ring records go to pended requests,
  *                 oldest request first, as many whole records as each holds.
  *   request       (IOCTL_HILBOX_READ_EVENTS or IRP_MJ_READ): if the ring
  *                 holds records, they are returned at once; otherwise the
  *                 IRP is parked in the cancel-safe queue (IoCsqInsertIrp).
  *
- * Ordering: the ring is non-empty only while no request is pended.  Both
- * "take from the ring or pend" (dispatch) and "remove the oldest pended IRP
- * and fill it" (DPC) run under DeliverLock, so the oldest request always gets
- * the lowest sequence numbers and every record goes to exactly one request.
- * With no request pended, records wait in the ring (Dev->RingCap records);
- * when it is full the incoming record is dropped and counted (drv_ring_drops).
+ * Ordering: outside DeliverLock the ring is non-empty only while no request
+ * is pended.  "Take from the ring or pend" (dispatch) and the DPC's whole
+ * drain-and-hand-over run under DeliverLock, so the oldest request always
+ * gets the lowest sequence numbers and every record goes to exactly one
+ * request.  A record is dropped (counted in drv_ring_drops) only when the
+ * ring (Dev->RingCap records) is full and no request is waiting.
  *
  * Buffer ownership: a pended IRP's system buffer (METHOD_BUFFERED /
  * DO_BUFFERED_IO, nonpaged, allocated by the I/O manager) is ours from
@@ -35,7 +45,9 @@
  * IoStatus.Information bytes to the caller's buffer at completion.  The
  * CSQ owns the IRP while it is queued; whoever gets it back from
  * IoCsqRemoveNextIrp (DPC, cleanup, removal) or the cancel callback owns
- * it and completes it exactly once.
+ * it and completes it exactly once.  Within one DPC run an IRP taken from
+ * the CSQ is held in HB_HANDOVER (Open while being filled, then Done) and
+ * completed by that run after DeliverLock is released.
  */
 #include "hilbox_drv.h"
 
@@ -136,42 +148,142 @@ static void HbRingPush(PHB_DEVICE Dev, const struct hilbox_event *Rec)
 	Dev->RingCount++;
 }
 
-/* Moves up to the IRP's capacity of records into its system buffer. */
+/*
+ * An event request's fill level is IoStatus.Information (bytes of whole
+ * records already in its system buffer; 0 when dispatched), its capacity
+ * HB_IRP_CAPACITY (records).
+ */
+static ULONG HbIrpHeld(PIRP Irp)
+{
+	return (ULONG)(Irp->IoStatus.Information / sizeof(struct hilbox_event));
+}
+
+static ULONG HbIrpRoom(PIRP Irp)
+{
+	return (ULONG)(ULONG_PTR)HB_IRP_CAPACITY(Irp) - HbIrpHeld(Irp);
+}
+
+/* Moves ring records, oldest first, behind those the IRP holds, while it has room. */
 static void HbFillIrp(PHB_DEVICE Dev, PIRP Irp)
 {
 	struct hilbox_event *out = Irp->AssociatedIrp.SystemBuffer;
-	ULONG max = (ULONG)(ULONG_PTR)HB_IRP_CAPACITY(Irp);
-	ULONG i, n = Dev->RingCount < max ? Dev->RingCount : max;
+	ULONG have = HbIrpHeld(Irp), room = HbIrpRoom(Irp);
+	ULONG i, n = Dev->RingCount < room ? Dev->RingCount : room;
 
 	for (i = 0; i < n; i++) {
-		out[i] = Dev->Ring[Dev->RingHead];
+		out[have + i] = Dev->Ring[Dev->RingHead];
 		if (++Dev->RingHead == Dev->RingCap)
 			Dev->RingHead = 0;
 	}
 	Dev->RingCount -= n;
 	Dev->EvRead += n;
-	Irp->IoStatus.Status = STATUS_SUCCESS;
-	Irp->IoStatus.Information = (ULONG_PTR)n * sizeof(struct hilbox_event);
+	Irp->IoStatus.Information = (ULONG_PTR)(have + n) * sizeof(struct hilbox_event);
+}
+
+/* One record straight into the IRP (the caller checked HbIrpRoom). */
+static void HbIrpAppend(PHB_DEVICE Dev, PIRP Irp, const struct hilbox_event *Rec)
+{
+	struct hilbox_event *out = Irp->AssociatedIrp.SystemBuffer;
+
+	out[HbIrpHeld(Irp)] = *Rec;
+	Dev->EvRead++;
+	Irp->IoStatus.Information += sizeof(struct hilbox_event);
+}
+
+/*
+ * The requests one DPC run fills (DeliverLock held while it changes).
+ * Every IRP here is the DPC's: IoCsqRemoveNextIrp took it out of the
+ * cancel-safe queue (cancellation can no longer complete it), and the DPC
+ * completes it exactly once, after releasing DeliverLock.
+ *   Open  the request being filled straight from the FIFO, or NULL.
+ *         Invariant: Open != NULL only while the ring is empty - it took
+ *         the ring's (older) records first - so records reach requests in
+ *         sequence order.
+ *   Done  filled requests, oldest request (lowest sequence numbers) first;
+ *         linked through Tail.Overlay.ListEntry, free once out of the CSQ.
+ */
+typedef struct _HB_HANDOVER {
+	PIRP Open;
+	LIST_ENTRY Done;
+} HB_HANDOVER;
+
+static void HbCloseOpen(HB_HANDOVER *H)
+{
+	InsertTailList(&H->Done, &H->Open->Tail.Overlay.ListEntry);
+	H->Open = NULL;
+}
+
+/*
+ * One record popped from the FIFO (DeliverLock held).  A full ring is not a
+ * reason to drop while a request waits: the oldest pended request takes the
+ * ring's records, and the following records go straight into it until it is
+ * full.  Dropped (and counted) only when the ring is full and no request is
+ * pended.
+ */
+static void HbDeliver(PHB_DEVICE Dev, HB_HANDOVER *H, const struct hilbox_event *Rec)
+{
+	if (!H->Open && Dev->RingCount == Dev->RingCap) {
+		H->Open = IoCsqRemoveNextIrp(&Dev->Csq, NULL);
+		if (H->Open) {
+			HbFillIrp(Dev, H->Open);	/* the older records first */
+			if (!HbIrpRoom(H->Open))
+				HbCloseOpen(H);		/* ring has room again */
+		}
+	}
+	if (H->Open) {				/* ring empty */
+		HbIrpAppend(Dev, H->Open, Rec);
+		if (!HbIrpRoom(H->Open))
+			HbCloseOpen(H);
+		return;
+	}
+	HbRingPush(Dev, Rec);
+}
+
+/* End of the drain (DeliverLock held): ring records to pended requests. */
+static void HbHandOverRing(PHB_DEVICE Dev, HB_HANDOVER *H)
+{
+	PIRP irp;
+
+	if (H->Open)
+		HbCloseOpen(H);		/* holds >= 1 record, the ring is empty */
+	while (Dev->RingCount) {
+		irp = IoCsqRemoveNextIrp(&Dev->Csq, NULL);
+		if (!irp)
+			break;
+		HbFillIrp(Dev, irp);
+		InsertTailList(&H->Done, &irp->Tail.Overlay.ListEntry);
+	}
 }
 
 /* ------------------------------------------------------------------ */
 /* interrupt                                                           */
 
+/*
+ * Runs holding the interrupt spin lock, like every writer of IntUsable and
+ * IntMask, so both are stable here.  SPEC 7: the device interrupts iff
+ * INT_STATUS & INT_MASK != 0; only that is claimed.
+ */
 BOOLEAN NTAPI HbIsr(PKINTERRUPT Interrupt, PVOID Context)
 {
 	PHB_DEVICE dev = Context;
-	ULONG status;
+	ULONG status, mine;
 
 	UNREFERENCED_PARAMETER(Interrupt);
+	if (!dev->IntUsable || !dev->IntMask)
+		return FALSE;	/* masked (or being disconnected): not asserting */
 	status = HbRd32(dev, HB_REG_INT_STATUS);
-	if (status == 0xffffffffu || !(status & HB_INT_ALL))
-		return FALSE;	/* not ours (shared INTx), or device gone */
+	if (status == 0xffffffffu)
+		return FALSE;	/* device gone (surprise removal): not an interrupt */
+	mine = status & dev->IntMask;
+	if (!mine)
+		return FALSE;	/* not ours (shared INTx) */
 
+	dev->IntMask = 0;
 	HbWr32(dev, HB_REG_INT_MASK, 0);
-	HbWr32(dev, HB_REG_INT_ACK, status & HB_INT_ALL);
-	InterlockedOr(&dev->IsrStatus, (LONG)(status & HB_INT_ALL));
+	HbWr32(dev, HB_REG_INT_ACK, mine);
+	InterlockedOr(&dev->IsrStatus, (LONG)mine);
 	InterlockedIncrement64(&dev->IrqCount);
-	if (status & HB_INT_EV_OVERFLOW)
+	if (mine & HB_INT_EV_OVERFLOW)
 		InterlockedIncrement64(&dev->IrqOverflows);
 	KeInsertQueueDpc(&dev->Dpc, NULL, NULL);
 	return TRUE;
@@ -183,29 +295,70 @@ BOOLEAN NTAPI HbMessageIsr(PKINTERRUPT Interrupt, PVOID Context, ULONG MessageId
 	return HbIsr(Interrupt, Context);
 }
 
-/* Runs under the interrupt spin lock: serialised with the ISR. */
+/*
+ * KeSynchronizeExecution routines: run under the interrupt spin lock,
+ * serialised with the ISR.  INT_MASK is written only here and in the ISR
+ * once the interrupt is connected, so Dev->IntMask always equals it.
+ */
 static BOOLEAN NTAPI HbSyncUnmask(PVOID Context)
 {
 	PHB_DEVICE dev = Context;
 
-	if (dev->HwUsable)
+	/* a retired interrupt (HbSyncRetire ran first) stays masked */
+	if (dev->IntUsable && dev->HwUsable) {
+		dev->IntMask = HB_INT_ALL;
 		HbWr32(dev, HB_REG_INT_MASK, HB_INT_ALL);
+	}
 	return TRUE;
 }
 
-static BOOLEAN NTAPI HbSyncMask(PVOID Context)
+static BOOLEAN NTAPI HbSyncEnable(PVOID Context)
 {
-	HbWr32((PHB_DEVICE)Context, HB_REG_INT_MASK, 0);
+	((PHB_DEVICE)Context)->IntUsable = TRUE;
+	return HbSyncUnmask(Context);
+}
+
+typedef struct _HB_RETIRE {
+	PHB_DEVICE Dev;
+	BOOLEAN DeviceGone;
+} HB_RETIRE;
+
+static BOOLEAN NTAPI HbSyncRetire(PVOID Context)
+{
+	HB_RETIRE *r = Context;
+	PHB_DEVICE dev = r->Dev;
+
+	dev->IntUsable = FALSE;	/* the ISR claims nothing, queues no DPC */
+	dev->IntMask = 0;
+	/*
+	 * Mask the device unless it is gone.  A surprise removal may also
+	 * mean a failed but present device (PNP_DEVICE_FAILED): mask it when
+	 * it still answers, so it cannot hold a shared line asserted once
+	 * its ISR is disconnected.
+	 */
+	if (!r->DeviceGone || HbRd32(dev, HB_REG_ID) == HB_ID_MAGIC)
+		HbWr32(dev, HB_REG_INT_MASK, 0);
 	return TRUE;
 }
 
-/* Stop/removal: after HwUsable was cleared, so the DPC cannot unmask again. */
-void HbMaskInterrupts(PHB_DEVICE Dev)
+/* START_DEVICE: connected, HwUsable set - the ISR may claim from now on. */
+void HbUnmaskInterrupts(PHB_DEVICE Dev)
 {
-	if (Dev->IntObject)
-		KeSynchronizeExecution(Dev->IntObject, HbSyncMask, Dev);
-	else if (Dev->Regs)
-		HbWr32(Dev, HB_REG_INT_MASK, 0);
+	KeSynchronizeExecution(Dev->IntObject, HbSyncEnable, Dev);
+}
+
+/*
+ * First step of HbDisconnectInterrupt, while the interrupt is connected:
+ * IntUsable = FALSE and the device masked, atomically with respect to the
+ * ISR.  Afterwards no ISR queues the DPC and no DPC unmasks.
+ */
+void HbRetireInterrupts(PHB_DEVICE Dev, BOOLEAN DeviceGone)
+{
+	HB_RETIRE r;
+
+	r.Dev = Dev;
+	r.DeviceGone = DeviceGone;
+	KeSynchronizeExecution(Dev->IntObject, HbSyncRetire, &r);
 }
 
 static void HbPop(PHB_DEVICE Dev, struct hilbox_event *Rec)
@@ -228,7 +381,7 @@ static void HbPop(PHB_DEVICE Dev, struct hilbox_event *Rec)
 }
 
 /* DeliverLock held. Bounded: leftovers re-raise EV_READY through the ack. */
-static void HbDrainFifo(PHB_DEVICE Dev)
+static void HbDrainFifo(PHB_DEVICE Dev, HB_HANDOVER *H)
 {
 	ULONG budget = HB_DPC_BUDGET, n;
 	struct hilbox_event rec;
@@ -246,7 +399,7 @@ static void HbDrainFifo(PHB_DEVICE Dev)
 			if (Dev->LastSeq && rec.seq > Dev->LastSeq + 1)
 				Dev->SeqGaps += rec.seq - Dev->LastSeq - 1;
 			Dev->LastSeq = rec.seq;
-			HbRingPush(Dev, &rec);
+			HbDeliver(Dev, H, &rec);
 		}
 	}
 }
@@ -254,44 +407,44 @@ static void HbDrainFifo(PHB_DEVICE Dev)
 VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 {
 	PHB_DEVICE dev = Context;
-	LIST_ENTRY done;
+	HB_HANDOVER h;
 	ULONG status;
 	PIRP irp;
 
 	UNREFERENCED_PARAMETER(Dpc);
 	UNREFERENCED_PARAMETER(Arg1);
 	UNREFERENCED_PARAMETER(Arg2);
-	InitializeListHead(&done);
+	h.Open = NULL;
+	InitializeListHead(&h.Done);
 	InterlockedExchange(&dev->IsrStatus, 0);
 
 	/*
-	 * Registers stay mapped until the interrupt is disconnected and
-	 * KeFlushQueuedDpcs returned (HbReleaseHardware), so this DPC may
-	 * always touch them; a removed device reads all-ones.
+	 * Registers and the interrupt object outlive every run of this DPC:
+	 * HbDisconnectInterrupt clears IntUsable (so the ISR queues no new
+	 * run) and waits in KeFlushQueuedDpcs before it disconnects, and the
+	 * BARs are unmapped after that.  A removed device reads all-ones.
 	 */
 	KeAcquireSpinLockAtDpcLevel(&dev->DeliverLock);
 	status = HbRd32(dev, HB_REG_INT_STATUS);
 	if (status != 0xffffffffu)
-		HbDrainFifo(dev);
-	while (dev->RingCount) {
-		irp = IoCsqRemoveNextIrp(&dev->Csq, NULL);
-		if (!irp)
-			break;
-		HbFillIrp(dev, irp);
-		/* ours now: the list entry is free for our own list */
-		InsertTailList(&done, &irp->Tail.Overlay.ListEntry);
-	}
+		HbDrainFifo(dev, &h);
+	HbHandOverRing(dev, &h);
 	KeReleaseSpinLockFromDpcLevel(&dev->DeliverLock);
 
 	if (status != 0xffffffffu) {
 		HbWr32(dev, HB_REG_INT_ACK, status & HB_INT_ALL);
-		if (dev->IntObject)
+		/*
+		 * IntObject is still connected even if IntUsable turns FALSE
+		 * right after this test (the disconnect waits for this run);
+		 * HbSyncUnmask re-checks it under the interrupt lock.
+		 */
+		if (dev->IntUsable)
 			KeSynchronizeExecution(dev->IntObject, HbSyncUnmask, dev);
 	}
 
 	/* in request order; completion outside every lock */
-	while (!IsListEmpty(&done)) {
-		irp = CONTAINING_RECORD(RemoveHeadList(&done), IRP,
+	while (!IsListEmpty(&h.Done)) {
+		irp = CONTAINING_RECORD(RemoveHeadList(&h.Done), IRP,
 					Tail.Overlay.ListEntry);
 		HbCompleteEventIrp(dev, irp, STATUS_SUCCESS,
 				   irp->IoStatus.Information);
@@ -379,6 +532,7 @@ NTSTATUS HbDispatchReadEvents(PHB_DEVICE Dev, PIRP Irp, ULONG Length)
 	if (cap > HB_MAX_READ_RECORDS)
 		cap = HB_MAX_READ_RECORDS;
 	HB_IRP_CAPACITY(Irp) = (PVOID)(ULONG_PTR)cap;
+	Irp->IoStatus.Information = 0;	/* fill level: nothing yet */
 
 	/* first read of a file that never used SET_EVENTS subscribes it */
 	if (file->Sub == HbSubAuto && KeGetCurrentIrql() == PASSIVE_LEVEL)

@@ -25,7 +25,10 @@
  *   Dev->CsqLock    (spin)      the cancel-safe queue's list (taken by the
  *                               IoCsq* routines through our lock callbacks)
  *   HbGlobal.MapLock(spin)      every user mapping of every device
- *   interrupt spin lock         (KeSynchronizeExecution) INT_MASK unmask
+ *   interrupt spin lock         (the ISR, KeSynchronizeExecution) every
+ *                               INT_MASK write after IoConnectInterruptEx,
+ *                               Dev->IntMask (the copy of it) and
+ *                               Dev->IntUsable
  */
 #ifndef HILBOX_DRV_H
 #define HILBOX_DRV_H
@@ -37,6 +40,18 @@
 
 /* 'LHbx' in pool dumps (little-endian multi-char constant, spelled out) */
 #define HB_POOL_TAG		((ULONG)'L' | (ULONG)'H' << 8 | (ULONG)'b' << 16 | (ULONG)'x' << 24)
+
+/*
+ * MmMapIoSpaceEx (wdm.h, Windows 10+, exported by ntoskrnl.exe): MinGW-w64's
+ * <ddk/wdm.h> does not declare it and its libntoskrnl.a does not list it
+ * (the Makefile builds an import library that does).  Same prototype as the
+ * WDK's; define HB_HAVE_MM_MAP_IO_SPACE_EX when the headers declare it (an
+ * identical redeclaration would be compatible C anyway).
+ */
+#ifndef HB_HAVE_MM_MAP_IO_SPACE_EX
+NTKERNELAPI PVOID NTAPI MmMapIoSpaceEx(PHYSICAL_ADDRESS PhysicalAddress,
+				       SIZE_T NumberOfBytes, ULONG Protect);
+#endif
 
 /* Windows 8+: map an MDL without write / execute permission. */
 #ifndef MdlMappingNoWrite
@@ -120,7 +135,7 @@ typedef struct _HB_MAPPING {
 	HANDLE ProcessId;		/* cannot be reused while referenced */
 	PVOID UserVa;
 	PMDL Mdl;			/* describes the BAR2 pages, built from
-					 * the kernel's MmMapIoSpace view */
+					 * the kernel's MmMapIoSpaceEx view */
 	SIZE_T Length;
 	volatile LONG State;		/* HB_MAP_* */
 	volatile LONG RefCount;
@@ -145,14 +160,27 @@ typedef struct _HB_DEVICE {
 	ERESOURCE HwLock;
 	BOOLEAN HwLockInitialized;
 	volatile BOOLEAN HwUsable;
-	volatile UCHAR *Regs;		/* BAR0, MmMapIoSpace, non-cached */
-	volatile UCHAR *Fb;		/* BAR2, MmMapIoSpace(Ex), read only */
+	volatile UCHAR *Regs;		/* BAR0, MmMapIoSpaceEx, non-cached */
+	volatile UCHAR *Fb;		/* BAR2, MmMapIoSpaceEx, read only */
 	SIZE_T FbLen;
 	PHYSICAL_ADDRESS FbPhys;
 	MEMORY_CACHING_TYPE FbCache;	/* MmWriteCombined iff prefetchable */
 	PVOID IntConnection;		/* PKINTERRUPT or message table */
 	ULONG IntVersion;		/* CONNECT_LINE_BASED / _MESSAGE_BASED */
-	PKINTERRUPT IntObject;		/* for KeSynchronizeExecution */
+	PKINTERRUPT IntObject;		/* for KeSynchronizeExecution; valid
+					 * from IoConnectInterruptEx until
+					 * IoDisconnectInterruptEx */
+	/*
+	 * Interrupt spin lock (written only by the ISR, under
+	 * KeSynchronizeExecution, or before IoConnectInterruptEx at
+	 * START_DEVICE): IntUsable - the ISR may claim and queue
+	 * the DPC, the DPC may use IntObject; cleared before the interrupt
+	 * is disconnected (HbDisconnectInterrupt).  IntMask - what INT_MASK
+	 * holds: every INT_MASK write after the connection goes through it,
+	 * so the ISR learns the enabled bits without an MMIO read.
+	 */
+	volatile BOOLEAN IntUsable;
+	volatile ULONG IntMask;
 	KDPC Dpc;
 	volatile LONG IsrStatus;	/* INT_STATUS bits seen by the ISR */
 
@@ -197,7 +225,6 @@ typedef struct _HB_GLOBAL {
 	KSPIN_LOCK MapLock;
 	LIST_ENTRY Maps;		/* every HB_MAPPING not yet DONE */
 	volatile LONG MapCount;
-	PVOID MmMapIoSpaceEx;		/* MmGetSystemRoutineAddress, Win10+ */
 } HB_GLOBAL;
 
 extern HB_GLOBAL HbGlobal;
@@ -239,7 +266,8 @@ KDEFERRED_ROUTINE HbDpc;
 NTSTATUS HbDispatchReadEvents(PHB_DEVICE Dev, PIRP Irp, ULONG Length);
 void HbSetSubscription(PHB_FILE File, HB_SUB Sub);
 void HbRestoreEventEnable(PHB_DEVICE Dev);
-void HbMaskInterrupts(PHB_DEVICE Dev);
+void HbUnmaskInterrupts(PHB_DEVICE Dev);
+void HbRetireInterrupts(PHB_DEVICE Dev, BOOLEAN DeviceGone);
 void HbFlushFileRequests(PHB_DEVICE Dev, PHB_FILE File);
 void HbFailAllRequests(PHB_DEVICE Dev, NTSTATUS Status);
 NTSTATUS HbIoctlSetEvents(PHB_FILE File, PIRP Irp);

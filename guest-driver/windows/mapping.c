@@ -22,7 +22,7 @@
  *   - Each view is an HB_MAPPING recording the owner (EPROCESS, referenced
  *     with ObReferenceObject, so neither the object nor its process id can
  *     be recycled), the user address, and its own MDL built with
- *     MmBuildMdlForNonPagedPool over the kernel's MmMapIoSpace view of BAR2.
+ *     MmBuildMdlForNonPagedPool over the kernel's MmMapIoSpaceEx view of BAR2.
  *   - The view is mapped with MdlMappingNoWrite | MdlMappingNoExecute
  *     (Windows 8+): read-only and not executable; VirtualProtect cannot
  *     change that (the VAD is not a private allocation), and a write raises
