@@ -1,31 +1,45 @@
 #!/usr/bin/env zx
 // Cross-builds the Windows reference driver package (guest-driver/windows) on Linux:
-// hilbox.sys (x64 WDM kernel driver, MinGW-w64), test-signed with osslsigncode using a
-// test CA + code-signing certificate generated here with openssl, plus hilbox.inf.
+// hilbox.sys (x64 WDM kernel driver, MinGW-w64), Authenticode test-signed with osslsigncode,
+// then packaged by the same code as `hilbox package windows` (orchestrator/src/package/, run
+// in-process through tsx): hilbox.cat, the catalog hilbox.inf names, made here (SHA-256
+// members for hilbox.sys and hilbox.inf), signed with osslsigncode and checked with
+// `osslsigncode verify -catalog` (and a one-byte-modified copy of the .sys must fail it).
+//
+// Test PKI: a root CA and a code-signing certificate it issued, both valid from two days
+// before they were made, in <cache>/windows/pki/ (private keys included; they never go into
+// the repository or the package). Made once per cache and reused, so Windows imports the
+// root once; an older cache's PKI (no pki.json: not backdated) is made again.
 //
 // Inputs: guest-driver/windows/*, guest-driver/include/hilbox_{uapi,regs}.h, this script, the
-// MinGW-w64 GCC and osslsigncode versions and the test CA. Their hash is the key; the
-// package lives in <cache>/windows/<key16>/ and is rebuilt only when the key changes
-// (an unchanged second run is a no-op). The test PKI (private keys included) lives in
-// <cache>/windows/pki/ and is reused by later builds, so the CA is imported on Windows
-// once; keys never go into the repository or the package.
+// packaging code (orchestrator/src/package/*, orchestrator/src/cli/commands/package.ts), the
+// MinGW-w64 GCC and osslsigncode versions and the test root. Their hash is the key; the
+// package lives in <cache>/windows/<key16>/ and is rebuilt only when the key changes (an
+// unchanged second run is a no-op).
 //
 // Output: progress on stderr; the LAST STDOUT LINE is the absolute path of the package
-// directory: hilbox.sys (signed), hilbox.inf, hilbox-test-ca.cer (DER, to import on the
-// Windows side), INSTALL.txt, build.json.
+// directory: hilbox.sys (signed), hilbox.inf, hilbox.cat (signed), hilbox-test-ca.cer (the
+// root, DER) and hilbox-test-signer.cer (the signer, DER), hilbox-package.json (what the
+// Windows guest flow reads), INSTALL.txt, build.json.
 //
 // Options: --force (rebuild even if the package exists), --help.
 // Environment: HILBOX_CACHE / XDG_CACHE_HOME (cache root).
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { register } from 'tsx/esm/api';
 import { $ } from 'zx';
 
 $.verbose = false;
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const srcDir = join(repo, 'guest-driver', 'windows');
+// the packaging code this script runs (part of the key: a change to it repackages)
+const packageCode = [
+  ...readdirSync(join(repo, 'orchestrator', 'src', 'package')).filter((f) => f.endsWith('.ts')).sort().map((f) => join(repo, 'orchestrator', 'src', 'package', f)),
+  join(repo, 'orchestrator', 'src', 'cli', 'commands', 'package.ts'),
+];
 const sharedHeaders = ['hilbox_uapi.h', 'hilbox_regs.h'].map((f) => join(repo, 'guest-driver', 'include', f));
 const cache = process.env.HILBOX_CACHE
   ? resolve(process.env.HILBOX_CACHE)
@@ -35,7 +49,7 @@ const fail = (msg) => { log(`error: ${msg}`); process.exit(1); };
 const args = process.argv.slice(2);
 if (args.includes('--help')) {
   process.stderr.write('usage: zx scripts/build-windows.mjs [--force]\n' +
-    'Builds and test-signs hilbox.sys; prints the package directory as the last stdout line.\n');
+    'Builds and test-signs hilbox.sys, makes and signs hilbox.cat; prints the package directory as the last stdout line.\n');
   process.exit(0);
 }
 const force = args.includes('--force');
@@ -66,33 +80,6 @@ async function ensureHostPackages(pkgs) {
   }
 }
 
-/** Test PKI: a CA and a code-signing leaf it issued; generated once per cache. */
-async function ensurePki(dir) {
-  const files = ['ca.key', 'ca.crt', 'sign.key', 'sign.crt', 'chain.pem'];
-  if (files.every((f) => existsSync(join(dir, f)))) return;
-  log(`generating the test CA and code-signing certificate in ${dir}`);
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true, mode: 0o700 });
-  const day = new Date().toISOString().slice(0, 10);
-  const caSubj = `/O=hilbox/CN=hilbox TEST driver CA ${day} (not trusted)`;
-  await $({ cwd: tmp })`openssl req -x509 -newkey rsa:3072 -sha256 -days 3650 -nodes -keyout ca.key -out ca.crt -subj ${caSubj} -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign -addext subjectKeyIdentifier=hash`;
-  writeFileSync(join(tmp, 'leaf.ext'), [
-    'basicConstraints=critical,CA:FALSE',
-    'keyUsage=critical,digitalSignature',
-    'extendedKeyUsage=codeSigning',
-    'subjectKeyIdentifier=hash',
-    'authorityKeyIdentifier=keyid',
-    '',
-  ].join('\n'));
-  await $({ cwd: tmp })`openssl req -newkey rsa:3072 -sha256 -nodes -keyout sign.key -out sign.csr -subj ${'/O=hilbox/CN=hilbox TEST driver signing'}`;
-  await $({ cwd: tmp })`openssl x509 -req -in sign.csr -CA ca.crt -CAkey ca.key -set_serial ${'0x' + createHash('sha256').update(String(Date.now())).digest('hex').slice(0, 16)} -days 1825 -sha256 -extfile leaf.ext -out sign.crt`;
-  writeFileSync(join(tmp, 'chain.pem'), readFileSync(join(tmp, 'sign.crt'), 'utf8') + readFileSync(join(tmp, 'ca.crt'), 'utf8'));
-  await $`chmod 0600 ${join(tmp, 'ca.key')} ${join(tmp, 'sign.key')}`;
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
-}
-
 function hashInputs(toolVersions, caPem) {
   const h = createHash('sha256');
   h.update(readFileSync(fileURLToPath(import.meta.url)));
@@ -103,37 +90,41 @@ function hashInputs(toolVersions, caPem) {
     h.update(readFileSync(join(srcDir, f)));
   }
   for (const f of sharedHeaders) h.update(readFileSync(f));
+  for (const f of packageCode) {
+    h.update(`\0${f.slice(repo.length)}\0`);
+    h.update(readFileSync(f));
+  }
   return h.digest('hex').slice(0, 16);
 }
 
 const INSTALL = `hilbox Windows driver package (test-signed)
 ===========================================
 
-Files: hilbox.sys (x64, embedded Authenticode signature by the hilbox TEST CA),
-hilbox.inf, hilbox-test-ca.cer (the CA certificate, DER). There is no hilbox.cat:
-catalogs cannot be created on Linux (no makecat/Inf2Cat; osslsigncode only signs or
-verifies existing catalogs).
+Files:
+  hilbox.sys              x64 WDM kernel driver; embedded Authenticode signature (SHA-256)
+  hilbox.inf              its INF (PCI\\VEN_1234&DEV_4842)
+  hilbox.cat              the package's catalog: the SHA-256 hashes of hilbox.sys
+                          (Authenticode) and hilbox.inf, signed by the test signer
+  hilbox-test-ca.cer      the hilbox TEST root CA (DER)              -> Root store
+  hilbox-test-signer.cer  the code-signing certificate it issued     -> TrustedPublisher store
+  hilbox-package.json     what hilbox reads to install the package
+The private keys stay on the Linux host that built the package (<cache>/windows/pki/).
+Both certificates are valid from two days before they were made.
 
-On the Windows 10/11 x64 guest, elevated:
+On the Windows 10/11 x64 machine, in an elevated command prompt in this directory:
 
-1. Test mode (Secure Boot must be off):   bcdedit /set testsigning on   then reboot
-2. Trust the test CA:
+1. Test signing (Secure Boot must be off), then reboot:
+     bcdedit /set testsigning on
+2. Trust the test root and the signer:
      certutil -addstore Root hilbox-test-ca.cer
-     certutil -addstore TrustedPublisher hilbox-test-ca.cer
-3. Catalog (pnputil /add-driver needs a signed catalog), either
-     a) with the WDK:  Inf2Cat /driver:. /os:10_X64
-                       signtool sign /fd sha256 /f <pfx of the signing key> hilbox.cat
-     b) without it:    New-FileCatalog -Path . -CatalogFilePath hilbox.cat -CatalogVersion 2
-                       then sign hilbox.cat (signtool, or on Linux:
-                       osslsigncode sign -certs chain.pem -key sign.key -h sha256 -in hilbox.cat -out hilbox-signed.cat)
-   The signing key/cert are in the build cache on the Linux host (<cache>/windows/pki/).
-4. pnputil /add-driver hilbox.inf /install
-   (without a catalog: Device Manager > Update driver > Have Disk accepts the package
-   after an "unsigned driver" warning in test mode; the kernel still checks the
-   embedded signature of hilbox.sys.)
+     certutil -addstore TrustedPublisher hilbox-test-signer.cer
+3. Add the package to the driver store and install it on the device:
+     pnputil /add-driver hilbox.inf /install
 
 The device then appears as \\\\.\\Hilbox0 and through the interface
 {a1c04ace-9862-4389-80ff-26e12b4e9149}, accessible to SYSTEM and Administrators only.
+To remove it: pnputil /enum-drivers (find the oemNN.inf whose original name is
+hilbox.inf), then pnputil /delete-driver oemNN.inf /uninstall.
 `;
 
 await ensureHostPackages(BUILD_DEPS);
@@ -141,13 +132,17 @@ const gccVersion = (await $`${CC} -dumpfullversion`).stdout.trim();
 const osslVersion = ((await $`osslsigncode --version`.nothrow()).stdout.split('\n')[0] ?? '').replace(/,.*$/, '').trim();
 log(`${CC} ${gccVersion}, ${osslVersion}`);
 
-const pki = join(cache, 'windows', 'pki');
-await ensurePki(pki);
-const caPem = readFileSync(join(pki, 'ca.crt'), 'utf8');
+// the packaging code is TypeScript: load it through tsx, as bin/hilbox.js does
+register();
+const { ensureTestPki } = await import('../orchestrator/src/package/pki.ts');
+const { packageWindowsCommand } = await import('../orchestrator/src/cli/commands/package.ts');
+const pkiDir = join(cache, 'windows', 'pki');
+const pki = await ensureTestPki({ dir: pkiDir, log });
+const caPem = readFileSync(pki.rootCert, 'utf8');
 const key = hashInputs(`${gccVersion}\n${osslVersion}\n`, caPem);
 const outDir = join(cache, 'windows', key);
-const outSys = join(outDir, 'hilbox.sys');
-if (!force && existsSync(join(outDir, 'build.json')) && existsSync(outSys)) {
+const complete = ['build.json', 'hilbox.sys', 'hilbox.cat', 'hilbox-package.json'].every((f) => existsSync(join(outDir, f)));
+if (!force && complete) {
   log(`up to date (key ${key})`);
   console.log(outDir);
   process.exit(0);
@@ -173,22 +168,37 @@ const dlls = [...dump.matchAll(/DLL Name: (\S+)/g)].map((m) => m[1]);
 if (dlls.some((d) => !['ntoskrnl.exe', 'HAL.dll'].includes(d))) fail(`unexpected imports from ${dlls.join(', ')}`);
 
 log('test-signing hilbox.sys (SHA-256, page hashes)');
-const sign = await $`osslsigncode sign -certs ${join(pki, 'chain.pem')} -key ${join(pki, 'sign.key')} -h sha256 -ph -n ${'hilbox-pci reference driver (TEST)'} -in ${unsigned} -out ${join(tmp, 'hilbox.sys')}`.nothrow();
+mkdirSync(join(tmp, 'signed'));
+const signedSys = join(tmp, 'signed', 'hilbox.sys');
+const sign = await $`osslsigncode sign -certs ${pki.chain} -key ${pki.signerKey} -h sha256 -ph -n ${'hilbox-pci reference driver (TEST)'} -in ${unsigned} -out ${signedSys}`.nothrow();
 if (sign.exitCode !== 0) { process.stderr.write(sign.stdout + sign.stderr); fail('osslsigncode sign failed'); }
-const verify = await $`osslsigncode verify -CAfile ${join(pki, 'ca.crt')} -in ${join(tmp, 'hilbox.sys')}`.nothrow();
+const verify = await $`osslsigncode verify -CAfile ${pki.rootCert} -in ${signedSys}`.nothrow();
 if (verify.exitCode !== 0) { process.stderr.write(verify.stdout + verify.stderr); fail('osslsigncode verify failed'); }
 
-copyFileSync(join(srcDir, 'hilbox.inf'), join(tmp, 'hilbox.inf'));
-await $`openssl x509 -in ${join(pki, 'ca.crt')} -outform DER -out ${join(tmp, 'hilbox-test-ca.cer')}`;
-writeFileSync(join(tmp, 'INSTALL.txt'), INSTALL);
-rmSync(join(tmp, 'obj'), { recursive: true, force: true });
-const sysHash = createHash('sha256').update(readFileSync(join(tmp, 'hilbox.sys'))).digest('hex');
-writeFileSync(join(tmp, 'build.json'), JSON.stringify({
-  key, gcc: gccVersion, osslsigncode: osslVersion, sha256: { 'hilbox.sys': sysHash },
-  imports: dlls, catalog: null, pki, builtAt: new Date().toISOString(),
+// the package: hilbox.sys, hilbox.inf, hilbox.cat (made, signed, verified), both certificates, hilbox-package.json
+log('making and signing hilbox.cat');
+const pkgDir = join(tmp, 'package');
+let result;
+try {
+  result = await packageWindowsCommand({ sys: signedSys, inf: join(srcDir, 'hilbox.inf'), out: pkgDir, pkiDir }, log);
+} catch (e) {
+  rmSync(tmp, { recursive: true, force: true });
+  fail(`packaging failed: ${e instanceof Error ? e.message : String(e)}`);
+}
+writeFileSync(join(pkgDir, 'INSTALL.txt'), INSTALL);
+const sha256 = (f) => createHash('sha256').update(readFileSync(join(pkgDir, f))).digest('hex');
+writeFileSync(join(pkgDir, 'build.json'), JSON.stringify({
+  key, gcc: gccVersion, osslsigncode: osslVersion,
+  sha256: Object.fromEntries(['hilbox.sys', 'hilbox.inf', result.manifest.cat].map((f) => [f, sha256(f)])),
+  imports: dlls,
+  catalog: { file: result.manifest.cat, os: result.catalog.os, osAttr: result.catalog.osAttr, members: result.catalog.members,
+    signer: result.catalog.signer, root: result.catalog.root, verified: result.checks.verify, tamperedCopyRejected: result.checks.tamperedCopyRejected },
+  certificates: { root: result.manifest.rootCert, signer: result.manifest.signerCert },
+  pki: pkiDir, builtAt: new Date().toISOString(),
 }, null, 2) + '\n');
 rmSync(outDir, { recursive: true, force: true });
-renameSync(tmp, outDir);
+renameSync(pkgDir, outDir);
+rmSync(tmp, { recursive: true, force: true });
 writeFileSync(join(cache, 'windows', 'current'), outDir + '\n');
-log(`built and signed hilbox.sys (key ${key})`);
+log(`built and signed hilbox.sys and hilbox.cat (key ${key})`);
 console.log(outDir);

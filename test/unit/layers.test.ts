@@ -9,7 +9,7 @@ import { repoRoot } from '../../orchestrator/src/core/paths.ts';
 
 const LAYERS: readonly (readonly string[])[] = [
   ['core'],
-  ['device', 'ssh', 'qmp', 'feed', 'products'],
+  ['device', 'ssh', 'qmp', 'feed', 'products', 'package'],
   ['scenario', 'qtest'],
   ['report'],
   ['vm'],

@@ -1,7 +1,9 @@
 /**
  * A tiny PE32+ reader: just enough of the headers, sections, imports, exports, exception
- * table (x64 unwind info) and the certificate table to check a kernel driver image.
+ * table (x64 unwind info) and the certificate table to check a kernel driver image, and a
+ * section-by-section Authenticode digest to check the catalog's against.
  */
+import { createHash } from 'node:crypto';
 
 export interface PeSection {
   name: string;
@@ -228,4 +230,30 @@ export function readCertificates(img: PeImage): WinCertificate[] {
     p += (length + 7) & ~7;
   }
   return out;
+}
+
+/**
+ * The Authenticode digest computed section by section, as the PE Authenticode specification
+ * describes it (a second, independent computation for the tests): the headers without the
+ * CheckSum field and the Certificate Table entry, then each section's raw data in file order,
+ * then the data after the last section up to the certificate table.
+ */
+export function authenticodeDigestBySections(img: PeImage, algorithm: 'sha256' | 'sha1' = 'sha256'): Buffer {
+  const b = img.buf;
+  const h = createHash(algorithm);
+  const opt = img.checksumOffset - 64;
+  const certEntry = opt + (img.magic === 0x20b ? 112 : 96) + 8 * DIR_SECURITY;
+  const sizeOfHeaders = b.readUInt32LE(opt + 60);
+  h.update(b.subarray(0, img.checksumOffset));
+  h.update(b.subarray(img.checksumOffset + 4, certEntry));
+  h.update(b.subarray(certEntry + 8, sizeOfHeaders));
+  let hashed = sizeOfHeaders;
+  for (const s of [...img.sections].filter((x) => x.rawSize > 0).sort((x, y) => x.rawPointer - y.rawPointer)) {
+    h.update(b.subarray(s.rawPointer, s.rawPointer + s.rawSize));
+    hashed += s.rawSize;
+  }
+  const certSize = img.directories[DIR_SECURITY]?.size ?? 0;
+  const extra = b.length - certSize - hashed;
+  if (extra > 0) h.update(b.subarray(hashed, hashed + extra));
+  return h.digest();
 }

@@ -2,9 +2,10 @@
  * The Windows reference driver, checked on Linux: builds the package with
  * scripts/build-windows.mjs (cached), then inspects hilbox.sys as a PE image, its
  * Authenticode signature, the INF and the IOCTL header. Nothing here runs Windows.
+ * The catalog and the certificates are checked in catalog.test.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,15 +43,15 @@ describe('build-windows.mjs', () => {
   it('prints the absolute package directory last and lays out the package', () => {
     expect(pkg.startsWith('/')).toBe(true);
     expect(pkg).toMatch(/\/windows\/[0-9a-f]{16}$/);
-    for (const f of ['hilbox.sys', 'hilbox.inf', 'hilbox-test-ca.cer', 'INSTALL.txt', 'build.json']) {
+    for (const f of ['hilbox.sys', 'hilbox.inf', 'hilbox.cat', 'hilbox-test-ca.cer', 'hilbox-test-signer.cer', 'hilbox-package.json', 'INSTALL.txt', 'build.json']) {
       expect(existsSync(join(pkg, f)), f).toBe(true);
     }
     // private keys stay in the cache's pki directory, never in the package or the repo
-    for (const f of ['ca.key', 'sign.key', 'chain.pem']) expect(existsSync(join(pkg, f))).toBe(false);
+    expect(readdirSync(pkg).filter((f) => /\.(key|pem|pfx|p12)$/.test(f))).toEqual([]);
     const git = spawnSync('git', ['ls-files', '--others', '--cached', '--exclude-standard'], { cwd: repo, encoding: 'utf8' });
     expect(git.stdout.split('\n').filter((f) => /\.(key|pfx|p12|pem)$/.test(f))).toEqual([]);
-    const build = JSON.parse(readFileSync(join(pkg, 'build.json'), 'utf8')) as { catalog: unknown; imports: string[] };
-    expect(build.catalog).toBeNull();
+    const build = JSON.parse(readFileSync(join(pkg, 'build.json'), 'utf8')) as { catalog: { file: string; tamperedCopyRejected: boolean }; imports: string[] };
+    expect(build.catalog).toMatchObject({ file: 'hilbox.cat', tamperedCopyRejected: true });
     expect(build.imports.sort()).toEqual(['HAL.dll', 'ntoskrnl.exe']);
   });
 
@@ -103,7 +104,7 @@ describe('hilbox.sys PE image', () => {
     expect(hal.functions.sort()).toEqual(['KeQueryPerformanceCounter', 'KeStallExecutionProcessor']);
     const nt = new Set(imports.find((i) => i.dll === 'ntoskrnl.exe')!.functions);
     for (const f of ['IoCsqInitialize', 'IoCsqInsertIrp', 'IoCsqRemoveNextIrp', 'IoConnectInterruptEx', 'IoDisconnectInterruptEx',
-      'KeInsertQueueDpc', 'KeSynchronizeExecution', 'MmMapIoSpace', 'IoAllocateMdl', 'MmBuildMdlForNonPagedPool',
+      'KeInsertQueueDpc', 'KeSynchronizeExecution', 'MmMapIoSpaceEx', 'IoAllocateMdl', 'MmBuildMdlForNonPagedPool',
       'MmMapLockedPagesSpecifyCache', 'MmUnmapLockedPages', 'KeStackAttachProcess', 'KeUnstackDetachProcess',
       'PsSetCreateProcessNotifyRoutine', 'ObfReferenceObject', 'IoRegisterDeviceInterface', 'ZwSetSecurityObject',
       'MmProbeAndLockPages', '__C_specific_handler', 'IoAcquireRemoveLockEx', 'IoReleaseRemoveLockAndWaitEx']) {
@@ -176,8 +177,10 @@ describe('hilbox.inf', () => {
   it('matches PCI\\VEN_1234&DEV_4842 and installs the hilbox service with hilbox.sys', () => {
     const manufacturer = inf.lines('Manufacturer')[0]!;
     const [models, ...decorations] = manufacturer.value.split(',').map((s) => s.trim());
-    expect(decorations).toContain('NTamd64.10.0');
-    const modelLines = inf.lines(`${models}.NTamd64.10.0`);
+    // NTamd64.10.0 or NTamd64.10.0...<build>: x64, Windows 10 and later
+    const decoration = decorations.find((d) => /^NTamd64\.10\.0(\.|$)/.test(d));
+    expect(decoration, decorations.join(', ')).toBeDefined();
+    const modelLines = inf.lines(`${models}.${decoration}`);
     const hwids = modelLines.flatMap((l) => l.value.split(',').slice(1).map((s) => s.trim()));
     expect(hwids).toContain('PCI\\VEN_1234&DEV_4842');
     const ddinstall = modelLines[0]!.value.split(',')[0]!.trim();
@@ -193,7 +196,9 @@ describe('hilbox.inf', () => {
   });
 
   it('restricts the device to SYSTEM and Administrators and asks for MSI', () => {
-    const hw = inf.values(`${inf.lines('Hilbox.NTamd64.10.0')[0]!.value.split(',')[0]!.trim()}.NT.HW`);
+    const [models, ...decorations] = inf.lines('Manufacturer')[0]!.value.split(',').map((s) => s.trim());
+    const decoration = decorations.find((d) => /^NTamd64\.10\.0(\.|$)/.test(d));
+    const hw = inf.values(`${inf.lines(`${models}.${decoration}`)[0]!.value.split(',')[0]!.trim()}.NT.HW`);
     const addreg = inf.lines(hw.get('addreg')!).map((l) => l.raw);
     expect(addreg).toContain('HKR,,Security,,"D:P(A;;GA;;;SY)(A;;GA;;;BA)"');
     expect(addreg.some((l) => /MSISupported,0x00010001,1$/.test(l))).toBe(true);

@@ -97,6 +97,27 @@ image
     else process.stdout.write(`image: ${result.image}\nssh key: ${result.sshKey}\n\nscenario:\n${scenarioSnippet(result)}\n`);
   });
 
+const pkg = program.command('package').description('make signed driver packages');
+pkg
+  .command('windows')
+  .description('make a Windows driver package pnputil installs unattended: .sys, .inf, a signed catalog, the certificates, hilbox-package.json')
+  .option('--sys <file>', 'the driver image (PE), required')
+  .option('--inf <file>', 'its INF, required; the catalog gets the name its CatalogFile line gives')
+  .option('--out <dir>', 'package directory to write (default ./<sys name>-package)')
+  .option('--cert <pem>', 'signer certificate followed by its issuers up to the root, PEM (default: the test PKI in <cache>/windows/pki)')
+  .option('--key <file>', 'the signer\'s private key, PEM, unencrypted (with --cert)')
+  .action(async (opts: { sys?: string; inf?: string; out?: string; cert?: string; key?: string }) => {
+    const { packageWindowsCommand } = await import('./commands/package.ts');
+    const result = await packageWindowsCommand(opts, (l) => out().info(l));
+    out().close();
+    if (program.opts().json) printJson(result);
+    else {
+      const m = result.manifest;
+      process.stdout.write(`package: ${result.dir}\n  ${m.sys}, ${m.inf}, ${m.cat} (signed by ${result.catalog.signer}; ${result.checks.verify})\n`
+        + `  certificates: ${m.rootCert} -> Root, ${m.signerCert} -> TrustedPublisher\n  hardware IDs: ${m.hardwareIds.join(', ')}\n`);
+    }
+  });
+
 program
   .command('doctor')
   .description('check what is missing on this host and print the exact command that fixes it')
