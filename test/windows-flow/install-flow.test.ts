@@ -119,6 +119,21 @@ describe('WindowsGuest.installDriver (a package made by hilbox package windows)'
     expect(w.log.slice(-3)).toEqual(['verifier /standard /driver mydrv.sys', '(reboot)', 'verifier /querysettings']);
   });
 
+  it('without driver.path: the project’s own package, built by npm run build:windows, goes through the same steps', async () => {
+    const w = windows((_cmd, script) => (script?.includes('Get-PnpDevice') ? ok('PCI\\VEN_1234&DEV_4842&SUBSYS_48421234&REV_01\\3&1|0|OK') : undefined));
+    const r = await guest().installDriver(w.session);
+    expect(r.code, r.stderr).toBe(0);
+    const names = w.uploads.map((u) => u.replace('C:/hilbox/driver/', ''));
+    expect(names).toEqual(expect.arrayContaining(['hilbox.sys', 'hilbox.inf', 'hilbox.cat', 'hilbox-test-ca.cer', 'hilbox-test-signer.cer', 'hilbox-package.json']));
+    expect(names.some((n) => n.endsWith('.key'))).toBe(false);
+    expect(w.log.slice(1, 4)).toEqual([
+      'certutil -f -addstore Root C:\\hilbox\\driver\\hilbox-test-ca.cer',
+      'certutil -f -addstore TrustedPublisher C:\\hilbox\\driver\\hilbox-test-signer.cer',
+      'pnputil /add-driver C:\\hilbox\\driver\\hilbox.inf /install',
+    ]);
+    expect(w.log[4]).toContain("'PCI\\VEN_1234&DEV_4842*'");
+  }, 240_000);
+
   it('a driver.path with no package next to it is bad input naming it and the command that makes one', async () => {
     const bare = mkdtempSync(join(dir, 'bare-'));
     writeFileSync(join(bare, 'x.sys'), 'MZ');
