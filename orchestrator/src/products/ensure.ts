@@ -54,17 +54,25 @@ async function runBuildScript(script: string, opts: EnsureOptions): Promise<stri
   return last;
 }
 
-let qemuPromise: Promise<string> | undefined;
-let guestPromise: Promise<GuestManifest> | undefined;
+/**
+ * One build per process: the first call runs the script, later calls share its result; a failed
+ * build is forgotten so the next call tries again.
+ */
+function once<T>(build: (opts: EnsureOptions) => Promise<T>): (opts?: EnsureOptions) => Promise<T> {
+  let result: Promise<T> | undefined;
+  return (opts = {}) =>
+    (result ??= build(opts).catch((e: unknown) => {
+      result = undefined;
+      throw e;
+    }));
+}
+
+const buildQemu = once((o) => runBuildScript('build-qemu.mjs', o));
+const buildGuest = once((o) => runBuildScript('build-guest.mjs', o).then(readGuestManifest));
 
 /** Absolute path of qemu-system-x86_64 with hilbox-pci; $HILBOX_QEMU overrides the build. */
 export function ensureQemu(opts: EnsureOptions = {}): Promise<string> {
-  if (process.env.HILBOX_QEMU) return Promise.resolve(process.env.HILBOX_QEMU);
-  qemuPromise ??= runBuildScript('build-qemu.mjs', opts).catch((e: unknown) => {
-    qemuPromise = undefined;
-    throw e;
-  });
-  return qemuPromise;
+  return process.env.HILBOX_QEMU ? Promise.resolve(process.env.HILBOX_QEMU) : buildQemu(opts);
 }
 
 /** Reads and checks a guest manifest file. */
@@ -76,34 +84,11 @@ export async function readGuestManifest(path: string): Promise<GuestManifest> {
 
 /** The Linux guest image (kernel, initramfs, SSH key); $HILBOX_GUEST names a manifest to use instead. */
 export function ensureGuest(opts: EnsureOptions = {}): Promise<GuestManifest> {
-  if (process.env.HILBOX_GUEST) return readGuestManifest(process.env.HILBOX_GUEST);
-  guestPromise ??= runBuildScript('build-guest.mjs', opts)
-    .then(readGuestManifest)
-    .catch((e: unknown) => {
-      guestPromise = undefined;
-      throw e;
-    });
-  return guestPromise;
+  return process.env.HILBOX_GUEST ? readGuestManifest(process.env.HILBOX_GUEST) : buildGuest(opts);
 }
-
-let windowsProbePromise: Promise<string> | undefined;
 
 /** hilbox-probe.exe, cross-built with mingw-w64 by scripts/build-windows-probe.mjs (cached). */
-export function ensureWindowsProbe(opts: EnsureOptions = {}): Promise<string> {
-  windowsProbePromise ??= runBuildScript('build-windows-probe.mjs', opts).catch((e: unknown) => {
-    windowsProbePromise = undefined;
-    throw e;
-  });
-  return windowsProbePromise;
-}
-
-let windowsPackagePromise: Promise<string> | undefined;
+export const ensureWindowsProbe = once((o) => runBuildScript('build-windows-probe.mjs', o));
 
 /** The project's Windows driver package directory (scripts/build-windows.mjs: .sys, .inf, signed .cat, certificates). */
-export function ensureWindowsPackage(opts: EnsureOptions = {}): Promise<string> {
-  windowsPackagePromise ??= runBuildScript('build-windows.mjs', opts).catch((e: unknown) => {
-    windowsPackagePromise = undefined;
-    throw e;
-  });
-  return windowsPackagePromise;
-}
+export const ensureWindowsPackage = once((o) => runBuildScript('build-windows.mjs', o));
