@@ -43,13 +43,18 @@
 #include <linux/delay.h>
 #include <linux/ktime.h>
 #include <linux/version.h>
+#include <linux/workqueue.h>
 
 #include "hilbox_uapi.h"
 /* device contract: registers, bits, ID/VERSION, PCI IDs (HB_REGS_SIZE, HB_ID_MAGIC, ...) */
 #include "hilbox_regs.h"
 
 #define HB_READ_BATCH		16	/* records per read() at most */
-#define HB_BOUNCE_SIZE		(256 * 1024)
+#define HB_POP_BATCH		32	/* records popped per ev_lock hold */
+#define HB_IRQ_BUDGET		1024	/* records per run of the interrupt thread */
+#define HB_FAULT_RETRIES	8	/* read(): fault-in + retry rounds */
+#define HB_COPY_CHUNK		(16 * 1024)	/* COPY_FRAME bounce buffer */
+#define HB_COPY_SLICE_MMIO	512	/* BAR2 bytes per hw_lock hold, fb-mode=mmio */
 #define HB_FAULT_AROUND		512	/* pages inserted per fault */
 #define HB_ODD_SEQ_WAIT_NS	(1000ULL * NSEC_PER_MSEC)
 #define HB_MAX_RETRIES		65536
@@ -99,11 +104,33 @@ struct hilbox_dev {
 
 	struct hilbox_info info;	/* immutable after probe */
 
-	/* subscription (CONTROL.EV_ENABLE) */
-	struct mutex sub_lock;
+	/*
+	 * Subscription.  hf->sub, subscribers and sub_closed are under
+	 * sub_lock, a spinlock, so poll() and non-blocking reads can
+	 * subscribe without sleeping.  CONTROL.EV_ENABLE follows
+	 * "subscribers != 0"; it is written under ctl_lock, by the caller
+	 * when it may sleep, else by sub_work.
+	 */
+	spinlock_t sub_lock;
 	unsigned int subscribers;
+	bool sub_closed;		/* removal: sub_work is not queued again */
+	struct mutex ctl_lock;
+	bool ev_enabled;		/* CONTROL.EV_ENABLE as written, ctl_lock */
+	struct work_struct sub_work;
 
-	/* event ring and pending readers, all under ev_lock */
+	/*
+	 * Interrupt: the hard handler masks INT_MASK and wakes the thread,
+	 * which drains the FIFO and unmasks.  irq_armed (= INT_MASK on) and
+	 * the INT_MASK writes are under irq_lock.
+	 */
+	spinlock_t irq_lock;
+	bool irq_armed;
+	struct hilbox_event pop_buf[HB_POP_BATCH];	/* interrupt thread only */
+
+	/*
+	 * Event ring and pending readers, all under ev_lock.  Only process
+	 * context takes it (the interrupt thread, readers, poll, ioctls).
+	 */
 	spinlock_t ev_lock;
 	bool ev_dead;
 	struct hilbox_event *ring;
@@ -125,18 +152,17 @@ struct hilbox_dev {
 
 struct hilbox_file {
 	struct hilbox_dev *hdev;
-	enum hb_sub sub;		/* under hdev->sub_lock */
+	enum hb_sub sub;		/* written under hdev->sub_lock */
 	atomic64_t next_frame;		/* last copied frame + 1, 0 = none */
 };
 
-/* A blocked read request, queued in hdev->waiters in arrival order. */
+/*
+ * A blocked read request, queued in hdev->waiters in arrival order.  Only
+ * the first one may take records from the ring while any is queued.
+ */
 struct hilbox_waiter {
 	struct list_head node;
 	struct task_struct *task;
-	unsigned int want;
-	unsigned int got;
-	bool dead;
-	struct hilbox_event rec[HB_READ_BATCH];
 };
 
 /* ------------------------------------------------------------------ */
@@ -226,9 +252,15 @@ static void hb_put(struct hilbox_dev *hdev)
 /* ------------------------------------------------------------------ */
 /* event ring, ev_lock held                                            */
 
-static void hb_ring_push(struct hilbox_dev *hdev, const struct hilbox_event *rec)
+/* A record popped from the device: count it, then queue it. */
+static void hb_ring_store(struct hilbox_dev *hdev, const struct hilbox_event *rec)
 {
 	u32 tail;
+
+	hdev->ev_received++;
+	if (hdev->last_seq && rec->seq > hdev->last_seq + 1)
+		hdev->seq_gaps += rec->seq - hdev->last_seq - 1;
+	hdev->last_seq = rec->seq;
 
 	if (hdev->ring_count == hdev->ring_cap) {
 		hdev->ring_drops++;
@@ -241,83 +273,59 @@ static void hb_ring_push(struct hilbox_dev *hdev, const struct hilbox_event *rec
 	hdev->ring_count++;
 }
 
-/* Put records a reader could not copy back in front of the ring. */
-static void hb_ring_push_front(struct hilbox_dev *hdev,
-			       const struct hilbox_event *rec, unsigned int n)
+/*
+ * Copy up to @max records from the head of the ring to @to and consume
+ * exactly those that reached it whole; *fault says a copy came up short.
+ * Called with page faults disabled (ev_lock is a spinlock): a buffer that
+ * is not present makes the copy short instead of sleeping, and nothing is
+ * consumed that the reader did not get, so the ring head always holds the
+ * oldest record not yet delivered.
+ */
+static unsigned int hb_ring_copy(struct hilbox_dev *hdev, struct iov_iter *to,
+				 unsigned int max, bool *fault)
 {
-	while (n--) {
-		if (hdev->ring_count == hdev->ring_cap) {
-			hdev->ring_drops++;
-			continue;
-		}
-		hdev->ring_head = hdev->ring_head ? hdev->ring_head - 1 :
-				  hdev->ring_cap - 1;
-		hdev->ring[hdev->ring_head] = rec[n];
-		hdev->ring_count++;
-	}
-}
+	const size_t sz = sizeof(struct hilbox_event);
+	unsigned int n = min(max, hdev->ring_count), done = 0, run, whole;
+	size_t len, got;
 
-static unsigned int hb_ring_take(struct hilbox_dev *hdev,
-				 struct hilbox_event *out, unsigned int max)
-{
-	unsigned int i, n = min(max, hdev->ring_count);
-
-	for (i = 0; i < n; i++) {
-		out[i] = hdev->ring[hdev->ring_head];
-		if (++hdev->ring_head == hdev->ring_cap)
+	*fault = false;
+	while (done < n) {
+		run = min(n - done, hdev->ring_cap - hdev->ring_head);
+		len = run * sz;
+		got = copy_to_iter(&hdev->ring[hdev->ring_head], len, to);
+		whole = got / sz;
+		/* a record is never split: take back a partial one */
+		if (got % sz)
+			iov_iter_revert(to, got % sz);
+		hdev->ring_head += whole;
+		if (hdev->ring_head == hdev->ring_cap)
 			hdev->ring_head = 0;
+		hdev->ring_count -= whole;
+		done += whole;
+		if (got < len) {
+			*fault = true;
+			break;
+		}
 	}
-	hdev->ring_count -= n;
-	return n;
-}
-
-static void hb_complete_waiter(struct hilbox_dev *hdev, struct hilbox_waiter *w)
-{
-	list_del_init(&w->node);
-	hdev->nr_waiters--;
-	/* w lives on the reader's stack; it cannot leave before we unlock */
-	wake_up_process(w->task);
+	return done;
 }
 
 /*
- * Hand one record to the oldest pending read, or to the ring if none is
- * pending.  Returns true when the ring grew (poll waiters need a wakeup).
+ * Records wait in the ring: wake the oldest pending read, or, with none
+ * pending, tell the caller to wake pollers (outside ev_lock).
  */
-static bool hb_deliver(struct hilbox_dev *hdev, const struct hilbox_event *rec)
+static bool hb_wake_readers(struct hilbox_dev *hdev)
 {
 	struct hilbox_waiter *w;
 
-	if (list_empty(&hdev->waiters)) {
-		hb_ring_push(hdev, rec);
-		return true;
-	}
-	w = list_first_entry(&hdev->waiters, struct hilbox_waiter, node);
-	w->rec[w->got++] = *rec;
-	if (w->got == w->want)
-		hb_complete_waiter(hdev, w);
-	return false;
-}
-
-/* End of a delivery batch: a partly filled request completes now. */
-static void hb_deliver_end(struct hilbox_dev *hdev)
-{
-	struct hilbox_waiter *w;
-
+	if (!hdev->ring_count)
+		return false;
 	w = list_first_entry_or_null(&hdev->waiters, struct hilbox_waiter, node);
-	if (w && w->got)
-		hb_complete_waiter(hdev, w);
-}
-
-/* Move ring records to pending requests (after a push_front). */
-static void hb_ring_to_waiters(struct hilbox_dev *hdev)
-{
-	struct hilbox_waiter *w;
-
-	while (hdev->ring_count && !list_empty(&hdev->waiters)) {
-		w = list_first_entry(&hdev->waiters, struct hilbox_waiter, node);
-		w->got += hb_ring_take(hdev, w->rec + w->got, w->want - w->got);
-		hb_complete_waiter(hdev, w);
-	}
+	if (!w)
+		return true;
+	/* w lives on the reader's stack; it cannot leave before we unlock */
+	wake_up_process(w->task);
+	return false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -342,96 +350,169 @@ static void hb_pop(struct hilbox_dev *hdev, struct hilbox_event *rec)
 	rec->flags = (w[5] >> 24) & 0xff;
 }
 
+/*
+ * Hard IRQ: two register accesses.  Masking INT_MASK drops the line (INTx)
+ * and keeps the device quiet (MSI) until the thread has drained the FIFO.
+ */
 static irqreturn_t hilbox_irq(int irq, void *data)
 {
 	struct hilbox_dev *hdev = data;
-	struct hilbox_event rec;
-	u32 status, n, budget;
-	bool ring_grew = false;
+	irqreturn_t ret = IRQ_NONE;
+	u32 status;
 
+	spin_lock(&hdev->irq_lock);
+	/* masked: the device is not asserting (another device on a shared line) */
+	if (!hdev->irq_armed)
+		goto out;
 	status = hb_rd(hdev, HB_REG_INT_STATUS);
 	if (!status || status == ~0u)	/* not ours, or device gone */
-		return IRQ_NONE;
-	/* SPEC 7: ack first, then pop while EV_COUNT > 0 */
+		goto out;
+	hdev->irq_armed = false;
+	hb_wr(hdev, HB_REG_INT_MASK, 0);
+	ret = IRQ_WAKE_THREAD;
+out:
+	spin_unlock(&hdev->irq_lock);
+	return ret;
+}
+
+/*
+ * Threaded handler, SPEC section 7: read INT_STATUS, pop while EV_COUNT > 0,
+ * then ACK the bits read.  A record that arrives after the drain makes the
+ * ACK re-assert EV_READY, which unmasking turns into a new interrupt, so
+ * nothing is missed.  Records are popped in batches without ev_lock, each
+ * batch is queued with ev_lock held for a few copies only, and the thread
+ * reschedules between batches: readers never wait long for the lock.
+ */
+static irqreturn_t hilbox_irq_thread(int irq, void *data)
+{
+	struct hilbox_dev *hdev = data;
+	struct hilbox_event *buf = hdev->pop_buf;
+	u32 status, count, n, i, budget = HB_IRQ_BUDGET;
+	bool wake_poll;
+
+	if (hb_hw_enter(hdev))
+		return IRQ_HANDLED;	/* removed: it stays masked */
+	status = hb_rd(hdev, HB_REG_INT_STATUS);
+	hb_hw_exit(hdev);
+
+	while (budget) {
+		if (hb_hw_enter(hdev))
+			return IRQ_HANDLED;
+		count = hb_rd(hdev, HB_REG_EV_COUNT);
+		if (count > hdev->info.ev_fifo_depth)	/* nonsense: stop */
+			count = 0;
+		n = min3(count, budget, (u32)HB_POP_BATCH);
+		for (i = 0; i < n; i++)
+			hb_pop(hdev, &buf[i]);
+		hb_hw_exit(hdev);
+		if (!n)
+			break;
+		budget -= n;
+
+		spin_lock(&hdev->ev_lock);
+		for (i = 0; i < n; i++)
+			hb_ring_store(hdev, &buf[i]);
+		wake_poll = hb_wake_readers(hdev);
+		spin_unlock(&hdev->ev_lock);
+		if (wake_poll)
+			wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM);
+		cond_resched();
+	}
+
+	if (hb_hw_enter(hdev))
+		return IRQ_HANDLED;
+	/* records left over (budget) re-raise EV_READY through the ACK */
 	hb_wr(hdev, HB_REG_INT_ACK, status);
+	spin_lock_irq(&hdev->irq_lock);
+	hdev->irq_armed = true;
+	hb_wr(hdev, HB_REG_INT_MASK, HB_INT_ALL);
+	spin_unlock_irq(&hdev->irq_lock);
+	hb_hw_exit(hdev);
 
 	spin_lock(&hdev->ev_lock);
 	hdev->irq_count++;
 	if (status & HB_INT_EV_OVERFLOW)
 		hdev->irq_overflows++;
-
-	/* bounded: records left over re-raise EV_READY through the ack */
-	budget = max_t(u32, hdev->info.ev_fifo_depth, 64);
-	while (budget) {
-		n = hb_rd(hdev, HB_REG_EV_COUNT);
-		if (!n || n > hdev->info.ev_fifo_depth)
-			break;
-		n = min(n, budget);
-		budget -= n;
-		while (n--) {
-			hb_pop(hdev, &rec);
-			hdev->ev_received++;
-			if (hdev->last_seq && rec.seq > hdev->last_seq + 1)
-				hdev->seq_gaps += rec.seq - hdev->last_seq - 1;
-			hdev->last_seq = rec.seq;
-			ring_grew |= hb_deliver(hdev, &rec);
-		}
-	}
-	hb_deliver_end(hdev);
 	spin_unlock(&hdev->ev_lock);
-
-	if (ring_grew)
-		wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM);
 	return IRQ_HANDLED;
+}
+
+/* Arms or disarms the interrupt source (INT_MASK). */
+static void hb_irq_arm(struct hilbox_dev *hdev, bool on)
+{
+	spin_lock_irq(&hdev->irq_lock);
+	hdev->irq_armed = on;
+	hb_wr(hdev, HB_REG_INT_MASK, on ? HB_INT_ALL : 0);
+	spin_unlock_irq(&hdev->irq_lock);
 }
 
 /* ------------------------------------------------------------------ */
 /* event subscription                                                  */
 
-static void hb_hw_set_events(struct hilbox_dev *hdev, bool on)
+/* CONTROL.EV_ENABLE := subscribers != 0.  Converges: the last call wins. */
+static void hb_sync_events(struct hilbox_dev *hdev)
 {
-	if (hb_hw_enter(hdev))
-		return;
-	hb_wr(hdev, HB_REG_CONTROL, on ? HB_CONTROL_EV_ENABLE : 0);
-	hb_hw_exit(hdev);
+	bool on;
+
+	mutex_lock(&hdev->ctl_lock);
+	spin_lock(&hdev->sub_lock);
+	on = hdev->subscribers != 0;
+	spin_unlock(&hdev->sub_lock);
+	if (on != hdev->ev_enabled && !hb_hw_enter(hdev)) {
+		hb_wr(hdev, HB_REG_CONTROL, on ? HB_CONTROL_EV_ENABLE : 0);
+		hb_hw_exit(hdev);
+		hdev->ev_enabled = on;
+	}
+	mutex_unlock(&hdev->ctl_lock);
 }
 
-/* sub_lock held */
-static void hb_set_sub_locked(struct hilbox_file *hf, enum hb_sub sub)
+static void hb_sub_work(struct work_struct *work)
+{
+	hb_sync_events(container_of(work, struct hilbox_dev, sub_work));
+}
+
+/* The same from a context that must not sleep (poll, non-blocking read). */
+static void hb_sync_events_async(struct hilbox_dev *hdev)
+{
+	spin_lock(&hdev->sub_lock);
+	if (!hdev->sub_closed)
+		schedule_work(&hdev->sub_work);
+	spin_unlock(&hdev->sub_lock);
+}
+
+/*
+ * Sets the file's subscription (@only_auto: only if it never chose one).
+ * Returns true when the subscriber count went 0 -> 1 or 1 -> 0, i.e. when
+ * CONTROL.EV_ENABLE has to follow.
+ */
+static bool hb_set_sub(struct hilbox_file *hf, enum hb_sub sub, bool only_auto)
 {
 	struct hilbox_dev *hdev = hf->hdev;
-	bool was_on = hf->sub == HB_SUB_ON;
-	bool on = sub == HB_SUB_ON;
+	bool was_on, on = sub == HB_SUB_ON, edge = false;
 
-	hf->sub = sub;
-	if (was_on == on)
-		return;
-	if (on) {
-		if (hdev->subscribers++ == 0)
-			hb_hw_set_events(hdev, true);
-	} else {
-		if (--hdev->subscribers == 0)
-			hb_hw_set_events(hdev, false);
-	}
+	spin_lock(&hdev->sub_lock);
+	if (only_auto && hf->sub != HB_SUB_AUTO)
+		goto out;
+	was_on = hf->sub == HB_SUB_ON;
+	WRITE_ONCE(hf->sub, sub);
+	if (on && !was_on)
+		edge = hdev->subscribers++ == 0;
+	else if (!on && was_on)
+		edge = --hdev->subscribers == 0;
+out:
+	spin_unlock(&hdev->sub_lock);
+	return edge;
 }
 
 /* First read()/poll() of a file that never used HILBOX_IOC_SET_EVENTS. */
-static int hb_auto_subscribe(struct hilbox_file *hf, bool nowait)
+static void hb_auto_subscribe(struct hilbox_file *hf, bool nowait)
 {
-	struct hilbox_dev *hdev = hf->hdev;
-
-	if (READ_ONCE(hf->sub) != HB_SUB_AUTO)
-		return 0;
-	if (nowait) {
-		if (!mutex_trylock(&hdev->sub_lock))
-			return -EAGAIN;
-	} else {
-		mutex_lock(&hdev->sub_lock);
-	}
-	if (hf->sub == HB_SUB_AUTO)
-		hb_set_sub_locked(hf, HB_SUB_ON);
-	mutex_unlock(&hdev->sub_lock);
-	return 0;
+	if (READ_ONCE(hf->sub) != HB_SUB_AUTO || !hb_set_sub(hf, HB_SUB_ON, true))
+		return;
+	if (nowait)
+		hb_sync_events_async(hf->hdev);
+	else
+		hb_sync_events(hf->hdev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -483,103 +564,114 @@ static int hilbox_release(struct inode *inode, struct file *file)
 	struct hilbox_file *hf = file->private_data;
 	struct hilbox_dev *hdev = hf->hdev;
 
-	mutex_lock(&hdev->sub_lock);
-	hb_set_sub_locked(hf, HB_SUB_OFF);
-	mutex_unlock(&hdev->sub_lock);
+	if (hb_set_sub(hf, HB_SUB_OFF, false))
+		hb_sync_events(hdev);
 
 	hb_put(hdev);
 	kfree(hf);
 	return 0;
 }
 
+/*
+ * ev_lock held, @w queued: sleep until @w heads the queue while records
+ * wait, the device is removed or a signal arrives.
+ */
+static int hb_wait_turn(struct hilbox_dev *hdev, struct hilbox_waiter *w)
+{
+	int ret = 0;
+
+	for (;;) {
+		set_current_state(TASK_INTERRUPTIBLE);
+		if (hdev->ev_dead) {
+			ret = -ENODEV;
+			break;
+		}
+		if (hdev->ring_count &&
+		    list_first_entry(&hdev->waiters, struct hilbox_waiter, node) == w)
+			break;
+		if (signal_pending(current)) {
+			ret = -ERESTARTSYS;
+			break;
+		}
+		spin_unlock(&hdev->ev_lock);
+		schedule();
+		spin_lock(&hdev->ev_lock);
+	}
+	__set_current_state(TASK_RUNNING);
+	return ret;
+}
+
 static ssize_t hilbox_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
+	const size_t sz = sizeof(struct hilbox_event);
 	struct file *file = iocb->ki_filp;
 	struct hilbox_file *hf = file->private_data;
 	struct hilbox_dev *hdev = hf->hdev;
 	bool nowait = (iocb->ki_flags & IOCB_NOWAIT) ||
 		      (file->f_flags & O_NONBLOCK);
-	struct hilbox_waiter w;
+	struct hilbox_waiter w = { .task = current };
 	size_t count = iov_iter_count(to);
-	size_t left, copied;
-	unsigned int n, done;
-	int ret;
+	unsigned int want, n = 0, tries = 0;
+	bool queued, fault = false, wake_poll = false;
+	ssize_t ret;
 
 	/* a record is never split: too small a buffer consumes nothing */
-	if (count < sizeof(struct hilbox_event))
+	if (count < sz)
 		return -EINVAL;
-	w.want = min_t(size_t, count / sizeof(struct hilbox_event),
-		       HB_READ_BATCH);
+	want = min_t(size_t, count / sz, HB_READ_BATCH);
 
-	ret = hb_auto_subscribe(hf, nowait);
-	if (ret)
-		return ret;
+	hb_auto_subscribe(hf, nowait);
 
-	/* make a copy fault unlikely before records are taken */
-	left = fault_in_iov_iter_writeable(to, w.want * sizeof(w.rec[0]));
-	if (left) {
-		w.want -= DIV_ROUND_UP(left, sizeof(w.rec[0]));
-		if (!w.want)
-			return -EFAULT;
-	}
+	/* records are copied with page faults disabled: fault the buffer in now */
+	if (fault_in_iov_iter_writeable(to, want * sz) > (want - 1) * sz)
+		return -EFAULT;
 
-	spin_lock_irq(&hdev->ev_lock);
+again:
+	queued = false;
+	spin_lock(&hdev->ev_lock);
 	if (hdev->ev_dead) {
-		spin_unlock_irq(&hdev->ev_lock);
-		return -ENODEV;
+		ret = -ENODEV;
+		goto out_unlock;
 	}
-	/* ring records exist only while no request is pending: take them */
-	if (hdev->ring_count) {
-		n = hb_ring_take(hdev, w.rec, w.want);
-		spin_unlock_irq(&hdev->ev_lock);
-		goto copy;
+	/* while reads are queued, the ring belongs to the oldest of them */
+	if (!hdev->ring_count || !list_empty(&hdev->waiters)) {
+		if (nowait) {
+			ret = -EAGAIN;
+			goto out_unlock;
+		}
+		list_add_tail(&w.node, &hdev->waiters);
+		hdev->nr_waiters++;
+		queued = true;
+		ret = hb_wait_turn(hdev, &w);
+		if (ret)
+			goto out_unlock;
 	}
-	if (nowait) {
-		spin_unlock_irq(&hdev->ev_lock);
-		return -EAGAIN;
-	}
-
-	/* queue the request; the interrupt handler fills and wakes it */
-	w.task = current;
-	w.got = 0;
-	w.dead = false;
-	list_add_tail(&w.node, &hdev->waiters);
-	hdev->nr_waiters++;
-	for (;;) {
-		set_current_state(TASK_INTERRUPTIBLE);
-		if (w.got || w.dead || signal_pending(current))
-			break;
-		spin_unlock_irq(&hdev->ev_lock);
-		schedule();
-		spin_lock_irq(&hdev->ev_lock);
-	}
-	__set_current_state(TASK_RUNNING);
-	if (!list_empty(&w.node)) {
-		/* signalled (or partly filled, defensively) while queued */
-		list_del_init(&w.node);
+	/* taking and copying under ev_lock: records leave the ring in order */
+	pagefault_disable();
+	n = hb_ring_copy(hdev, to, want, &fault);
+	pagefault_enable();
+	ret = n * sz;
+out_unlock:
+	if (queued) {
+		list_del(&w.node);
 		hdev->nr_waiters--;
+		/* the next read's turn, or pollers', if records are left */
+		wake_poll = hb_wake_readers(hdev);
 	}
-	n = w.got;
-	spin_unlock_irq(&hdev->ev_lock);
-
-	if (!n)
-		return w.dead ? -ENODEV : -ERESTARTSYS;
-
-copy:
-	copied = copy_to_iter(w.rec, n * sizeof(w.rec[0]), to);
-	done = copied / sizeof(w.rec[0]);
-	if (done < n) {
-		/* give back what did not reach user space, keeping order */
-		spin_lock_irq(&hdev->ev_lock);
-		hb_ring_push_front(hdev, w.rec + done, n - done);
-		hb_ring_to_waiters(hdev);
-		spin_unlock_irq(&hdev->ev_lock);
+	spin_unlock(&hdev->ev_lock);
+	if (wake_poll)
 		wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM);
-		if (!done)
+
+	if (!ret && fault) {
+		/* nothing reached user space and nothing was consumed */
+		if (++tries > HB_FAULT_RETRIES ||
+		    fault_in_iov_iter_writeable(to, sz))
 			return -EFAULT;
+		goto again;
 	}
-	atomic64_add(done, &hdev->ev_read);
-	return done * sizeof(w.rec[0]);
+	if (ret > 0)
+		atomic64_add(n, &hdev->ev_read);
+	return ret;
 }
 
 static __poll_t hilbox_poll(struct file *file, poll_table *wait)
@@ -588,12 +680,14 @@ static __poll_t hilbox_poll(struct file *file, poll_table *wait)
 	struct hilbox_dev *hdev = hf->hdev;
 	__poll_t mask = 0;
 
-	hb_auto_subscribe(hf, false);
+	hb_auto_subscribe(hf, true);	/* never sleeps */
 	poll_wait(file, &hdev->pollq, wait);
-	if (READ_ONCE(hdev->ev_dead))
-		return EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR;
-	if (READ_ONCE(hdev->ring_count))
-		mask |= EPOLLIN | EPOLLRDNORM;
+	spin_lock(&hdev->ev_lock);
+	if (hdev->ev_dead)
+		mask = EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR;
+	else if (hdev->ring_count && list_empty(&hdev->waiters))
+		mask = EPOLLIN | EPOLLRDNORM;	/* a read gets a record now */
+	spin_unlock(&hdev->ev_lock);
 	return mask;
 }
 
@@ -697,7 +791,6 @@ static long hb_ioc_info(struct hilbox_dev *hdev, void __user *uarg)
 static long hb_ioc_stats(struct hilbox_dev *hdev, void __user *uarg)
 {
 	struct hilbox_stats st;
-	unsigned long flags;
 	int ret;
 
 	memset(&st, 0, sizeof(st));
@@ -716,7 +809,7 @@ static long hb_ioc_stats(struct hilbox_dev *hdev, void __user *uarg)
 	st.feed_errors = hb_rd(hdev, HB_REG_FEED_ERRORS);
 	hb_hw_exit(hdev);
 
-	spin_lock_irqsave(&hdev->ev_lock, flags);
+	spin_lock(&hdev->ev_lock);
 	st.drv_ev_received = hdev->ev_received;
 	st.drv_ring_drops = hdev->ring_drops;
 	st.drv_seq_gaps = hdev->seq_gaps;
@@ -725,7 +818,7 @@ static long hb_ioc_stats(struct hilbox_dev *hdev, void __user *uarg)
 	st.irq_overflows = hdev->irq_overflows;
 	st.ring_level = hdev->ring_count;
 	st.readers_waiting = hdev->nr_waiters;
-	spin_unlock_irqrestore(&hdev->ev_lock, flags);
+	spin_unlock(&hdev->ev_lock);
 	st.drv_ev_read = atomic64_read(&hdev->ev_read);
 	st.subscribers = READ_ONCE(hdev->subscribers);
 
@@ -789,19 +882,20 @@ static long hb_ioc_set_events(struct hilbox_file *hf, void __user *uarg)
 	if (READ_ONCE(hdev->dead))
 		return -ENODEV;
 
-	mutex_lock(&hdev->sub_lock);
-	hb_set_sub_locked(hf, ctl.enable ? HB_SUB_ON : HB_SUB_OFF);
+	if (hb_set_sub(hf, ctl.enable ? HB_SUB_ON : HB_SUB_OFF, false))
+		hb_sync_events(hdev);
+	spin_lock(&hdev->sub_lock);
 	ctl.subscribers = hdev->subscribers;
-	mutex_unlock(&hdev->sub_lock);
+	spin_unlock(&hdev->sub_lock);
 
-	spin_lock_irq(&hdev->ev_lock);
+	spin_lock(&hdev->ev_lock);
 	if (ctl.flags & HILBOX_EVCTL_FLUSH) {
 		hdev->flushed += hdev->ring_count;
 		hdev->ring_count = 0;
 		hdev->ring_head = 0;
 	}
 	ctl.ring_level = hdev->ring_count;
-	spin_unlock_irq(&hdev->ev_lock);
+	spin_unlock(&hdev->ev_lock);
 
 	if (copy_to_user(uarg, &ctl, sizeof(ctl)))
 		return -EFAULT;
@@ -822,6 +916,33 @@ static void hb_copy_fromio(void *dst, const void __iomem *src, size_t len)
 		d[i] = readq(src + i * sizeof(u64));
 	if (len % sizeof(u64))
 		memcpy_fromio(d + n, src + n * sizeof(u64), len % sizeof(u64));
+}
+
+/*
+ * BAR2 bytes [off, off + len) into @dst.  In fb-mode=mmio every access traps
+ * and may take up to 100 us, so hw_lock is held for one slice of 64 accesses
+ * only: removal waits for a slice, not a chunk, and a pending signal
+ * (SIGKILL included) ends the copy within a slice.
+ */
+static int hb_copy_bar2(struct hilbox_dev *hdev, void *dst, size_t off, size_t len)
+{
+	size_t slice = hdev->info.fb_mode == HILBOX_FB_MODE_MMIO ?
+		       HB_COPY_SLICE_MMIO : len;
+	size_t done, n;
+	int ret;
+
+	for (done = 0; done < len; done += n) {
+		n = min(len - done, slice);
+		ret = hb_hw_enter(hdev);
+		if (ret)
+			return ret;
+		hb_copy_fromio(dst + done, hdev->fb + off + done, n);
+		hb_hw_exit(hdev);
+		if (signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
 }
 
 /* Sleep until FRAME_SEQ differs from @seq and is even, bounded by @deadline. */
@@ -879,17 +1000,12 @@ static int hb_copy_once(struct hilbox_dev *hdev, struct hilbox_copy_frame *cf,
 
 	/* hw_lock is never held across copy_to_user() (it may fault) */
 	for (off = 0; off < len; off += chunk) {
-		chunk = min_t(size_t, len - off, HB_BOUNCE_SIZE);
-		ret = hb_hw_enter(hdev);
+		chunk = min_t(size_t, len - off, HB_COPY_CHUNK);
+		ret = hb_copy_bar2(hdev, bounce, off, chunk);
 		if (ret)
 			return ret;
-		hb_copy_fromio(bounce, hdev->fb + off, chunk);
-		hb_hw_exit(hdev);
 		if (copy_to_user(dst + off, bounce, chunk))
 			return -EFAULT;
-		if (signal_pending(current))
-			return -EINTR;
-		cond_resched();
 	}
 
 	ret = hb_hw_enter(hdev);
@@ -930,7 +1046,7 @@ static long hb_ioc_copy_frame(struct hilbox_file *hf, void __user *uarg)
 	cf.bytes_copied = min_t(u64, cf.buf_len, hdev->info.fb_bytes);
 	cf.retries = 0;
 
-	bounce = kvmalloc(HB_BOUNCE_SIZE, GFP_KERNEL);
+	bounce = kvmalloc(HB_COPY_CHUNK, GFP_KERNEL);
 	if (!bounce)
 		return -ENOMEM;
 
@@ -1058,6 +1174,39 @@ static int hb_read_info(struct hilbox_dev *hdev)
 	return 0;
 }
 
+/*
+ * No events, no interrupts, nothing pending, and an empty FIFO: records a
+ * previous binding (or a previous driver) left behind are discarded, so
+ * the first record this binding delivers is one it enabled.  With
+ * EV_ENABLE = 0 nothing enters the FIFO (SPEC section 5.1), so popping
+ * until EV_COUNT = 0 empties it for good; the sequence numbers and the
+ * device clock go on (no CONTROL.RESET).
+ */
+static void hb_quiesce(struct hilbox_dev *hdev)
+{
+	u32 depth = hdev->info.ev_fifo_depth, left = 2 * depth, n;
+	u32 stale = 0;
+
+	hb_wr(hdev, HB_REG_CONTROL, 0);
+	hb_wr(hdev, HB_REG_INT_MASK, 0);
+	while (left) {
+		n = hb_rd(hdev, HB_REG_EV_COUNT);
+		if (!n || n > depth)
+			break;
+		n = min(n, left);
+		left -= n;
+		stale += n;
+		while (n--) {
+			hb_wr(hdev, HB_REG_EV_POP, 1);	/* drops the head record */
+			if (!(n % 1024))
+				cond_resched();
+		}
+	}
+	hb_wr(hdev, HB_REG_INT_ACK, HB_INT_ALL);
+	if (stale)
+		dev_info(&hdev->pdev->dev, "discarded %u stale event records\n", stale);
+}
+
 static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct hilbox_dev *hdev;
@@ -1068,7 +1217,10 @@ static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		return -ENOMEM;
 	kref_init(&hdev->kref);
 	init_rwsem(&hdev->hw_lock);
-	mutex_init(&hdev->sub_lock);
+	spin_lock_init(&hdev->sub_lock);
+	mutex_init(&hdev->ctl_lock);
+	INIT_WORK(&hdev->sub_work, hb_sub_work);
+	spin_lock_init(&hdev->irq_lock);
 	spin_lock_init(&hdev->ev_lock);
 	INIT_LIST_HEAD(&hdev->waiters);
 	init_waitqueue_head(&hdev->pollq);
@@ -1133,10 +1285,7 @@ static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		goto err_unmap_fb;
 
-	/* quiesce: no events, no interrupts, nothing pending */
-	hb_wr(hdev, HB_REG_CONTROL, 0);
-	hb_wr(hdev, HB_REG_INT_MASK, 0);
-	hb_wr(hdev, HB_REG_INT_ACK, HB_INT_ALL);
+	hb_quiesce(hdev);
 
 	pci_set_master(pdev);
 	ret = pci_alloc_irq_vectors(pdev, 1, 1, PCI_IRQ_MSI | PCI_IRQ_LEGACY);
@@ -1146,11 +1295,12 @@ static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		hdev->info.drv_flags |= HILBOX_DRV_MSI;
 	hdev->irq = pci_irq_vector(pdev, 0);
 
-	ret = request_irq(hdev->irq, hilbox_irq, IRQF_SHARED, hdev->name, hdev);
+	ret = request_threaded_irq(hdev->irq, hilbox_irq, hilbox_irq_thread,
+				   IRQF_SHARED, hdev->name, hdev);
 	if (ret)
 		goto err_vectors;
 	/* events only flow while CONTROL.EV_ENABLE; the mask stays on */
-	hb_wr(hdev, HB_REG_INT_MASK, HB_INT_ALL);
+	hb_irq_arm(hdev, true);
 
 	pci_set_drvdata(pdev, hdev);
 
@@ -1173,7 +1323,7 @@ static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	return 0;
 
 err_irq:
-	hb_wr(hdev, HB_REG_INT_MASK, 0);
+	hb_irq_arm(hdev, false);
 	free_irq(hdev->irq, hdev);
 	pci_set_drvdata(pdev, NULL);
 err_vectors:
@@ -1202,16 +1352,22 @@ err_free:
 static void hilbox_remove(struct pci_dev *pdev)
 {
 	struct hilbox_dev *hdev = pci_get_drvdata(pdev);
-	struct hilbox_waiter *w, *tmp;
+	struct hilbox_waiter *w;
 
 	/* no new opens (misc_open holds misc_mtx around our open) */
 	misc_deregister(&hdev->misc);
+
+	/* no subscription work from now on (it takes hw_lock) */
+	spin_lock(&hdev->sub_lock);
+	hdev->sub_closed = true;
+	spin_unlock(&hdev->sub_lock);
+	cancel_work_sync(&hdev->sub_work);
 
 	/* wait for hardware users in flight, then refuse new ones */
 	down_write(&hdev->hw_lock);
 	hdev->dead = true;
 	hb_wr(hdev, HB_REG_CONTROL, 0);
-	hb_wr(hdev, HB_REG_INT_MASK, 0);
+	hb_irq_arm(hdev, false);
 	up_write(&hdev->hw_lock);
 
 	/* revoke every user mapping: later accesses fault to SIGBUS */
@@ -1221,13 +1377,11 @@ static void hilbox_remove(struct pci_dev *pdev)
 	pci_free_irq_vectors(pdev);
 
 	/* pending readers complete with -ENODEV, pollers see EPOLLHUP */
-	spin_lock_irq(&hdev->ev_lock);
+	spin_lock(&hdev->ev_lock);
 	hdev->ev_dead = true;
-	list_for_each_entry_safe(w, tmp, &hdev->waiters, node) {
-		w->dead = true;
-		hb_complete_waiter(hdev, w);
-	}
-	spin_unlock_irq(&hdev->ev_lock);
+	list_for_each_entry(w, &hdev->waiters, node)
+		wake_up_process(w->task);
+	spin_unlock(&hdev->ev_lock);
 	wake_up_interruptible_poll(&hdev->pollq,
 				   EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR);
 

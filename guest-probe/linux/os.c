@@ -57,6 +57,8 @@ void os_init(void)
 
 int os_early_command(const char *cmd, int argc, char **argv, int i)
 {
+	if (!strncmp(cmd, "_hb-", 4))
+		return hardening_command(cmd, argc, argv, i);
 	if (strcmp(cmd, "_exec-check"))
 		return -1;
 	if (argc - i < 3)

@@ -10,6 +10,7 @@
  *   mapping.c   the attacks on the mapping (mprotect, /proc/self/mem, mmap args, mremap)
  *   ioctl.c     bad ioctls, short reads
  *   unplug.c    the hot-unplug holder and its verdict
+ *   hardening.c hidden "_hb-*" commands of the driver-hardening tests
  */
 #ifndef HILBOX_PROBE_LINUX_H
 #define HILBOX_PROBE_LINUX_H
@@ -85,6 +86,9 @@ void child_into(struct result *r, int ret, struct child_msg *m);
 /* a child touches *p: the signal that stopped it, 0 = none */
 int touch_in_child(const volatile uint8_t *p, bool write);
 const char *signame(int sig);
+
+/* hardening.c: a hidden "_hb-*" command; its exit status, or -1 when cmd is none */
+int hardening_command(const char *cmd, int argc, char **argv, int i);
 
 /* security.c: the child the fork-exec case execs */
 int cmd_exec_check(int fd1, int fd2, int out);
