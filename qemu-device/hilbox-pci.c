@@ -19,7 +19,11 @@
 #include "qemu/module.h"
 #include "qemu/host-utils.h"
 #include "qemu/bswap.h"
+#include "qemu/main-loop.h"
+#include "qemu/processor.h"
 #include "qapi/error.h"
+#include "hw/boards.h"
+#include "hw/core/cpu.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/msi.h"
 #include "hw/pci/pcie.h"
@@ -35,6 +39,20 @@
 OBJECT_DECLARE_SIMPLE_TYPE(HilboxState, HILBOX_PCI)
 
 #define NS_PER_SEC              1000000000ULL
+
+/*
+ * Direct mode keeps the picture in host RAM. A framebuffer of at most this many bytes is
+ * rewritten at once; a larger one is rewritten by a bottom half in pieces of this size after a
+ * reset or an incoming migration, with BAR2 trapping meanwhile (§4.4), so that no single step
+ * holds the global lock for long.
+ */
+#define HILBOX_RENDER_CHUNK_BYTES   (4 * MiB)
+
+/* The 64-bit registers, in latch order (§3) */
+#define HILBOX_NUM_REG64        8
+
+#define HILBOX_EV_BUTTONS_ALL   (HB_EV_BUTTON_LEFT | HB_EV_BUTTON_RIGHT | HB_EV_BUTTON_MIDDLE | \
+                                 HB_EV_BUTTON_SIDE | HB_EV_BUTTON_EXTRA)
 
 QEMU_BUILD_BUG_ON(HB_PCI_CLASS_CODE >> 8 != PCI_CLASS_DISPLAY_OTHER);
 QEMU_BUILD_BUG_ON((HB_PCI_CLASS_CODE & 0xff) != 0);
@@ -66,26 +84,43 @@ struct HilboxState {
     uint32_t fb_bytes;
     uint64_t bar2_size;
     bool fb_mmio;
-    uint8_t *fb_ptr;
+    uint8_t *fb_ptr;            /* direct mode: BAR2's host RAM; NULL in mmio mode */
     uint32_t fifo_bytes;
     QemuInputHandlerState *input_handler;
 
     /* Frame state (§4) */
     QEMUTimer *frame_timer;
     int64_t epoch;              /* QEMU_CLOCK_VIRTUAL at the last reset */
-    uint32_t frame_seq;
+    uint32_t frame_seq;         /* derived: 2 x frames_produced, odd only inside a rewrite */
     uint64_t frame_number;
-    uint64_t frame_ts;
+    uint64_t frame_ts;          /* derived: frame_start(frame_number) */
     uint64_t frames_produced;
     uint64_t fb_write_attempts;
+
+    /*
+     * Direct mode: BAR2's RAM is a copy of the pixel function. While it does not hold frame
+     * frame_number (after a reset or an incoming migration of a large framebuffer) BAR2 traps
+     * and reads are computed, and render_bh rewrites the RAM in pieces.
+     */
+    bool fb_ram_valid;          /* the RAM holds frame frame_number; BAR2 in ROMD mode */
+    QEMUBH *render_bh;
+    uint64_t render_n;          /* frame the background rewrite is producing */
+    uint32_t render_line;       /* next line it writes */
 
     /* Registers */
     uint32_t control;
     uint32_t int_status;
     uint32_t int_mask;
     bool irq_level;
-    uint32_t latch_off;         /* offset of a latched high word, 0 = none */
-    uint32_t latch_val;
+
+    /*
+     * 64-bit latches (§3): per accessor and register, the high word latched by the last
+     * low-word read. Slot i < latch_slots - 1 is vCPU cpu_index i; the last slot is every
+     * accessor that is not a vCPU (qtest, the monitor, DMA). Not migrated.
+     */
+    unsigned latch_slots;
+    uint32_t *latch_hi;         /* [latch_slots][HILBOX_NUM_REG64] */
+    uint8_t *latch_valid;       /* [latch_slots]: bit r = latch_hi[.][r] is valid */
 
     /* Event FIFO (§5): fifo_depth records, encoded little-endian */
     uint8_t *fifo;
@@ -101,14 +136,14 @@ struct HilboxState {
     uint64_t gen_epoch;         /* device clock when EV_ENABLE went 0->1 */
     uint64_t gen_k;             /* next packet index */
 
-    /* Host feed reassembly (§6) */
+    /* Host feed reassembly (§6): state of the connection, never migrated */
     uint8_t feed_buf[HB_FEED_RECORD_SIZE];
     uint32_t feed_len;
 
-    /* Input layer accumulation */
-    int32_t in_dx;
-    int32_t in_dy;
-    int32_t in_wheel;
+    /* Input layer accumulation (§5.1): saturating sums until the next sync */
+    int64_t in_dx;
+    int64_t in_dy;
+    int64_t in_wheel;
     uint32_t in_buttons;
     bool in_pending;
 };
@@ -151,6 +186,7 @@ static void hilbox_update_irq(HilboxState *s)
         if (level && !s->irq_level) {
             msi_notify(pdev, 0);
         }
+        pci_set_irq(pdev, 0);       /* INTx is not used while MSI is enabled */
     } else {
         pci_set_irq(pdev, level);
     }
@@ -183,29 +219,108 @@ static uint8_t hilbox_fb_byte(HilboxState *s, uint64_t n, uint64_t off)
     }
 }
 
+/*
+ * Writes lines [y0, y1) of frame @n into BAR2's RAM (direct mode). Every byte of §4.2 depends
+ * on x and y only modulo 256, so a line is 256 computed pixels copied along, and line y >= 256
+ * is a copy of line y - 256, which must already hold frame @n.
+ */
+static void hilbox_render_lines(HilboxState *s, uint64_t n, uint32_t y0, uint32_t y1)
+{
+    uint32_t line = HB_RGB24_BYTES_PER_PIXEL * s->width;
+    uint32_t px = MIN(s->width, 256);
+    uint8_t hi = (uint8_t)(n >> 8);
+    uint32_t x, y, done;
+
+    for (y = y0; y < y1; y++) {
+        uint8_t *row = s->fb_ptr + (uint64_t)y * s->stride;
+
+        if (y >= 256) {
+            memcpy(row, row - 256ULL * s->stride, line);
+            continue;
+        }
+        for (x = 0; x < px; x++) {
+            row[3 * x] = (uint8_t)(x + n);
+            row[3 * x + 1] = (uint8_t)(y + n);
+            row[3 * x + 2] = (uint8_t)x ^ (uint8_t)y ^ hi;
+        }
+        for (done = 3 * px; done < line; done += MIN(done, line - done)) {
+            memcpy(row + done, row, MIN(done, line - done));
+        }
+    }
+}
+
+/* BAR2 in direct mode maps the RAM (true) or traps every access (false). */
+static void hilbox_fb_set_mapped(HilboxState *s, bool mapped)
+{
+    s->fb_ram_valid = mapped;
+    memory_region_rom_device_set_romd(&s->fb, mapped);
+}
+
+/* Bookkeeping of a new current frame (§3, §4.1); the picture is written by the caller. */
+static void hilbox_frame_advance(HilboxState *s, uint64_t n)
+{
+    s->frame_number = n;
+    s->frame_ts = frame_start(s, n);
+    s->frames_produced++;
+}
+
+/*
+ * Direct mode, RAM not valid: rewrite it in the background, one piece per main-loop turn;
+ * reads trap and are computed meanwhile. A frame change restarts the rewrite.
+ */
+static void hilbox_render_bh(void *opaque)
+{
+    HilboxState *s = opaque;
+    uint32_t lines = MAX(1, HILBOX_RENDER_CHUNK_BYTES / s->stride);
+    uint32_t end;
+
+    if (s->fb_mmio || s->fb_ram_valid) {
+        return;
+    }
+    if (s->render_n != s->frame_number) {
+        s->render_n = s->frame_number;
+        s->render_line = 0;
+    }
+    end = MIN(s->height, s->render_line + lines);
+    hilbox_render_lines(s, s->render_n, s->render_line, end);
+    s->render_line = end;
+    if (end < s->height) {
+        qemu_bh_schedule(s->render_bh);
+    } else {
+        hilbox_fb_set_mapped(s, true);
+    }
+}
+
+/*
+ * The RAM no longer holds frame_number (reset, incoming migration): a small framebuffer is
+ * rewritten now, a large one in the background (above).
+ */
+static void hilbox_fb_invalidate(HilboxState *s)
+{
+    if (s->fb_mmio) {
+        return;
+    }
+    if (s->fb_bytes <= HILBOX_RENDER_CHUNK_BYTES) {
+        hilbox_render_lines(s, s->frame_number, 0, s->height);
+        hilbox_fb_set_mapped(s, true);
+        return;
+    }
+    hilbox_fb_set_mapped(s, false);
+    s->render_n = s->frame_number;
+    s->render_line = 0;
+    qemu_bh_schedule(s->render_bh);
+}
+
+/* Frame @n becomes current (§4.1): rewrite BAR2 under the seqlock (§4.3). */
 static void hilbox_render(HilboxState *s, uint64_t n)
 {
     s->frame_seq++;             /* odd: rewrite in progress (§4.3) */
     smp_wmb();
-    if (!s->fb_mmio) {
-        uint8_t hi = (uint8_t)(n >> 8);
-        uint32_t x, y;
-
-        for (y = 0; y < s->height; y++) {
-            uint8_t *row = s->fb_ptr + (uint64_t)y * s->stride;
-            uint8_t g = (uint8_t)(y + n);
-            uint8_t yb = (uint8_t)y ^ hi;
-
-            for (x = 0; x < s->width; x++) {
-                row[3 * x] = (uint8_t)(x + n);
-                row[3 * x + 1] = g;
-                row[3 * x + 2] = (uint8_t)x ^ yb;
-            }
-        }
+    if (!s->fb_mmio && s->fb_ram_valid) {
+        hilbox_render_lines(s, n, 0, s->height);
     }
-    s->frame_number = n;
-    s->frame_ts = frame_start(s, n);
-    s->frames_produced++;
+    /* mmio mode, or a background rewrite in progress: reads compute frame n from now on */
+    hilbox_frame_advance(s, n);
     smp_wmb();
     s->frame_seq++;             /* even: frame complete */
 }
@@ -221,22 +336,36 @@ static void hilbox_frame_tick(void *opaque)
     timer_mod(s->frame_timer, s->epoch + frame_start(s, n + 1));
 }
 
+/*
+ * mmio-latency-ns (§4.4): the vCPU that read BAR2 waits here, in its own thread's loop and
+ * without the global lock, before it runs on (run_on_cpu work runs with the lock held, at the
+ * top of the vCPU loop, where dropping it is safe). Touches no device state.
+ */
+static void hilbox_mmio_stall(CPUState *cpu, run_on_cpu_data data)
+{
+    int64_t until = get_clock() + (int64_t)data.host_ulong;
+
+    qemu_mutex_unlock_iothread();
+    while (get_clock() < until) {
+        cpu_relax();            /* a stalled PCIe read round trip */
+    }
+    qemu_mutex_lock_iothread();
+}
+
 static uint64_t hilbox_fb_read(void *opaque, hwaddr addr, unsigned size)
 {
     HilboxState *s = opaque;
     uint64_t val = 0;
     unsigned i;
 
-    /* Only reached in fb-mode=mmio: in direct mode reads never trap. */
+    /* mmio mode, or direct mode while the RAM is being rewritten (§4.4) */
     for (i = 0; i < size; i++) {
         val |= (uint64_t)hilbox_fb_byte(s, s->frame_number, addr + i) << (8 * i);
     }
-    if (s->mmio_latency_ns) {
-        int64_t until = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) + s->mmio_latency_ns;
-
-        while (qemu_clock_get_ns(QEMU_CLOCK_REALTIME) < until) {
-            /* mimic a PCIe read round trip */
-        }
+    if (s->mmio_latency_ns && current_cpu) {
+        /* charged to the reading vCPU once it leaves the access, not under the lock */
+        async_run_on_cpu(current_cpu, hilbox_mmio_stall,
+                         RUN_ON_CPU_HOST_ULONG(s->mmio_latency_ns));
     }
     return val;
 }
@@ -312,6 +441,21 @@ static uint64_t gen_packet_ts(HilboxState *s, uint64_t k)
     return s->gen_epoch + muldiv_ceil(k + 1, NS_PER_SEC, s->rate_hz);
 }
 
+/*
+ * Packets due by device clock @now, whole reports only (§5.1):
+ * floor(floor(T * r / 1e9) / b) * b with T the enabled time.
+ */
+static uint64_t gen_packets_due(HilboxState *s, uint64_t now)
+{
+    uint64_t packets;
+
+    if (now < s->gen_epoch) {
+        return 0;
+    }
+    packets = muldiv64(now - s->gen_epoch, s->rate_hz, NS_PER_SEC);
+    return packets - packets % s->bundle;
+}
+
 static void hilbox_gen_schedule(HilboxState *s)
 {
     timer_mod(s->gen_timer, s->epoch + gen_packet_ts(s, s->gen_k + s->bundle - 1));
@@ -320,11 +464,25 @@ static void hilbox_gen_schedule(HilboxState *s)
 static void hilbox_gen_tick(void *opaque)
 {
     HilboxState *s = opaque;
-    uint64_t now = hilbox_clock(s);
+    uint64_t due = gen_packets_due(s, hilbox_clock(s));
 
-    while (gen_packet_ts(s, s->gen_k + s->bundle - 1) <= now) {
+    while (s->gen_k < due) {
         uint32_t i;
 
+        if (s->fifo_count == s->fifo_depth) {
+            /*
+             * A late timer catching up into a full FIFO: nothing is popped while this runs,
+             * so every remaining packet is dropped; count them at once.
+             */
+            uint64_t n = due - s->gen_k;
+
+            s->ev_produced += n;
+            s->ev_dropped += n;
+            s->gen_k = due;
+            s->int_status |= HB_INT_EV_OVERFLOW;
+            hilbox_update_irq(s);
+            break;
+        }
         for (i = 0; i < s->bundle; i++) {
             uint64_t k = s->gen_k + i;
 
@@ -354,6 +512,11 @@ static void hilbox_set_control(HilboxState *s, uint32_t val)
 
 /* ---- reset (§8) ---------------------------------------------------------- */
 
+static void hilbox_latch_clear(HilboxState *s)
+{
+    memset(s->latch_valid, 0, s->latch_slots);
+}
+
 static void hilbox_reset_state(HilboxState *s)
 {
     timer_del(s->frame_timer);
@@ -363,7 +526,7 @@ static void hilbox_reset_state(HilboxState *s)
     s->int_status = 0;
     s->int_mask = 0;
     hilbox_update_irq(s);
-    s->latch_off = 0;
+    hilbox_latch_clear(s);
     s->fifo_head = 0;
     s->fifo_count = 0;
     s->ev_produced = 0;
@@ -377,9 +540,12 @@ static void hilbox_reset_state(HilboxState *s)
     s->in_buttons = 0;
     s->in_pending = false;
     s->fb_write_attempts = 0;
+    /* frame 0 "rendered" (§8): FRAME_SEQ 2, FRAMES_PRODUCED 1 */
     s->frames_produced = 0;
-    s->frame_seq = 0;
-    hilbox_render(s, 0);
+    hilbox_frame_advance(s, 0);
+    s->frame_seq = 2;
+    /* the picture: at once when small, else in the background while BAR2 traps (§4.4) */
+    hilbox_fb_invalidate(s);
     timer_mod(s->frame_timer, s->epoch + frame_start(s, 1));
 }
 
@@ -390,21 +556,34 @@ static void hilbox_qdev_reset(DeviceState *dev)
 
 /* ---- registers (§3) ------------------------------------------------------ */
 
-static bool reg_is64(hwaddr off)
+/* Index 0..HILBOX_NUM_REG64-1 of a 64-bit register's low-word offset, -1 if none (§3) */
+static int reg64_index(hwaddr off)
 {
     switch (off) {
     case HB_REG_FRAME_NUMBER:
+        return 0;
     case HB_REG_FRAME_TIMESTAMP:
+        return 1;
     case HB_REG_DEVICE_CLOCK:
+        return 2;
     case HB_REG_FB_WRITE_ATTEMPTS:
+        return 3;
     case HB_REG_FRAMES_PRODUCED:
+        return 4;
     case HB_REG_EV_PRODUCED:
+        return 5;
     case HB_REG_EV_DELIVERED:
+        return 6;
     case HB_REG_EV_DROPPED:
-        return true;
+        return 7;
     default:
-        return false;
+        return -1;
     }
+}
+
+static bool reg_is64(hwaddr off)
+{
+    return reg64_index(off) >= 0;
 }
 
 static uint64_t hilbox_reg64(HilboxState *s, hwaddr off)
@@ -453,20 +632,34 @@ static uint32_t hilbox_caps(HilboxState *s)
     return caps;
 }
 
-/* One aligned 32-bit register read, with the 64-bit latch of §3. */
+/* The latch slot of whoever makes this access: its vCPU, or the shared non-vCPU slot (§3) */
+static unsigned hilbox_latch_slot(HilboxState *s)
+{
+    if (current_cpu && current_cpu->cpu_index >= 0 &&
+        (unsigned)current_cpu->cpu_index < s->latch_slots - 1) {
+        return current_cpu->cpu_index;
+    }
+    return s->latch_slots - 1;
+}
+
+/* One aligned 32-bit register read, with the per-register, per-vCPU latch of §3. */
 static uint32_t hilbox_read32(HilboxState *s, hwaddr off)
 {
-    if (reg_is64(off)) {
-        uint64_t v = hilbox_reg64(s, off);
+    int r = reg64_index(off);
 
-        s->latch_off = off + 4;
-        s->latch_val = v >> 32;
+    if (r >= 0) {
+        uint64_t v = hilbox_reg64(s, off);
+        unsigned slot = hilbox_latch_slot(s);
+
+        s->latch_hi[slot * HILBOX_NUM_REG64 + r] = v >> 32;
+        s->latch_valid[slot] |= 1u << r;
         return (uint32_t)v;
     }
-    if (off >= 4 && reg_is64(off - 4)) {
-        if (s->latch_off == off) {
-            s->latch_off = 0;
-            return s->latch_val;
+    if (off >= 4 && (r = reg64_index(off - 4)) >= 0) {
+        unsigned slot = hilbox_latch_slot(s);
+
+        if (s->latch_valid[slot] & (1u << r)) {
+            return s->latch_hi[slot * HILBOX_NUM_REG64 + r];
         }
         return hilbox_reg64(s, off - 4) >> 32;
     }
@@ -538,13 +731,19 @@ static void hilbox_write32(HilboxState *s, hwaddr off, uint32_t val)
         hilbox_update_irq(s);
         break;
     case HB_REG_INT_ACK:
+        /*
+         * §7: the bits written are cleared; if records remain, EV_READY is set again at once.
+         * With MSI that re-assertion is a new false->true transition (one more message); the
+         * INTx line simply stays asserted (it is level-triggered, so no low pulse).
+         */
         s->int_status &= ~val;
-        hilbox_update_irq(s);
-        if (s->fifo_count) {
-            /* records remain: re-assert, which is a new edge for MSI (§7) */
-            s->int_status |= HB_INT_EV_READY;
+        if (msi_enabled(PCI_DEVICE(s))) {
             hilbox_update_irq(s);
         }
+        if (s->fifo_count) {
+            s->int_status |= HB_INT_EV_READY;
+        }
+        hilbox_update_irq(s);
         break;
     default:
         qemu_log_mask(LOG_GUEST_ERROR, "hilbox-pci: write 0x%x to read-only or undefined "
@@ -561,8 +760,7 @@ static uint64_t hilbox_regs_read(void *opaque, hwaddr addr, unsigned size)
         return hilbox_read32(s, addr);
     }
     if (size == 8 && reg_is64(addr)) {
-        s->latch_off = 0;
-        return hilbox_reg64(s, addr);
+        return hilbox_reg64(s, addr);      /* atomic; leaves the latches alone (§3) */
     }
     qemu_log_mask(LOG_GUEST_ERROR, "hilbox-pci: bad register read size %u at 0x%"
                   HWADDR_PRIx "\n", size, addr);
@@ -595,6 +793,20 @@ static const MemoryRegionOps hilbox_regs_ops = {
 static int hilbox_feed_can_receive(void *opaque)
 {
     return 4096;
+}
+
+/*
+ * §6: a record never spans connections. When the host side connects or disconnects, the bytes
+ * of a partial record are discarded and counted in FEED_ERRORS.
+ */
+static void hilbox_feed_event(void *opaque, QEMUChrEvent event)
+{
+    HilboxState *s = opaque;
+
+    if (event == CHR_EVENT_OPENED || event == CHR_EVENT_CLOSED) {
+        s->feed_errors += s->feed_len;
+        s->feed_len = 0;
+    }
 }
 
 static void hilbox_feed_receive(void *opaque, const uint8_t *buf, int size)
@@ -642,6 +854,21 @@ static uint32_t button_bit(InputButton button)
     }
 }
 
+static int64_t sat_add64(int64_t a, int64_t b)
+{
+    int64_t r;
+
+    if (sadd64_overflow(a, b, &r)) {
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    }
+    return r;
+}
+
+static int sat_range(int64_t v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : (int)v;
+}
+
 static void hilbox_input_event(DeviceState *dev, QemuConsole *src, InputEvent *evt)
 {
     HilboxState *s = HILBOX_PCI(dev);
@@ -650,10 +877,11 @@ static void hilbox_input_event(DeviceState *dev, QemuConsole *src, InputEvent *e
     case INPUT_EVENT_KIND_REL: {
         InputMoveEvent *move = evt->u.rel.data;
 
+        /* §5.1: deltas add up saturating; the sum saturates to the record's int16 */
         if (move->axis == INPUT_AXIS_X) {
-            s->in_dx += move->value;
+            s->in_dx = sat_add64(s->in_dx, move->value);
         } else if (move->axis == INPUT_AXIS_Y) {
-            s->in_dy += move->value;
+            s->in_dy = sat_add64(s->in_dy, move->value);
         }
         s->in_pending = true;
         break;
@@ -664,7 +892,8 @@ static void hilbox_input_event(DeviceState *dev, QemuConsole *src, InputEvent *e
 
         if (btn->button == INPUT_BUTTON_WHEEL_UP || btn->button == INPUT_BUTTON_WHEEL_DOWN) {
             if (btn->down) {
-                s->in_wheel += btn->button == INPUT_BUTTON_WHEEL_UP ? 1 : -1;
+                s->in_wheel = sat_add64(s->in_wheel,
+                                        btn->button == INPUT_BUTTON_WHEEL_UP ? 1 : -1);
             }
         } else if (bit) {
             if (btn->down) {
@@ -690,9 +919,9 @@ static void hilbox_input_sync(DeviceState *dev)
     if (!s->in_pending) {
         return;
     }
-    hilbox_push_event(s, hilbox_clock(s), MIN(MAX(s->in_dx, INT16_MIN), INT16_MAX),
-                      MIN(MAX(s->in_dy, INT16_MIN), INT16_MAX),
-                      MIN(MAX(s->in_wheel, INT8_MIN), INT8_MAX), s->in_buttons,
+    hilbox_push_event(s, hilbox_clock(s), sat_range(s->in_dx, INT16_MIN, INT16_MAX),
+                      sat_range(s->in_dy, INT16_MIN, INT16_MAX),
+                      sat_range(s->in_wheel, INT8_MIN, INT8_MAX), s->in_buttons,
                       HB_EV_SOURCE_INPUT, HB_EV_FLAG_END_OF_REPORT);
     s->in_dx = s->in_dy = s->in_wheel = 0;
     s->in_pending = false;
@@ -769,6 +998,13 @@ static bool hilbox_validate(HilboxState *s, Error **errp)
                    "allowed up to %u MiB", bytes, HB_FB_MAX_BYTES / (unsigned)MiB);
         return false;
     }
+    /* §9: direct mode rewrites the whole picture every frame; bound the bytes per second */
+    if (!s->fb_mmio && bytes * s->fps > HB_FB_MAX_BYTES_PER_S) {
+        error_setg(errp, "hilbox-pci: property 'fps' is %u: stride x height x fps is %" PRIu64
+                   " bytes/s: allowed up to %u MiB/s in fb-mode=direct", s->fps, bytes * s->fps,
+                   HB_FB_MAX_BYTES_PER_S / (unsigned)MiB);
+        return false;
+    }
     s->fb_bytes = bytes;
     s->bar2_size = pow2ceil(MAX(bytes, HB_FB_BAR_MIN_SIZE));
     return true;
@@ -797,19 +1033,33 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
     memory_region_init_io(&s->regs, OBJECT(s), &hilbox_regs_ops, s, "hilbox-regs", HB_REGS_SIZE);
     pci_register_bar(pdev, HB_BAR_REGS, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->regs);
 
-    memory_region_init_rom_device(&s->fb, OBJECT(s), &hilbox_fb_ops, s, "hilbox-fb",
-                                  s->bar2_size, &err);
-    if (err) {
-        error_propagate(errp, err);
-        goto fail_msi;
-    }
-    s->fb_ptr = memory_region_get_ram_ptr(&s->fb);
-    memset(s->fb_ptr, 0, s->bar2_size);
     if (s->fb_mmio) {
-        memory_region_rom_device_set_romd(&s->fb, false);   /* every access traps */
+        /* every access traps and is computed (§4.4): no RAM behind BAR2 at all */
+        memory_region_init_io(&s->fb, OBJECT(s), &hilbox_fb_ops, s, "hilbox-fb",
+                              s->bar2_size);
+    } else {
+        /*
+         * RAM the guest reads directly, writes trapping (§4.4). Not migrated: the picture is a
+         * function of FRAME_NUMBER (§4.2), so post_load redraws it instead (§4.4).
+         */
+        memory_region_init_rom_device_nomigrate(&s->fb, OBJECT(s), &hilbox_fb_ops, s,
+                                                "hilbox-fb", s->bar2_size, &err);
+        if (err) {
+            error_propagate(errp, err);
+            goto fail_msi;
+        }
+        s->fb_ptr = memory_region_get_ram_ptr(&s->fb);
+        memset(s->fb_ptr, 0, s->bar2_size);
+        s->render_bh = qemu_bh_new_guarded(hilbox_render_bh, s,
+                                           &DEVICE(s)->mem_reentrancy_guard);
     }
     pci_register_bar(pdev, HB_BAR_FB, PCI_BASE_ADDRESS_SPACE_MEMORY |
                      (s->fb_mmio ? 0 : PCI_BASE_ADDRESS_MEM_PREFETCH), &s->fb);
+
+    /* one latch slot per possible vCPU and one for every other accessor (§3) */
+    s->latch_slots = MACHINE(qdev_get_machine())->smp.max_cpus + 1;
+    s->latch_hi = g_new0(uint32_t, (size_t)s->latch_slots * HILBOX_NUM_REG64);
+    s->latch_valid = g_new0(uint8_t, s->latch_slots);
 
     s->fifo_bytes = s->fifo_depth * HB_EV_RECORD_SIZE;
     s->fifo = g_malloc0(s->fifo_bytes);
@@ -818,7 +1068,7 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
 
     if (qemu_chr_fe_backend_connected(&s->chr)) {
         qemu_chr_fe_set_handlers(&s->chr, hilbox_feed_can_receive, hilbox_feed_receive,
-                                 NULL, NULL, s, NULL, true);
+                                 hilbox_feed_event, NULL, s, NULL, true);
     }
     if (s->input) {
         s->input_handler = qemu_input_handler_register(DEVICE(s), &hilbox_input_handler);
@@ -845,8 +1095,16 @@ static void hilbox_unrealize(PCIDevice *pdev)
     qemu_chr_fe_deinit(&s->chr, false);
     timer_free(s->gen_timer);
     timer_free(s->frame_timer);
+    if (s->render_bh) {
+        qemu_bh_delete(s->render_bh);
+        s->render_bh = NULL;
+    }
     g_free(s->fifo);
     s->fifo = NULL;
+    g_free(s->latch_hi);
+    g_free(s->latch_valid);
+    s->latch_hi = NULL;
+    s->latch_valid = NULL;
     msi_uninit(pdev);
     if (pci_is_express(pdev)) {
         pcie_cap_exit(pdev);
@@ -855,16 +1113,84 @@ static void hilbox_unrealize(PCIDevice *pdev)
 
 /* ---- QOM ----------------------------------------------------------------- */
 
+/*
+ * Incoming state is checked before use: every field that indexes or sizes something, and
+ * every field whose range the device relies on. The frame's picture is not in the stream
+ * (BAR2's RAM is not migrated); it is redrawn from FRAME_NUMBER. The host-feed reassembly
+ * buffer and the register latches are not in the stream either (§3, §6).
+ */
+static int hilbox_post_load(void *opaque, int version_id)
+{
+    HilboxState *s = opaque;
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+
+    if (s->fifo_head >= s->fifo_depth) {
+        error_report("hilbox-pci: migrated fifo_head %u is not below fifo-depth %u",
+                     s->fifo_head, s->fifo_depth);
+        return -EINVAL;
+    }
+    if (s->fifo_count > s->fifo_depth) {
+        error_report("hilbox-pci: migrated fifo_count %u exceeds fifo-depth %u",
+                     s->fifo_count, s->fifo_depth);
+        return -EINVAL;
+    }
+    if (s->control & ~HB_CONTROL_EV_ENABLE) {
+        error_report("hilbox-pci: migrated control 0x%x has undefined bits", s->control);
+        return -EINVAL;
+    }
+    if ((s->int_status | s->int_mask) & ~HB_INT_ALL) {
+        error_report("hilbox-pci: migrated int_status 0x%x / int_mask 0x%x has undefined bits",
+                     s->int_status, s->int_mask);
+        return -EINVAL;
+    }
+    if (s->in_buttons & ~HILBOX_EV_BUTTONS_ALL) {
+        error_report("hilbox-pci: migrated in_buttons 0x%x has undefined bits", s->in_buttons);
+        return -EINVAL;
+    }
+    if (s->epoch > now) {
+        error_report("hilbox-pci: migrated epoch %" PRId64 " is after the virtual clock %"
+                     PRId64, s->epoch, now);
+        return -EINVAL;
+    }
+    if (s->gen_epoch > hilbox_clock(s)) {
+        error_report("hilbox-pci: migrated gen_epoch %" PRIu64 " is after the device clock %"
+                     PRIu64, s->gen_epoch, hilbox_clock(s));
+        return -EINVAL;
+    }
+    if (s->rate_hz && (s->gen_k % s->bundle || s->gen_k > gen_packets_due(s, hilbox_clock(s)))) {
+        error_report("hilbox-pci: migrated gen_k %" PRIu64 " is not a report boundary at or "
+                     "before the packets due", s->gen_k);
+        return -EINVAL;
+    }
+
+    /* derived state */
+    s->frame_ts = frame_start(s, s->frame_number);
+    s->frame_seq = (uint32_t)(2 * s->frames_produced);
+    hilbox_latch_clear(s);
+    hilbox_fb_invalidate(s);
+    return 0;
+}
+
 static const VMStateDescription vmstate_hilbox = {
     .name = TYPE_HILBOX_PCI,
-    .version_id = 1,
-    .minimum_version_id = 1,
+    .version_id = 2,
+    .minimum_version_id = 2,
+    .post_load = hilbox_post_load,
     .fields = (VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, HilboxState),
+        /* the configuration the rest of the stream depends on must be the destination's */
+        VMSTATE_UINT32_EQUAL(width, HilboxState, "hilbox-pci: property 'width' differs"),
+        VMSTATE_UINT32_EQUAL(height, HilboxState, "hilbox-pci: property 'height' differs"),
+        VMSTATE_UINT32_EQUAL(stride, HilboxState, "hilbox-pci: property 'stride' differs"),
+        VMSTATE_UINT32_EQUAL(fps, HilboxState, "hilbox-pci: property 'fps' differs"),
+        VMSTATE_UINT32_EQUAL(rate_hz, HilboxState,
+                             "hilbox-pci: property 'mouse-rate-hz' differs"),
+        VMSTATE_UINT32_EQUAL(bundle, HilboxState, "hilbox-pci: property 'mouse-bundle' differs"),
+        VMSTATE_UINT32_EQUAL(fifo_depth, HilboxState,
+                             "hilbox-pci: property 'fifo-depth' differs between the migration "
+                             "stream and this device"),
         VMSTATE_INT64(epoch, HilboxState),
-        VMSTATE_UINT32(frame_seq, HilboxState),
         VMSTATE_UINT64(frame_number, HilboxState),
-        VMSTATE_UINT64(frame_ts, HilboxState),
         VMSTATE_UINT64(frames_produced, HilboxState),
         VMSTATE_UINT64(fb_write_attempts, HilboxState),
         VMSTATE_TIMER_PTR(frame_timer, HilboxState),
@@ -872,8 +1198,6 @@ static const VMStateDescription vmstate_hilbox = {
         VMSTATE_UINT32(int_status, HilboxState),
         VMSTATE_UINT32(int_mask, HilboxState),
         VMSTATE_BOOL(irq_level, HilboxState),
-        VMSTATE_UINT32(latch_off, HilboxState),
-        VMSTATE_UINT32(latch_val, HilboxState),
         VMSTATE_VBUFFER_UINT32(fifo, HilboxState, 1, NULL, fifo_bytes),
         VMSTATE_UINT32(fifo_head, HilboxState),
         VMSTATE_UINT32(fifo_count, HilboxState),
@@ -884,11 +1208,9 @@ static const VMStateDescription vmstate_hilbox = {
         VMSTATE_TIMER_PTR(gen_timer, HilboxState),
         VMSTATE_UINT64(gen_epoch, HilboxState),
         VMSTATE_UINT64(gen_k, HilboxState),
-        VMSTATE_UINT8_ARRAY(feed_buf, HilboxState, HB_FEED_RECORD_SIZE),
-        VMSTATE_UINT32(feed_len, HilboxState),
-        VMSTATE_INT32(in_dx, HilboxState),
-        VMSTATE_INT32(in_dy, HilboxState),
-        VMSTATE_INT32(in_wheel, HilboxState),
+        VMSTATE_INT64(in_dx, HilboxState),
+        VMSTATE_INT64(in_dy, HilboxState),
+        VMSTATE_INT64(in_wheel, HilboxState),
         VMSTATE_UINT32(in_buttons, HilboxState),
         VMSTATE_BOOL(in_pending, HilboxState),
         VMSTATE_END_OF_LIST()

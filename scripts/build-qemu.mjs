@@ -8,6 +8,13 @@
 // second run is a no-op; a changed device file recompiles only what includes it (the source
 // and build tree persist). Progress goes to stderr; the LAST STDOUT LINE is the absolute path
 // of the built qemu-system-x86_64.
+//
+// `--sanitizers` (or HILBOX_QEMU_SANITIZE=1) builds a second, separately cached QEMU with
+// AddressSanitizer + UBSan (QEMU's own configure option --enable-sanitizers), same minimal
+// configuration, in its own build directory of the same source tree (build-sanitizers/) and
+// under its own cache key; only qemu-system-x86_64 is built, and <cache>/qemu/current is left
+// alone (the sanitizer binary's path goes to <cache>/qemu/current-sanitizers). The seeded
+// device fuzz (test/device/fuzz.test.ts, `npm run fuzz`) runs it.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -28,9 +35,19 @@ const isRoot = process.getuid?.() === 0;
 const hostPackages = JSON.parse(readFileSync(join(repo, 'scripts', 'host-packages.json'), 'utf8'));
 // Build dependencies, and the firmware a blob-free QEMU needs at run time (-L): SeaBIOS and option ROMs.
 const BUILD_DEPS = [...hostPackages.qemuBuild, ...hostPackages.qemuRuntime];
-const CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-features', '--enable-tcg', '--enable-kvm',
+const SANITIZE = process.argv.includes('--sanitizers') || /^(1|yes|on|true)$/i.test(process.env.HILBOX_QEMU_SANITIZE ?? '');
+const BASE_CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-features', '--enable-tcg', '--enable-kvm',
   '--enable-slirp', '--enable-fdt=system', '--enable-tools', '--disable-docs', '--disable-werror',
   '--meson=/usr/bin/meson', '--with-git-submodules=ignore'];
+// The sanitizer build: the same configuration plus ASan + UBSan; -fno-omit-frame-pointer
+// keeps the reports' stack traces readable.
+const CONFIGURE_FLAGS = SANITIZE
+  ? [...BASE_CONFIGURE_FLAGS, '--enable-sanitizers', '--extra-cflags=-fno-omit-frame-pointer']
+  : BASE_CONFIGURE_FLAGS;
+const BUILD_DIR_NAME = SANITIZE ? 'build-sanitizers' : 'build';
+const BINARIES = SANITIZE ? ['qemu-system-x86_64'] : ['qemu-system-x86_64', 'qemu-img'];
+// A sanitizer binary's own leak report at exit is not what these builds are for.
+const RUN_ENV = { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'detect_leaks=0' };
 // Repository file -> its place in the QEMU source tree. The header is where the device's
 // `#include "hw/misc/hilbox_regs.h"` finds it (like pvpanic's shared standard-headers file).
 const DEVICE_FILES = [
@@ -132,7 +149,7 @@ const key = hashInputs(src.version);
 const outDir = join(cache, 'qemu', key);
 const outBin = join(outDir, 'bin', 'qemu-system-x86_64');
 if (existsSync(join(outDir, 'build.json')) && existsSync(outBin)) {
-  log(`up to date (QEMU ${src.version}, key ${key})`);
+  log(`up to date (QEMU ${src.version}${SANITIZE ? ', sanitizers' : ''}, key ${key})`);
   console.log(outBin);
   process.exit(0);
 }
@@ -140,7 +157,7 @@ if (existsSync(join(outDir, 'build.json')) && existsSync(outBin)) {
 // One persistent source+build tree per QEMU version: a device change recompiles one file.
 const tree = join(cache, 'qemu', `tree-${src.version.replace(/[^A-Za-z0-9.+-]/g, '_')}`);
 const srcDir = join(tree, 'src');
-const buildDir = join(srcDir, 'build');
+const buildDir = join(srcDir, BUILD_DIR_NAME);
 if (!existsSync(join(tree, 'unpacked'))) {
   log(`unpacking QEMU ${src.version}`);
   await unpack(src, srcDir);
@@ -157,24 +174,26 @@ if (!existsSync(join(buildDir, 'build.ninja'))) {
     fail('configure failed (output above)');
   }
 }
-log('building with ninja (a few minutes on 2 cores the first time)');
+log(`building${SANITIZE ? ' the sanitizer (ASan + UBSan) QEMU' : ''} with ninja (a few minutes on 2 cores the first time)`);
+const t0 = Date.now();
 const jobs = process.env.HILBOX_JOBS ?? '';
-const ninja = await $({ cwd: buildDir })`ninja ${jobs ? ['-j', jobs] : []} qemu-system-x86_64 qemu-img`.nothrow();
+const ninja = await $({ cwd: buildDir })`ninja ${jobs ? ['-j', jobs] : []} ${BINARIES}`.nothrow();
 if (ninja.exitCode !== 0) {
   process.stderr.write((ninja.stdout + ninja.stderr).split('\n').filter((l) => /error|warning|FAILED/i.test(l)).slice(-40).join('\n') + '\n');
   fail('ninja failed (errors above)');
 }
-const help = await $`${join(buildDir, 'qemu-system-x86_64')} -L /usr/share/seabios -L /usr/share/qemu -device help`.nothrow();
+log(`ninja finished in ${Math.round((Date.now() - t0) / 1000)} s`);
+const help = await $({ env: RUN_ENV })`${join(buildDir, 'qemu-system-x86_64')} -L /usr/share/seabios -L /usr/share/qemu -device help`.nothrow();
 if (!help.stdout.includes('"hilbox-pci"')) fail('the built QEMU does not list hilbox-pci in -device help');
 
 const tmpOut = `${outDir}.tmp-${process.pid}`;
 rmSync(tmpOut, { recursive: true, force: true });
 mkdirSync(join(tmpOut, 'bin'), { recursive: true });
-for (const b of ['qemu-system-x86_64', 'qemu-img']) copyFileSync(join(buildDir, b), join(tmpOut, 'bin', b));
-await $`chmod 0755 ${join(tmpOut, 'bin', 'qemu-system-x86_64')} ${join(tmpOut, 'bin', 'qemu-img')}`;
-writeFileSync(join(tmpOut, 'build.json'), JSON.stringify({ key, qemuVersion: src.version, source: src.kind, configure: CONFIGURE_FLAGS, builtAt: new Date().toISOString() }, null, 2) + '\n');
+for (const b of BINARIES) copyFileSync(join(buildDir, b), join(tmpOut, 'bin', b));
+await $`chmod 0755 ${BINARIES.map((b) => join(tmpOut, 'bin', b))}`;
+writeFileSync(join(tmpOut, 'build.json'), JSON.stringify({ key, qemuVersion: src.version, source: src.kind, configure: CONFIGURE_FLAGS, sanitizers: SANITIZE, builtAt: new Date().toISOString() }, null, 2) + '\n');
 rmSync(outDir, { recursive: true, force: true });
 renameSync(tmpOut, outDir);
-writeFileSync(join(cache, 'qemu', 'current'), outBin + '\n');
-log(`built QEMU ${src.version} with hilbox-pci (key ${key})`);
+writeFileSync(join(cache, 'qemu', SANITIZE ? 'current-sanitizers' : 'current'), outBin + '\n');
+log(`built QEMU ${src.version} with hilbox-pci${SANITIZE ? ', ASan + UBSan' : ''} (key ${key})`);
 console.log(outBin);

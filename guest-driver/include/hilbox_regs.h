@@ -153,6 +153,8 @@
 #define HB_PROP_STRIDE_MAX		65536u
 #define HB_PROP_STRIDE_DEFAULT		0u
 #define HB_FB_MAX_BYTES			(256u * 1024u * 1024u)
+/* fb-mode=direct: stride x height x fps <= HB_FB_MAX_BYTES_PER_S (the device rewrites every frame) */
+#define HB_FB_MAX_BYTES_PER_S		(2048u * 1024u * 1024u)
 
 #define HB_PROP_FPS_MIN			1u
 #define HB_PROP_FPS_MAX			1000u

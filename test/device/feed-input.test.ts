@@ -18,7 +18,7 @@ import {
   type EventRecord,
   type FeedRecord,
 } from '../../orchestrator/src/device/spec.ts';
-import { BUILD_TIMEOUT_MS, DEV_ID, qemuBinary, startRig, type HilboxRig } from './helpers.ts';
+import { BUILD_TIMEOUT_MS, DEV_ID, qemuBinary, rawQmp, startRig, type HilboxRig } from './helpers.ts';
 
 beforeAll(async () => {
   await qemuBinary();
@@ -256,5 +256,70 @@ describe('input=off', () => {
     await rig.wr32('CONTROL', CONTROL.EV_ENABLE);
     await rig.qt.qmp!.execute('input-send-event', { events: [{ type: 'rel', data: { axis: 'x', value: 1 } }] }).catch(() => undefined);
     expect(await rig.rd64('EV_PRODUCED')).toBe(0n);
+  });
+});
+
+describe('host feed: a partial record does not survive a reconnect (§6)', () => {
+  it('10 bytes, disconnect, reconnect, whole records: exactly those records arrive', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hbfeed-'));
+    const path = join(dir, 'feed.sock');
+    try {
+      await using rig = await startRig({ props: { chardev: 'feed', 'mouse-rate-hz': 0 }, args: ['-chardev', `socket,id=feed,path=${path},server=on,wait=off`] });
+      await rig.wr32('CONTROL', CONTROL.EV_ENABLE);
+      const first = await connectFeed(path);
+      await write(first, encodeFeedRecord({ dx: 111, dy: 222 }).subarray(0, 10));
+      await new Promise((r) => setTimeout(r, 50));
+      first.destroy();
+      await new Promise((r) => setTimeout(r, 100)); // QEMU sees the close and accepts again
+      const second = await connectFeed(path);
+      try {
+        const recs: FeedRecord[] = [{ dx: 1, dy: -1, flags: EV_FLAG_END_OF_REPORT }, { dx: 2, dy: -2, buttons: BUTTON.left }, { dx: 3, dy: -3, wheel: 1 }];
+        await write(second, Buffer.concat(recs.map(encodeFeedRecord)));
+        await waitProduced(rig, 3n);
+        const t = await rig.rd64('DEVICE_CLOCK');
+        expect(await rig.drain()).toEqual(recs.map((r, i) => feedEvent(1n + BigInt(i), t, r)));
+        // the 10 bytes of the broken record are counted as discarded
+        expect(await rig.rd32('FEED_ERRORS')).toBe(10);
+      } finally {
+        second.destroy();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('QMP input-send-event: relative deltas saturate to the record range (§5.1)', () => {
+  it('2^32+1, INT64_MAX, INT64_MIN and sums beyond int64 become ±32767/-32768', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hbqmp-'));
+    const path = join(dir, 'raw.sock');
+    try {
+      await using rig = await startRig({ props: { 'mouse-rate-hz': 0 }, args: ['-chardev', `socket,id=rawqmp,path=${path},server=on,wait=off`, '-mon', 'chardev=rawqmp,mode=control'] });
+      await rig.wr32('CONTROL', CONTROL.EV_ENABLE);
+      const qmp = await rawQmp(path);
+      try {
+        const rel = (axis: string, v: string) => `{"type":"rel","data":{"axis":"${axis}","value":${v}}}`;
+        const sendRel = async (...evs: string[]) => {
+          const r = await qmp.send(`{"execute":"input-send-event","arguments":{"events":[${evs.join(',')}]}}`);
+          expect(r, JSON.stringify(r)).toHaveProperty('return');
+        };
+        await sendRel(rel('x', '4294967297'), rel('y', '-4294967297')); // 2^32 + 1: not +1 / -1
+        await sendRel(rel('x', '9223372036854775807'), rel('y', '-9223372036854775808'));
+        await sendRel(rel('x', '9223372036854775807'), rel('x', '9223372036854775807'), rel('y', '-9223372036854775808'), rel('y', '-1'));
+        await sendRel(rel('x', '9223372036854775807'), rel('x', '-9223372036854775807'), rel('y', '40000'), rel('y', '-40000'));
+        await sendRel(rel('x', '32768'), rel('y', '-32769'));
+        expect((await rig.drain()).map((e) => [e.dx, e.dy])).toEqual([
+          [32767, -32768],
+          [32767, -32768],
+          [32767, -32768],
+          [0, 0], // the sum of one sync is what saturates, not each delta
+          [32767, -32768],
+        ]);
+      } finally {
+        qmp.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

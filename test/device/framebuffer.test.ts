@@ -222,14 +222,11 @@ describe('fb-mode=mmio', () => {
 });
 
 describe('fb-mode=mmio with mmio-latency-ns', () => {
-  it('each BAR2 access busy-waits at least mmio-latency-ns of host time', async () => {
+  it('reads the pixel function; qtest accesses are not delayed (a vCPU is: lock.test.ts)', async () => {
     await using rig = await startRig({ props: { width: 64, height: 64, 'fb-mode': 'mmio', 'mmio-latency-ns': 100_000, 'mouse-rate-hz': 0 } });
     expect(await rig.rd32('MMIO_LATENCY_NS')).toBe(100_000);
     const lines = Array.from({ length: 500 }, (_, i) => qcmd.read(4, rig.fb + 4 * i));
-    const t0 = process.hrtime.bigint();
     const vals = await rig.qt.batch(lines);
-    const elapsedNs = process.hrtime.bigint() - t0;
-    expect(elapsedNs).toBeGreaterThanOrEqual(500n * 100_000n); // lower bound only: never faster
     const want = Buffer.from(expectedFbBytes(0n, rig.geo, 0, 2000));
     expect(vals.map(Number)).toEqual(Array.from({ length: 500 }, (_, i) => want.readUInt32LE(4 * i)));
   });

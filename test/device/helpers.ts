@@ -2,8 +2,9 @@
  * Shared set-up for the device tests: locating QEMU, starting a qtest session with one
  * hilbox-pci, enumerating and mapping it, and register helpers.
  */
+import { connect, type Socket } from 'node:net';
 import { ensureQemu } from '../../orchestrator/src/products/ensure.ts';
-import { QtestSession, type QtestStartOptions } from '../../orchestrator/src/qtest/client.ts';
+import { QemuExitError, QtestSession, type QtestStartOptions } from '../../orchestrator/src/qtest/client.ts';
 import { findDevice, type BarInfo, type PciDevice } from '../../orchestrator/src/qtest/pci.ts';
 import {
   BAR,
@@ -74,12 +75,14 @@ export interface RigOptions {
   /** Map BARs and enable memory decoding (default true). */
   map?: boolean;
   start?: Partial<QtestStartOptions>;
+  /** QEMU binary (default {@link qemuBinary}). */
+  qemu?: string;
 }
 
 /** Starts QEMU with one hilbox-pci, finds it on bus 0 and maps its BARs. */
 export async function startRig(opts: RigOptions = {}): Promise<HilboxRig> {
   const props: DeviceProps = { ...DEFAULT_PROPS, ...opts.props };
-  const qemu = await qemuBinary();
+  const qemu = opts.qemu ?? (await qemuBinary());
   const qt = await QtestSession.start({ qemu, args: [...(opts.args ?? []), '-device', deviceArg(opts.props ?? {})], ...opts.start });
   try {
     const pci = await findDevice(qt, PCI_ID.vendorId, PCI_ID.deviceId);
@@ -139,3 +142,98 @@ export function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Migration and snapshots under qtest
+
+const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Polls `query-migrate` until the migration completed; throws when it failed. */
+export async function waitMigration(qt: QtestSession, timeoutMs = 60_000, onPoll?: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const st = await qt.qmp!.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+    if (st.status === 'completed') return;
+    if (st.status === 'failed' || st.status === 'cancelled') throw new Error(`migration ${st.status}: ${st['error-desc'] ?? ''}`);
+    if (Date.now() > deadline) throw new Error(`migration still ${st.status} after ${timeoutMs} ms`);
+    if (onPoll) await onPoll();
+    else await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Saves the whole VM state to `file` (QMP `migrate` to `exec:cat > file`). The source VM ends paused. */
+export async function migrateToFile(qt: QtestSession, file: string, opts: { timeoutMs?: number; onPoll?: () => Promise<void> } = {}): Promise<void> {
+  await qt.qmp!.execute('migrate', { uri: `exec:cat > ${shq(file)}` });
+  await waitMigration(qt, opts.timeoutMs, opts.onPoll);
+}
+
+export type IncomingResult =
+  | { ok: true; rig: HilboxRig }
+  | { ok: false; exitCode: number | null; signal: NodeJS.Signals | null; stderr: string };
+
+/**
+ * Starts a destination QEMU (`-incoming defer`) with the device (its BARs mapped as on the
+ * source, so the rig's addresses stay right), sets its virtual clock to `clock` (the qtest
+ * clock is not part of the migration stream) and loads `file`. Resolves with the rig when the
+ * load completed, or with how QEMU ended when it did not (QEMU 7.2 exits after a failed load).
+ */
+export async function loadFromFile(file: string, opts: RigOptions & { clock: bigint }): Promise<IncomingResult> {
+  const rig = await startRig({ ...opts, args: [...(opts.args ?? []), '-incoming', 'defer'] });
+  try {
+    await rig.qt.clockSet(opts.clock);
+    await rig.qt.qmp!.execute('migrate-incoming', { uri: `exec:cat ${shq(file)}` });
+    await waitMigration(rig.qt, 60_000);
+    return { ok: true, rig };
+  } catch (e) {
+    const deadline = Date.now() + 10_000;
+    let ended: unknown;
+    while (Date.now() < deadline) {
+      ended = await rig.qt.command('endianness').then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      if (ended) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const stderr = rig.qt.stderr;
+    await rig.close();
+    if (!(ended instanceof QemuExitError)) throw e;
+    return { ok: false, exitCode: ended.exitCode, signal: ended.signal, stderr };
+  }
+}
+
+/**
+ * A second QMP monitor (`-chardev socket,id=…,path=PATH,server=on,wait=off -mon chardev=…,mode=control`)
+ * spoken to in raw JSON text: JSON.stringify cannot write 9223372036854775807.
+ */
+export async function rawQmp(path: string): Promise<{ send(json: string): Promise<Record<string, unknown>>; close(): void }> {
+  const sock = await new Promise<Socket>((resolve, reject) => {
+    const s = connect(path, () => resolve(s));
+    s.once('error', reject);
+  });
+  sock.setEncoding('utf8');
+  let buf = '';
+  const waiters: Array<(msg: Record<string, unknown>) => void> = [];
+  sock.on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (!line) continue;
+      const msg = JSON.parse(line) as Record<string, unknown>;
+      if ('event' in msg) continue;
+      waiters.shift()?.(msg);
+    }
+  });
+  const next = () => new Promise<Record<string, unknown>>((r) => waiters.push(r));
+  await next(); // greeting
+  const send = async (json: string) => {
+    const reply = next();
+    sock.write(json + '\n');
+    return reply;
+  };
+  await send('{"execute":"qmp_capabilities"}');
+  return { send, close: () => sock.destroy() };
+}
+

@@ -35,6 +35,11 @@ export interface QtestStartOptions {
   args?: readonly string[];
   /** `-machine` value. Default `q35`. */
   machine?: string;
+  /**
+   * `-accel` value. Default `qtest` (no guest code runs). `tcg` runs real vCPUs (e.g. a tiny
+   * `-bios`) while the qtest commands still work; clock_step/clock_set need `qtest`.
+   */
+  accel?: string;
   /** `-L` directories. Default: paths.ts `firmwareDirs`. */
   firmwareDirs?: readonly string[];
   /** Default timeout of one qtest command, ms. Default 10 000. */
@@ -206,7 +211,7 @@ export class QtestSession implements AsyncDisposable {
       const qemuArgs = [
         ...(opts.firmwareDirs ?? defaultFirmwareDirs).flatMap((d) => ['-L', d]),
         '-machine', opts.machine ?? 'q35',
-        '-accel', 'qtest',
+        '-accel', opts.accel ?? 'qtest',
         '-qtest', `unix:${qtestPath}`,
         '-qtest-log', log,
         ...(wantQmp ? ['-chardev', `socket,id=hbqmp,path=${qmpPath}`, '-mon', 'chardev=hbqmp,mode=control'] : []),
