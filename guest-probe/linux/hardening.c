@@ -320,7 +320,7 @@ out_join:
 	r_dnum(&r, "reader_a_ret", (double)a.ret);
 	r_metric(&r, "records", (double)b.acc.n, "records");
 	r_metric(&r, "order_violations", (double)b.acc.order_viol, "records");
-	r_metric(&r, "duplicates", (double)b.acc.dup, "records");
+	r_metric(&r, "duplicates", (double)b.acc.dup, "events");
 	r_metric(&r, "seq_gaps", (double)b.acc.gaps, "events");
 	r_dnum(&r, "first_seq", (double)b.acc.first);
 	r_dnum(&r, "last_seq", (double)b.acc.last);

@@ -513,6 +513,8 @@ describe('contract: SPEC.md, hilbox_regs.h and spec.ts agree', () => {
     if (stride.minNonZero !== `${hv('HB_RGB24_BYTES_PER_PIXEL')} × width`) p.push(`stride: SPEC.md non-zero minimum "${stride.minNonZero}", header HB_RGB24_BYTES_PER_PIXEL ${hv('HB_RGB24_BYTES_PER_PIXEL')} × width`);
     const mib = /≤\s*(\d+)\s*MiB/.exec(specProps.get('stride')?.allowed ?? '');
     same(p, 'framebuffer max bytes (stride × height)', { 'SPEC.md': mib ? Number(mib[1]) * 2 ** 20 : undefined, header: hv('HB_FB_MAX_BYTES'), 'spec.ts': FB_MAX_BYTES }, dec);
+    const perS = /\(`HB_FB_MAX_BYTES_PER_S`, (\d+) MiB\/s/.exec(specText);
+    same(p, 'direct-mode render rate (stride × height × fps)', { 'SPEC.md': perS ? Number(perS[1]) * 2 ** 20 : undefined, header: hv('HB_FB_MAX_BYTES_PER_S'), 'spec.ts': specTs.FB_MAX_BYTES_PER_S }, dec);
     expect(p).toEqual([]);
   });
 
@@ -527,7 +529,10 @@ describe('contract: SPEC.md, hilbox_regs.h and spec.ts agree', () => {
       const r = validateProps(props);
       if ((r === undefined) !== ok) p.push(`validateProps(${JSON.stringify(props)}) ${ok ? 'rejects' : 'accepts'} it (${what}): ${r ? `${r.property}: ${r.message}` : 'valid'}`);
     };
-    const ctx: Record<string, Partial<DeviceProps>> = { 'mmio-latency-ns': { 'fb-mode': 'mmio' }, stride: { width: 16, height: 16 } };
+    // Each property at its limits with the others small enough that no cross rule (stride ≥ 3 ×
+    // width, stride × height, the direct-mode render rate) decides instead.
+    const small: Partial<DeviceProps> = { width: 16, height: 16, fps: 1 };
+    const ctx: Record<string, Partial<DeviceProps>> = { 'mmio-latency-ns': { ...small, 'fb-mode': 'mmio' }, stride: small, width: { height: 16, fps: 1 }, height: { width: 16, fps: 1 }, fps: { width: 16, height: 16 } };
     for (const name of Object.keys(PROP_LIMITS) as (keyof typeof PROP_LIMITS)[]) {
       const m = propMacro(name);
       const min = H(`HB_PROP_${m}_MIN`), max = H(`HB_PROP_${m}_MAX`);
@@ -549,7 +554,12 @@ describe('contract: SPEC.md, hilbox_regs.h and spec.ts agree', () => {
     const maxStride = H('HB_PROP_STRIDE_MAX'), fbMax = H('HB_FB_MAX_BYTES');
     const lines = Math.floor(fbMax / maxStride);
     if (lines <= H('HB_PROP_HEIGHT_MAX')) {
-      check('stride × height = the header FB maximum', { stride: maxStride, height: lines }, true);
+      check('stride × height = the header FB maximum', { stride: maxStride, height: lines, fps: 1 }, true);
+      const perS = H('HB_FB_MAX_BYTES_PER_S');
+      const fpsMax = Math.floor(perS / (maxStride * lines));
+      check('direct-mode render rate at the header maximum', { stride: maxStride, height: lines, fps: fpsMax }, true);
+      check('direct-mode render rate above the header maximum', { stride: maxStride, height: lines, fps: fpsMax + 1 }, false);
+      check('no render-rate bound in fb-mode=mmio', { stride: maxStride, height: lines, fps: fpsMax + 1, 'fb-mode': 'mmio' }, true);
       check('stride × height above the header FB maximum', { stride: maxStride, height: lines + 1 }, false);
     }
     check('default properties', {}, true);

@@ -175,6 +175,9 @@ export const PROP_LIMITS = {
 /** Upper bound of `stride × height`. */
 export const FB_MAX_BYTES = 256 * 1024 * 1024;
 
+/** fb-mode=direct: upper bound of `stride × height × fps` (the device rewrites every frame). */
+export const FB_MAX_BYTES_PER_S = 2048 * 1024 * 1024;
+
 /** A property that breaks SPEC §9, with the message a user sees ("… ; allowed …"). */
 export interface PropProblem {
   property: keyof DeviceProps;
@@ -192,6 +195,10 @@ export function crossPropertyProblems(q: DeviceProps): PropProblem[] {
     out.push({ property: 'stride', message: `${q.stride} is less than 3 × width (${3 * q.width}); allowed 0 (= 3 × width) or ${3 * q.width}..${PROP_LIMITS.stride.max}` });
   } else if (effectiveStride(q) * q.height > FB_MAX_BYTES) {
     out.push({ property: 'stride', message: `stride × height = ${effectiveStride(q) * q.height} bytes exceeds 256 MiB; allowed stride × height ≤ ${FB_MAX_BYTES}` });
+  }
+  const rate = effectiveStride(q) * q.height * q.fps;
+  if (q['fb-mode'] === 'direct' && rate > FB_MAX_BYTES_PER_S) {
+    out.push({ property: 'fps', message: `${q.fps} makes stride × height × fps = ${rate} bytes/s; allowed up to 2048 MiB/s in fb-mode=direct (at most ${Math.floor(FB_MAX_BYTES_PER_S / (effectiveStride(q) * q.height))} fps here)` });
   }
   const r = q['mouse-rate-hz'];
   if (r !== 0 && r < MOUSE_RATE_MIN) out.push({ property: 'mouse-rate-hz', message: `${r} is out of range; allowed 0 (no generator) or ${MOUSE_RATE_MIN}..${PROP_LIMITS['mouse-rate-hz'].max}` });

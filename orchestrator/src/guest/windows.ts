@@ -36,6 +36,7 @@ import { optPath } from '../vm/qemu-args.ts';
 import { SshCommandReadiness } from '../vm/readiness.ts';
 import type { ExecResult, SshTarget } from '../ssh/client.ts';
 import { ensureWindowsPackage, ensureWindowsProbe } from '../products/ensure.ts';
+import { PACKAGE_MANIFEST, PACKAGE_SCHEMA, type WindowsPackageManifest } from '../package/windows-package.ts';
 import { z } from 'zod';
 import type { GuestConfig } from '../scenario/schema.ts';
 import type { DriverOptions, EventModes, Guest, GuestSession } from './guest.ts';
@@ -61,10 +62,10 @@ export const GUEST_PROBE = 'C:\\hilbox\\hilbox-probe.exe';
 /** Where the driver package is uploaded. */
 export const GUEST_DRIVER_DIR = `${GUEST_DIR}/driver`;
 
-/** hilbox-package.json: what `hilbox package windows` (and `npm run build:windows`) write next to the package. */
-export const PACKAGE_MANIFEST = 'hilbox-package.json';
-export const PackageManifestSchema = z.looseObject({
-  schema: z.literal('hilbox-windows-package/1'),
+/** hilbox-package.json as `hilbox package windows` (package/windows-package.ts) writes it, checked on reading. */
+export { PACKAGE_MANIFEST };
+const PackageManifestSchema = z.looseObject({
+  schema: z.literal(PACKAGE_SCHEMA),
   sys: z.string().min(1),
   inf: z.string().min(1),
   cat: z.string().min(1),
@@ -72,7 +73,7 @@ export const PackageManifestSchema = z.looseObject({
   signerCert: z.string().min(1),
   hardwareIds: z.array(z.string().min(1)).min(1),
 });
-export type PackageManifest = z.infer<typeof PackageManifestSchema>;
+type PackageManifest = Pick<WindowsPackageManifest, 'sys' | 'inf' | 'cat' | 'rootCert' | 'signerCert' | 'hardwareIds'>;
 
 /** Reads and checks a package directory; every problem names the file. */
 export function readPackage(dir: string, what = 'driver package'): PackageManifest {
@@ -84,7 +85,7 @@ export function readPackage(dir: string, what = 'driver package'): PackageManife
   try {
     m = PackageManifestSchema.parse(JSON.parse(readFileSync(file, 'utf8')));
   } catch (e) {
-    throw new UsageError(`${file}: not a hilbox-windows-package/1 manifest (${(e as Error).message.split('\n')[0]})`);
+    throw new UsageError(`${file}: not a ${PACKAGE_SCHEMA} manifest (${(e as Error).message.split('\n')[0]})`);
   }
   for (const f of [m.sys, m.inf, m.cat, m.rootCert, m.signerCert]) {
     if (basename(f) !== f || !existsSync(join(dir, f))) throw new UsageError(`${file}: ${f} is not a file of the package directory`);

@@ -24,6 +24,9 @@ export const PROBE_METRICS: Readonly<Record<string, string>> = {
   readers_waiting_before: 'requests', readers_waiting_after: 'requests', retries: 'retries', iterations: 'iterations',
   kill_to_reap: 'ms', exit_ms: 'ms', worst_round_ms: 'ms', elapsed: 's', seconds: 's',
   cpu_time: 's', cpu_percent: '%',
+  // the internal _hb-* commands (guest-probe/linux/hardening.c, driven by test/guest/driver-hardening.test.ts)
+  completed: 'requests', completed_with_record: 'requests', contender_rounds: 'rounds', eagain_after_pollin: 'reads',
+  eagain_with_records_queued: 'reads', pollin: 'polls', readers_waiting: 'requests', reads: 'reads',
 };
 
 /** fb-throughput's per-phase metrics (probe core tp_metrics), each also with `_no_seqlock`. */
