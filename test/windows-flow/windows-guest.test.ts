@@ -20,6 +20,7 @@ import { WINDOWS_CRASH_SIGNATURES, WindowsGuest, createOverlay, publishedNameOf,
 import { guestForScenario } from '../../orchestrator/src/guest/for-scenario.ts';
 import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
 import { runScenario } from '../../orchestrator/src/suites/run-scenario.ts';
+import { buildQemuArgs } from '../../orchestrator/src/vm/qemu-args.ts';
 import { bootScenario } from '../../orchestrator/src/session/boot.ts';
 
 const qemu = process.env.HILBOX_QEMU!;
@@ -134,6 +135,14 @@ describe('Windows command helpers', () => {
     expect(() => winQuote('a&b')).toThrow(TypeError);
     const g = WindowsGuest.fromScenario(windowsScenario({ image: base }).guest);
     expect(g.probeCommand(['security', '--case', 'bad-ioctls'])).toBe('C:\\hilbox\\hilbox-probe.exe security --case bad-ioctls');
+  });
+
+  it('forwards the host port to guest.ssh.port (default 22)', () => {
+    const g = WindowsGuest.fromScenario(ScenarioSchema.parse({ name: 'p', guest: { os: 'windows', image: base, ssh: { user: 'u', password: 'p', port: 2222 } } }).guest);
+    expect(g.sshGuestPort).toBe(2222);
+    expect(WindowsGuest.fromScenario(windowsScenario({ image: base }).guest).sshGuestPort).toBe(22);
+    const argv = buildQemuArgs({ firmwareDirs: [], accel: 'tcg', memory: '1G', cpus: 1, boot: [], qmpSocket: '/q', serialSocket: '/s', sshPort: 40000, guestSshPort: g.sshGuestPort, nicModel: 'e1000e', paused: true });
+    expect(argv).toContain('user,id=net0,hostfwd=tcp:127.0.0.1:40000-:2222');
   });
 
   it('finds the published name of a driver package in pnputil output', () => {

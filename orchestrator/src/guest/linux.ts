@@ -54,6 +54,7 @@ export class LinuxGuest implements Guest {
   readonly machine = { snapshotDisk: true, rng: true, bootTimeoutMs: 30_000, minMemoryBytes: 128 * 2 ** 20 };
   readonly probeKernel: string;
   readonly workDir = '/root';
+  readonly sshGuestPort = 22;
   readonly rebootCommand = 'reboot -f';
   static readonly eventModes = EVENT_MODES;
   readonly eventModes = EVENT_MODES;

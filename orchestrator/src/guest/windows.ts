@@ -52,6 +52,8 @@ export interface WindowsGuestConfig {
   sshUser: string;
   sshKeyPath?: string;
   sshPassword?: string;
+  /** guest.ssh.port: where the image's sshd listens (default 22). */
+  sshPort?: number;
   /** Enable Driver Verifier for hilbox.sys after installing it (a reboot). */
   verifier?: boolean;
 }
@@ -234,8 +236,13 @@ export class WindowsGuest implements Guest {
       ...(firmware ? { firmware } : {}),
       ...(key ? { sshKeyPath: key } : {}),
       ...(g.ssh.password ? { sshPassword: g.ssh.password } : {}),
+      ...(g.ssh.port ? { sshPort: g.ssh.port } : {}),
       ...(process.env.HILBOX_VERIFIER === '1' ? { verifier: true } : {}),
     });
+  }
+
+  get sshGuestPort(): number {
+    return this.config.sshPort ?? 22;
   }
 
   get description(): string {

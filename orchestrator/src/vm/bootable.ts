@@ -27,6 +27,8 @@ export interface BootableGuest {
   readonly machine: GuestMachineNeeds;
   /** The SSH endpoint of the guest behind the forwarded host port. */
   sshTarget(port: number): SshTarget;
+  /** The port the guest's sshd listens on (the host port is forwarded to it). */
+  readonly sshGuestPort: number;
   /** A Linux kernel the KVM probe can boot, when the guest has one (else the launcher is given one). */
   readonly probeKernel?: string;
   /** Per-run preparation in the VM's private directory (e.g. a disk overlay made with `qemu`'s qemu-img). */

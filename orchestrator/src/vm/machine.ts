@@ -207,6 +207,7 @@ export class Machine implements Killable {
         qmpSocket,
         serialSocket,
         sshPort: port,
+        guestSshPort: o.guest.sshGuestPort,
         nicModel: o.guest.nicModel,
         paused: true,
         ...(o.installer ? { rebootResets: true } : {}),

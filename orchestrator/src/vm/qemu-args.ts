@@ -27,6 +27,8 @@ export interface QemuArgsSpec {
   qmpSocket: string;
   serialSocket: string;
   sshPort: number;
+  /** The port sshd listens on inside the guest (default 22). */
+  guestSshPort?: number;
   nicModel: string;
   /** Start paused (-S); the launcher resumes with QMP `cont` once it listens to everything. */
   paused: boolean;
@@ -69,7 +71,9 @@ export function buildQemuArgs(s: QemuArgsSpec): string[] {
   a.push('-chardev', `socket,id=ser0,path=${optPath(s.serialSocket)},server=on,wait=off`, '-serial', 'chardev:ser0');
   a.push(...s.boot);
   // User-mode network with SSH forwarded to a loopback-only host port. romfile= : no PXE ROM needed.
-  a.push('-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`);
+  const guestPort = s.guestSshPort ?? 22;
+  if (!Number.isInteger(guestPort) || guestPort < 1 || guestPort > 65535) throw new TypeError(`guest ssh port ${guestPort}`);
+  a.push('-netdev', `user,id=net0,hostfwd=tcp:127.0.0.1:${s.sshPort}-:${guestPort}`);
   a.push('-device', `${s.nicModel},netdev=net0,romfile=`);
   if (s.rng) a.push('-object', 'rng-random,id=rng0,filename=/dev/urandom', '-device', 'virtio-rng-pci,rng=rng0');
   if (s.snapshotDisk) a.push('-drive', `if=none,id=snapdisk,format=qcow2,file=${optPath(s.snapshotDisk)}`);

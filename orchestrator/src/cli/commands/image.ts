@@ -213,6 +213,7 @@ export async function imageWindowsCommand(raw: ImageWindowsOptions, out: Output)
       nicModel: 'e1000e',
       machine: { snapshotDisk: false, rng: false, bootTimeoutMs: o.timeoutMs, minMemoryBytes: 0 },
       sshTarget: (port) => ({ port, user: o.user, privateKey: keys.privateKeyPath }),
+      sshGuestPort: 22,
       bootArgs: () => [
         '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${optPath(o.firmwareCode)}`,
         '-drive', `if=pflash,format=raw,unit=1,file=${optPath(vars)}`,
