@@ -16,7 +16,7 @@ export function defaultOutDir(name: string): string {
 export async function runCommand(a: { scenario?: string; outDir?: string; json: boolean; out: Output }): Promise<number> {
   const { scenario, source, baseDir } = loadScenario(a.scenario);
   const outDir = resolve(a.outDir ?? defaultOutDir(scenario.name));
-  a.out.info(`scenario ${scenario.name} (${source}); artifacts in ${outDir}`);
+  a.out.info(`scenario ${scenario.name} (${source})${scenario.description ? `: ${scenario.description}` : ""}; artifacts in ${outDir}`);
   const { results, error } = await runScenario({ scenario, outDir, out: a.out, baseDir });
   if (a.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   else {
