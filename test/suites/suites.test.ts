@@ -20,6 +20,7 @@ const SECURITY_CASES = [
   'write-through-mapping', 'mprotect-write', 'proc-self-mem-write', 'map-private', 'map-prot-write',
   'offset-out-of-range', 'length-overflow', 'mremap-grow', 'close-while-mapped', 'reads-pending-then-killed',
   'many-threads-map-read-close', 'bad-ioctls', 'short-read-buffer', 'unplug-while-mapped', 'unplug-reads-pending',
+  'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile',
 ];
 
 const outDir = mkdtempSync(join(tmpdir(), 'hilbox-suites-test-'));
@@ -112,7 +113,7 @@ describe('short throughput run', () => {
 
   it('the probe in the guest lists exactly the security cases the orchestrator planned from its table', () => {
     const planned = results.cases.filter((c) => c.suite === 'security').map((c) => c.name);
-    expect(planned).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending']);
+    expect(planned).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile']);
     expect(listed).toEqual(securityCaseNames('linux'));
   });
 

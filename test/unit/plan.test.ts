@@ -36,7 +36,7 @@ describe('the plan of the default scenario (Linux)', () => {
     expect(tp['mouse-polling-r8000-b1']?.params).toEqual({ mode: 'polling', rate_hz: 8000, bundle: 1, pending: 1 });
     expect(tp['mouse-host-fed-r1000']?.params).toMatchObject({ mode: 'host-fed' });
     expect(plan.throughput.every((c) => !c.skip)).toBe(true);
-    expect(plan.security.map((c) => c.name)).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending']);
+    expect(plan.security.map((c) => c.name)).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile']);
   });
 });
 
@@ -73,7 +73,7 @@ describe('bad input is refused before anything boots', () => {
     const e = err(() => planRun(scenario('suites:\n  security:\n    cases: [bad-ioctls, scm-rights-mapp]\n'), SUITE_NAMES));
     expect(e).toBeInstanceOf(UsageError);
     expect(exitCodeFor(e)).toBe(2);
-    expect(e.message).toMatch(/^suites\.security\.cases: unknown case scm-rights-mapp; allowed: unprivileged-open, .*scm-rights-map.*, unplug-reads-pending$/);
+    expect(e.message).toMatch(/^suites\.security\.cases: unknown case scm-rights-mapp; allowed: unprivileged-open, .*scm-rights-map.*, unplug-reads-pending, irq-drain-bounded, mmio-stall, vmstate-hostile$/);
   });
 
   it('a Windows-only case in a Linux scenario is unknown there', () => {

@@ -31,7 +31,8 @@ export class StartedHilboxVm implements AsyncDisposable {
   /** What the guest's verbs are given: the guarded SSH side, reboot and the timeout scale. */
   readonly session: GuestSession;
   private sshClient: SshClient;
-  private snapshotTaken = false;
+  /** Snapshot tags taken so far (reset needs one). */
+  private readonly snapshots = new Set<string>();
 
   constructor(
     readonly machine: Machine,
@@ -133,24 +134,33 @@ export class StartedHilboxVm implements AsyncDisposable {
   }
 
   /**
-   * Saves the current state as the "clean" snapshot for reset(). Done without an SSH session
-   * open, so the restored guest has no half-open connection.
+   * Saves the current state as a snapshot for reset() — by default the "clean" one; a case that
+   * needs its own passes a tag so the clean one stays. Done without an SSH session open, so the
+   * restored guest has no half-open connection.
    */
-  async snapshot(): Promise<void> {
+  async snapshot(tag = CLEAN_SNAPSHOT): Promise<void> {
     this.sshClient.close();
-    await this.machine.guard(this.qmp.savevm(CLEAN_SNAPSHOT, this.scaled(60_000)));
-    this.snapshotTaken = true;
+    await this.machine.guard(this.qmp.savevm(tag, this.scaled(60_000)));
+    this.snapshots.add(tag);
     this.sshClient = await this.reconnect();
   }
 
+  /** Deletes a snapshot taken with snapshot(tag). */
+  async dropSnapshot(tag: string): Promise<void> {
+    const out = (await this.machine.guard(this.qmp.hmp(`delvm ${tag}`, this.scaled(60_000)))).trim();
+    if (out) throw new InfraError(`delvm ${tag}: ${out}`);
+    this.snapshots.delete(tag);
+  }
+
   /**
-   * Fast reset: restores the snapshot taken by snapshot() with HMP loadvm, and reconnects SSH.
+   * Fast reset: restores a snapshot taken by snapshot() (the clean one by default) with HMP
+   * loadvm, and reconnects SSH.
    * Crash hits seen before the reset are kept in the console log but no longer fail checks.
    */
-  async reset(): Promise<void> {
-    if (!this.snapshotTaken) throw new InfraError('reset() needs snapshot() first (or start with withSnapshot())');
+  async reset(tag = CLEAN_SNAPSHOT): Promise<void> {
+    if (!this.snapshots.has(tag)) throw new InfraError(`reset() needs snapshot(${tag === CLEAN_SNAPSHOT ? '' : JSON.stringify(tag)}) first${tag === CLEAN_SNAPSHOT ? ' (or start with withSnapshot())' : ''}`);
     this.sshClient.close();
-    await this.machine.guard(this.qmp.loadvm(CLEAN_SNAPSHOT, this.scaled(60_000)));
+    await this.machine.guard(this.qmp.loadvm(tag, this.scaled(60_000)));
     this.machine.console.scanner.hits.length = 0;
     this.sshClient = await this.reconnect();
   }

@@ -54,6 +54,29 @@ export const HOST_METRICS: Readonly<Record<string, string>> = {
   host_mismatched_pixels: 'px',
   host_fed_events: 'events',
   host_feed_rate: 'events/s',
+  // security: irq-drain-bounded
+  burst_records_read: 'records',
+  burst_seq_gaps: 'events',
+  burst_device_drops: 'events',
+  irq_handler_max_ms: 'ms',
+  irq_handler_runs: 'runs',
+  single_record_irqs: 'irqs',
+  // security: mmio-stall
+  qmp_rtt_p99_ms: 'ms',
+  qmp_rtt_max_ms: 'ms',
+  qmp_round_trips: 'requests',
+  frames_produced_delta: 'frames',
+  frames_expected: 'frames',
+  unbind_ms: 'ms',
+  copiers_enodev: 'processes',
+  // security: vmstate-hostile
+  feed_errors_delta: 'B',
+  records_after_reconnect: 'records',
+  restore_records: 'records',
+  restore_feed_errors: 'B',
+  crafted_stream_exit_code: 'code',
+  migration_frames_during: 'frames',
+  migrated_mismatched_pixels: 'px',
 };
 
 /** Every metric name, sorted. */
