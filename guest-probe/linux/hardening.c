@@ -19,6 +19,12 @@
  *	see strictly increasing sequence numbers.
  *   _hb-first-event
  *	DEVICE_CLOCK, subscribe, the first record read: its seq and timestamp.
+ *   _hb-drain-reader RECORDS CPU TIMEOUT_MS
+ *	pinned to CPU, subscribed: poll() for POLLIN (waiting for records is
+ *	not counted), then an O_NONBLOCK read() timed from entry to return —
+ *	a read that finds records waits only for the driver's locks, so its
+ *	duration is how long a reader on this CPU waits while the interrupt
+ *	side drains; until RECORDS records or TIMEOUT_MS.
  *   _hb-uring-pending PENDING
  *	PENDING IORING_OP_READs with IOSQE_ASYNC and PENDING without, on an
  *	unsubscribed descriptor: how many of them the driver counts as
@@ -34,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include "probe_linux.h"
@@ -403,6 +410,79 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* _hb-drain-reader                                                    */
+
+static int cmd_drain_reader(uint64_t records, int cpu, unsigned int timeout_ms)
+{
+	static struct hilbox_event ev[256];
+	uint64_t deadline, reads = 0, slow = 0, longest = 0, errors = 0;
+	struct ev_acc a;
+	struct result r;
+	cpu_set_t set;
+	ssize_t n;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	r_init(&r, HB_SUITE, "drain-reader", NULL);
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set)) {
+		r_fail(&r, "sched_setaffinity(cpu %d): %s", cpu, strerror(errno));
+		goto out;
+	}
+	fd = open_or_fail(&r, O_RDONLY | O_NONBLOCK);
+	if (fd < 0)
+		goto out;
+	if (dev_set_events(fd, 1, 0)) {
+		r_fail(&r, "HILBOX_IOC_SET_EVENTS: %s", strerror(errno));
+		goto out_close;
+	}
+	/* subscribed: the caller may now feed */
+	fprintf(stderr, "drain-reader: subscribed on cpu %d\n", cpu);
+	deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	while (a.n < records && now_ns() < deadline) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint64_t t0, dt;
+
+		if (poll(&p, 1, 100) <= 0 || !(p.revents & POLLIN))
+			continue;
+		t0 = now_ns();
+		n = read(fd, ev, sizeof(ev));
+		dt = now_ns() - t0;
+		reads++;
+		if (n < 0) {
+			if (errno != EAGAIN)
+				errors++;
+			continue;
+		}
+		if (dt > longest)
+			longest = dt;
+		if (dt > 5000000ull)
+			slow++;
+		for (size_t i = 0; i < (size_t)n / EV_SZ; i++)
+			acc_add(&a, &ev[i], 0);
+	}
+	r_metric(&r, "records", (double)a.n, "records");
+	r_metric(&r, "reads", (double)reads, "reads");
+	r_metric(&r, "read_errors", (double)errors, "reads");
+	r_metric(&r, "reader_max_wait_ms", (double)longest / 1e6, "ms");
+	r_metric(&r, "reader_waits_over_5ms", (double)slow, "reads");
+	r_metric(&r, "seq_gaps", (double)a.gaps, "events");
+	r_metric(&r, "order_violations", (double)(a.order_viol + a.dup), "records");
+	r_dnum(&r, "cpu", cpu);
+	if (a.n < records)
+		r_fail(&r, "%llu of %llu records within %u ms", (unsigned long long)a.n,
+		       (unsigned long long)records, timeout_ms);
+	if (errors)
+		r_fail(&r, "%llu reads failed", (unsigned long long)errors);
+out_close:
+	close(fd);
+out:
+	r_emit(&r);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* _hb-uring-pending                                                   */
 
 static int cmd_uring_pending(unsigned int pending)
@@ -491,6 +571,11 @@ int hardening_command(const char *cmd, int argc, char **argv, int i)
 		cmd_efault_race(strtoull(argv[i], NULL, 0));
 	} else if (!strcmp(cmd, "_hb-first-event")) {
 		cmd_first_event();
+	} else if (!strcmp(cmd, "_hb-drain-reader")) {
+		if (left < 3)
+			return 2;
+		cmd_drain_reader(strtoull(argv[i], NULL, 0), atoi(argv[i + 1]),
+				 (unsigned int)atoi(argv[i + 2]));
 	} else if (!strcmp(cmd, "_hb-uring-pending")) {
 		if (left < 1)
 			return 2;

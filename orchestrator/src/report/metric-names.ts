@@ -27,6 +27,7 @@ export const PROBE_METRICS: Readonly<Record<string, string>> = {
   // the internal _hb-* commands (guest-probe/linux/hardening.c, driven by test/guest/driver-hardening.test.ts)
   completed: 'requests', completed_with_record: 'requests', contender_rounds: 'rounds', eagain_after_pollin: 'reads',
   eagain_with_records_queued: 'reads', pollin: 'polls', readers_waiting: 'requests', reads: 'reads',
+  reader_max_wait_ms: 'ms', reader_waits_over_5ms: 'reads',
 };
 
 /** fb-throughput's per-phase metrics (probe core tp_metrics), each also with `_no_seqlock`. */
