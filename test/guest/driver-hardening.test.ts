@@ -18,6 +18,7 @@ import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
 import type { StartedHilboxVm } from '../../orchestrator/src/lib/started-vm.ts';
 import { runProbe } from '../../orchestrator/src/suites/probe.ts';
 import { withExtraDevice } from '../../orchestrator/src/suites/devices.ts';
+import { hardIrqRuns } from '../../orchestrator/src/suites/hostile.ts';
 import { scanForCrashes } from '../../orchestrator/src/vm/crash-scan.ts';
 import type { CaseResult } from '../../orchestrator/src/report/results.ts';
 
@@ -130,19 +131,7 @@ describe('hilbox.ko hardening', () => {
     await sh(`echo 0 > ${T}/tracing_on`);
     const trace = await sh(`cat ${T}/trace`, vm.scaled(120_000));
     await sh(`echo 0 > ${T}/events/irq/irq_handler_entry/enable; echo 0 > ${T}/events/irq/irq_handler_exit/enable; echo > ${T}/trace`);
-    // Pair entry/exit per CPU (a hard-IRQ handler runs with interrupts off on its CPU).
-    const open = new Map<string, number>();
-    const runs: number[] = [];
-    for (const line of trace.split('\n')) {
-      const m = /\[(\d+)\].*?\s(\d+\.\d+): irq_handler_(entry|exit): irq=(\d+)/.exec(line);
-      if (!m || m[4] !== irq) continue;
-      const t = Number(m[2]) * 1000;
-      if (m[3] === 'entry') open.set(m[1]!, t);
-      else if (open.has(m[1]!)) {
-        runs.push(t - open.get(m[1]!)!);
-        open.delete(m[1]!);
-      }
-    }
+    const runs = hardIrqRuns(trace, irq);
     const longest = Math.max(0, ...runs);
     expect(c!.status, c!.reason).toBe('pass');
     expect(metric(c!, 'records')).toBe(FIFO + 1);

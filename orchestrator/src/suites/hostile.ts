@@ -62,6 +62,26 @@ async function sh(vm: StartedHilboxVm, cmd: string, timeoutMs: number): Promise<
 
 const m = (value: number, unit: string): Metric => ({ value, unit });
 
+/**
+ * Hard-IRQ handler run times (ms) of interrupt line `irq` in a tracefs irq_handler_entry/exit
+ * trace, entry and exit paired per CPU (a hard-IRQ handler runs with interrupts off on its CPU).
+ */
+export function hardIrqRuns(trace: string, irq: string): number[] {
+  const open = new Map<string, number>();
+  const runs: number[] = [];
+  for (const line of trace.split('\n')) {
+    const x = /\[(\d+)\].*?\s(\d+\.\d+): irq_handler_(entry|exit): irq=(\d+)/.exec(line);
+    if (!x || x[4] !== irq) continue;
+    const ms = Number(x[2]) * 1000;
+    if (x[3] === 'entry') open.set(x[1]!, ms);
+    else if (open.has(x[1]!)) {
+      runs.push(ms - open.get(x[1]!)!);
+      open.delete(x[1]!);
+    }
+  }
+  return runs;
+}
+
 export async function runHostile(ctx: SuiteContext, p: PlannedCase, name: HostileCase): Promise<CaseResult> {
   const c: CaseResult = { suite: p.suite, name: p.name, status: 'pass', policy: HOSTILE_POLICY[name], metrics: {} };
   const problems: string[] = [];
@@ -236,19 +256,7 @@ async function fullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: MouseFee
     trace = await sh(vm, `cat ${T}/trace`, vm.scaled(120_000));
     await sh(vm, `${tracing(0)}; echo > ${T}/trace`, vm.scaled(30_000));
   }
-  // Pair entry/exit per CPU (a hard-IRQ handler runs with interrupts off on its CPU).
-  const open = new Map<string, number>();
-  const runs: number[] = [];
-  for (const line of trace.split('\n')) {
-    const x = /\[(\d+)\].*?\s(\d+\.\d+): irq_handler_(entry|exit): irq=(\d+)/.exec(line);
-    if (!x || x[4] !== irq) continue;
-    const ms = Number(x[2]) * 1000;
-    if (x[3] === 'entry') open.set(x[1]!, ms);
-    else if (open.has(x[1]!)) {
-      runs.push(ms - open.get(x[1]!)!);
-      open.delete(x[1]!);
-    }
-  }
+  const runs = hardIrqRuns(trace, irq);
   const longest = Math.max(0, ...runs);
   c.metrics!['irq_handler_max_ms'] = m(Number(longest.toFixed(3)), 'ms');
   c.metrics!['irq_handler_runs'] = m(runs.length, 'runs');
