@@ -27,6 +27,10 @@
 #include "hw/pci/pci.h"
 #include "hw/pci/msi.h"
 #include "hw/pci/pcie.h"
+#include "hw/pci/pcie_port.h"
+#include "hw/hotplug.h"
+#include "qapi/visitor.h"
+#include "qemu/error-report.h"
 #include "hw/qdev-properties.h"
 #include "hw/qdev-properties-system.h"
 #include "chardev/char-fe.h"
@@ -58,6 +62,20 @@ QEMU_BUILD_BUG_ON(HB_PCI_CLASS_CODE >> 8 != PCI_CLASS_DISPLAY_OTHER);
 QEMU_BUILD_BUG_ON((HB_PCI_CLASS_CODE & 0xff) != 0);
 QEMU_BUILD_BUG_ON(HB_EV_HEAD_WORDS * 4 != HB_EV_RECORD_SIZE);
 QEMU_BUILD_BUG_ON(HB_REG_EV_HEAD + HB_EV_RECORD_SIZE > HB_REG_EV_POP);
+
+/* §11: the faults, in the order of the SPEC table */
+typedef enum {
+    HILBOX_FAULT_NONE,
+    HILBOX_FAULT_LINK_DOWN,
+    HILBOX_FAULT_SURPRISE_REMOVAL,
+    HILBOX_FAULT__MAX,
+} HilboxFault;
+
+static const char *const hilbox_fault_names[HILBOX_FAULT__MAX] = {
+    [HILBOX_FAULT_NONE] = "none",
+    [HILBOX_FAULT_LINK_DOWN] = "link-down",
+    [HILBOX_FAULT_SURPRISE_REMOVAL] = "surprise-removal",
+};
 
 struct HilboxState {
     PCIDevice parent_obj;
@@ -146,6 +164,16 @@ struct HilboxState {
     int64_t in_wheel;
     uint32_t in_buttons;
     bool in_pending;
+
+    /*
+     * Faults (§11): host conditions, not device state — not reset, not migrated. link_down
+     * is derived from fault (every fault so far takes the link down).
+     */
+    HilboxFault fault;
+    bool link_down;
+    uint32_t fault_delay_ms;
+    uint64_t faults_injected;
+    QEMUTimer *fault_timer;     /* surprise-removal: link down -> card gone */
 };
 
 /* ---- time ---------------------------------------------------------------- */
@@ -180,7 +208,8 @@ static uint64_t frame_at(HilboxState *s, uint64_t t)
 static void hilbox_update_irq(HilboxState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool level = (s->int_status & s->int_mask) != 0;
+    /* §11: no message and no line while the link is down */
+    bool level = (s->int_status & s->int_mask) != 0 && !s->link_down;
 
     if (msi_enabled(pdev)) {
         if (level && !s->irq_level) {
@@ -250,10 +279,18 @@ static void hilbox_render_lines(HilboxState *s, uint64_t n, uint32_t y0, uint32_
 }
 
 /* BAR2 in direct mode maps the RAM (true) or traps every access (false). */
+/* Direct mode: guest reads go to the RAM only while it is valid and the link is up (§4.4, §11). */
+static void hilbox_fb_update_romd(HilboxState *s)
+{
+    if (!s->fb_mmio) {
+        memory_region_rom_device_set_romd(&s->fb, s->fb_ram_valid && !s->link_down);
+    }
+}
+
 static void hilbox_fb_set_mapped(HilboxState *s, bool mapped)
 {
     s->fb_ram_valid = mapped;
-    memory_region_rom_device_set_romd(&s->fb, mapped);
+    hilbox_fb_update_romd(s);
 }
 
 /* Bookkeeping of a new current frame (§3, §4.1); the picture is written by the caller. */
@@ -358,6 +395,9 @@ static uint64_t hilbox_fb_read(void *opaque, hwaddr addr, unsigned size)
     uint64_t val = 0;
     unsigned i;
 
+    if (s->link_down) {
+        return MAKE_64BIT_MASK(0, 8 * size);   /* §11: a read nobody completes */
+    }
     /* mmio mode, or direct mode while the RAM is being rewritten (§4.4) */
     for (i = 0; i < size; i++) {
         val |= (uint64_t)hilbox_fb_byte(s, s->frame_number, addr + i) << (8 * i);
@@ -375,7 +415,9 @@ static void hilbox_fb_write(void *opaque, hwaddr addr, uint64_t val, unsigned si
     HilboxState *s = opaque;
 
     /* §4.4: the framebuffer is read-only; count the attempt, change nothing. */
-    s->fb_write_attempts++;
+    if (!s->link_down) {
+        s->fb_write_attempts++;             /* §11: a write on a dead link goes nowhere */
+    }
 }
 
 static const MemoryRegionOps hilbox_fb_ops = {
@@ -756,6 +798,9 @@ static uint64_t hilbox_regs_read(void *opaque, hwaddr addr, unsigned size)
 {
     HilboxState *s = opaque;
 
+    if (s->link_down) {
+        return MAKE_64BIT_MASK(0, 8 * size);   /* §11 */
+    }
     if (size == 4 && !(addr & 3)) {
         return hilbox_read32(s, addr);
     }
@@ -771,6 +816,9 @@ static void hilbox_regs_write(void *opaque, hwaddr addr, uint64_t val, unsigned 
 {
     HilboxState *s = opaque;
 
+    if (s->link_down) {
+        return;                             /* §11 */
+    }
     if (size == 4 && !(addr & 3)) {
         hilbox_write32(s, addr, val);
     } else {
@@ -934,6 +982,172 @@ static QemuInputHandler hilbox_input_handler = {
     .sync  = hilbox_input_sync,
 };
 
+/* ---- faults (§11) ------------------------------------------------------- */
+
+/* Config space on a dead link: all ones, writes dropped (the guest's side only). */
+static uint32_t hilbox_config_read(PCIDevice *pdev, uint32_t addr, int len)
+{
+    if (HILBOX_PCI(pdev)->link_down) {
+        return (uint32_t)MAKE_64BIT_MASK(0, 8 * len);
+    }
+    return pci_default_read_config(pdev, addr, len);
+}
+
+static void hilbox_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val, int len)
+{
+    if (!HILBOX_PCI(pdev)->link_down) {
+        pci_default_write_config(pdev, addr, val, len);
+    }
+}
+
+/* The link changed: BAR2's direct reads and the interrupt follow it. */
+static void hilbox_link_update(HilboxState *s)
+{
+    if (DEVICE(s)->realized) {
+        hilbox_fb_update_romd(s);
+        hilbox_update_irq(s);
+    }
+}
+
+static void hilbox_fault_clear(HilboxState *s)
+{
+    if (s->fault_timer) {
+        timer_del(s->fault_timer);
+    }
+    s->fault = HILBOX_FAULT_NONE;
+    s->link_down = false;
+}
+
+/*
+ * The slot this device can be pulled out of: its hot-plug handler must be the PCIe slot
+ * itself (native hot-plug), with hot-plug capability. NULL, and why, otherwise.
+ */
+static PCIDevice *hilbox_pull_slot(HilboxState *s, Error **errp)
+{
+    DeviceState *dev = DEVICE(s);
+    HotplugHandler *h;
+    PCIDevice *port;
+
+    if (!dev->realized) {
+        error_setg(errp, "hilbox-pci: fault 'surprise-removal' needs a running device "
+                   "(set it with qom-set once the device is realized)");
+        return NULL;
+    }
+    h = qdev_get_hotplug_handler(dev);
+    if (!h || !object_dynamic_cast(OBJECT(h), TYPE_PCIE_SLOT)) {
+        error_setg(errp, "hilbox-pci: fault 'surprise-removal' needs the device in a PCIe "
+                   "slot with native hot-plug (a pcie-root-port; on q35 also -global "
+                   "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off), but its hot-plug "
+                   "handler is %s", h ? object_get_typename(OBJECT(h)) : "none");
+        return NULL;
+    }
+    port = PCI_DEVICE(h);
+    if (!(pci_get_long(port->config + port->exp.exp_cap + PCI_EXP_SLTCAP) &
+          PCI_EXP_SLTCAP_HPC)) {
+        error_setg(errp, "hilbox-pci: fault 'surprise-removal' needs a hot-plug capable "
+                   "slot, and '%s' has hot-plug off", DEVICE(port)->id ?: "the port");
+        return NULL;
+    }
+    return port;
+}
+
+/*
+ * The card leaves its slot without an eject request. QEMU's slot removes a card at once,
+ * with no round trip to the guest, when the slot is powered off; so the slot is shown
+ * powered off for the length of the request and restored right after: the guest sees what
+ * pciehp sees of a pulled card — presence detect clear, presence-detect-changed signalled,
+ * the power it turned on still on. Runs as a one-shot bottom half holding a reference,
+ * because the device is unrealized and unparented inside (nothing of it is used after).
+ */
+static void hilbox_pull_bh(void *opaque)
+{
+    HilboxState *s = opaque;
+    Error *err = NULL;
+    PCIDevice *port;
+
+    /* still wanted: not cancelled (fault=none), not unplugged or restored meanwhile */
+    if (DEVICE(s)->realized && s->fault == HILBOX_FAULT_SURPRISE_REMOVAL &&
+        (port = hilbox_pull_slot(s, &err))) {
+        uint8_t *ctl = port->config + port->exp.exp_cap + PCI_EXP_SLTCTL;
+        uint16_t was = pci_get_word(ctl);
+
+        pci_set_word(ctl, (was & ~(PCI_EXP_SLTCTL_PIC | PCI_EXP_SLTCTL_PCC)) |
+                     PCI_EXP_SLTCTL_PWR_IND_OFF | PCI_EXP_SLTCTL_PWR_OFF);
+        hotplug_handler_unplug_request(HOTPLUG_HANDLER(port), DEVICE(s), &err);
+        pci_set_word(ctl, was);
+    }
+    if (err) {
+        warn_report_err(err);   /* e.g. a slot locked meanwhile: the link stays down */
+    }
+    object_unref(OBJECT(s));
+}
+
+static void hilbox_fault_timer(void *opaque)
+{
+    HilboxState *s = opaque;
+
+    object_ref(OBJECT(s));
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), hilbox_pull_bh, s);
+}
+
+static char *hilbox_get_fault(Object *obj, Error **errp)
+{
+    return g_strdup(hilbox_fault_names[HILBOX_PCI(obj)->fault]);
+}
+
+static void hilbox_set_fault(Object *obj, const char *value, Error **errp)
+{
+    HilboxState *s = HILBOX_PCI(obj);
+    int f;
+
+    for (f = 0; f < HILBOX_FAULT__MAX; f++) {
+        if (!strcmp(value, hilbox_fault_names[f])) {
+            break;
+        }
+    }
+    if (f == HILBOX_FAULT__MAX) {
+        error_setg(errp, "hilbox-pci: fault '%s' is not allowed; allowed: none, link-down, "
+                   "surprise-removal", value);
+        return;
+    }
+    if (f == HILBOX_FAULT_SURPRISE_REMOVAL && !hilbox_pull_slot(s, errp)) {
+        return;
+    }
+    hilbox_fault_clear(s);
+    s->fault = f;
+    s->link_down = f != HILBOX_FAULT_NONE;
+    if (f != HILBOX_FAULT_NONE) {
+        s->faults_injected++;
+    }
+    if (f == HILBOX_FAULT_SURPRISE_REMOVAL) {
+        timer_mod(s->fault_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
+                  (int64_t)s->fault_delay_ms * SCALE_MS);
+    }
+    hilbox_link_update(s);
+}
+
+static void hilbox_get_fault_delay(Object *obj, Visitor *v, const char *name, void *opaque,
+                                   Error **errp)
+{
+    visit_type_uint32(v, name, &HILBOX_PCI(obj)->fault_delay_ms, errp);
+}
+
+static void hilbox_set_fault_delay(Object *obj, Visitor *v, const char *name, void *opaque,
+                                   Error **errp)
+{
+    uint32_t val;
+
+    if (!visit_type_uint32(v, name, &val, errp)) {
+        return;
+    }
+    if (val > HB_PROP_FAULT_DELAY_MS_MAX) {
+        error_setg(errp, "hilbox-pci: property '%s' %u is out of range; allowed %u..%u",
+                   name, val, HB_PROP_FAULT_DELAY_MS_MIN, HB_PROP_FAULT_DELAY_MS_MAX);
+        return;
+    }
+    HILBOX_PCI(obj)->fault_delay_ms = val;
+}
+
 /* ---- realize / unrealize ------------------------------------------------- */
 
 static bool check_range(Error **errp, const char *name, uint32_t val, uint32_t lo,
@@ -1065,6 +1279,7 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
     s->fifo = g_malloc0(s->fifo_bytes);
     s->frame_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_frame_tick, s);
     s->gen_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_gen_tick, s);
+    s->fault_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_fault_timer, s);
 
     if (qemu_chr_fe_backend_connected(&s->chr)) {
         qemu_chr_fe_set_handlers(&s->chr, hilbox_feed_can_receive, hilbox_feed_receive,
@@ -1095,6 +1310,8 @@ static void hilbox_unrealize(PCIDevice *pdev)
     qemu_chr_fe_deinit(&s->chr, false);
     timer_free(s->gen_timer);
     timer_free(s->frame_timer);
+    timer_free(s->fault_timer);     /* a pull already scheduled finds the device unrealized */
+    s->fault_timer = NULL;
     if (s->render_bh) {
         qemu_bh_delete(s->render_bh);
         s->render_bh = NULL;
@@ -1162,6 +1379,9 @@ static int hilbox_post_load(void *opaque, int version_id)
                      "before the packets due", s->gen_k);
         return -EINVAL;
     }
+
+    /* §11: faults are not in the stream; the restored device has none */
+    hilbox_fault_clear(s);
 
     /* derived state */
     s->frame_ts = frame_start(s, s->frame_number);
@@ -1250,6 +1470,14 @@ static void hilbox_instance_init(Object *obj)
                                    OBJ_PROP_FLAG_READ);
     object_property_add_uint64_ptr(obj, "events-dropped", &s->ev_dropped, OBJ_PROP_FLAG_READ);
     object_property_add_uint64_ptr(obj, "feed-errors", &s->feed_errors, OBJ_PROP_FLAG_READ);
+
+    /* Faults (§11): set and cleared at run time */
+    s->fault_delay_ms = HB_PROP_FAULT_DELAY_MS_DEFAULT;
+    object_property_add_str(obj, "fault", hilbox_get_fault, hilbox_set_fault);
+    object_property_add(obj, "fault-delay-ms", "uint32", hilbox_get_fault_delay,
+                        hilbox_set_fault_delay, NULL, NULL);
+    object_property_add_uint64_ptr(obj, "faults-injected", &s->faults_injected,
+                                   OBJ_PROP_FLAG_READ);
 }
 
 static void hilbox_class_init(ObjectClass *klass, void *data)
@@ -1259,6 +1487,8 @@ static void hilbox_class_init(ObjectClass *klass, void *data)
 
     k->realize = hilbox_realize;
     k->exit = hilbox_unrealize;
+    k->config_read = hilbox_config_read;
+    k->config_write = hilbox_config_write;
     k->vendor_id = HB_PCI_VENDOR_ID;
     k->device_id = HB_PCI_DEVICE_ID;
     k->revision = HB_PCI_REVISION;

@@ -184,4 +184,9 @@
 #define HB_PROP_INPUT_DEFAULT		1		/* on */
 #define HB_PROP_MSI_DEFAULT		1		/* on */
 
+/* §11 fault parameters (run time, qom-set) */
+#define HB_PROP_FAULT_DELAY_MS_MIN	0u
+#define HB_PROP_FAULT_DELAY_MS_MAX	60000u
+#define HB_PROP_FAULT_DELAY_MS_DEFAULT	100u
+
 #endif /* HILBOX_REGS_H */

@@ -219,6 +219,11 @@ interface SpecProp { type: string; def: string; allowed: string }
 const specProps = new Map<string, SpecProp>(
   table(section(9), 'property').rows.map(([n, type, def, allowed]) => [unquote(n!), { type: type!, def: def!, allowed: allowed! }]),
 );
+// §11 faults and their run-time parameters
+const specFaults = table(section(11), 'fault').rows.map(([n]) => unquote(n!));
+const specFaultParams = new Map<string, SpecProp>(
+  table(section(11), 'parameter').rows.map(([n, type, def, allowed]) => [unquote(n!), { type: type!, def: def!, allowed: allowed! }]),
+);
 /** min, max, and (for "0 or a … b") the smallest non-zero value, from the "allowed" column. */
 function specRange(allowed: string): { min?: number; max?: number; minNonZero?: string } {
   const r = /(\d+(?:\s*×\s*\w+)?)\s*…\s*(\d+)/.exec(allowed);
@@ -467,8 +472,10 @@ describe('contract: SPEC.md, hilbox_regs.h and spec.ts agree', () => {
     }
     const fromHeader = { min: new Map<string, number>(), max: new Map<string, number>(), def: new Map<string, number>() };
     const byMacro = new Map([...specProps.keys()].map((n) => [propMacro(n), n]));
+    const faultMacros = new Set([...specFaultParams.keys()].map(propMacro));
     for (const [rest, v] of headerGroup('HB_PROP_')) {
       const m = /^(.*)_(MIN_NONZERO|MIN|MAX|DEFAULT)$/.exec(rest);
+      if (m && faultMacros.has(m[1]!)) continue; // §11, compared in its own test
       const prop = m && byMacro.get(m[1]!);
       if (!m || !prop) { p.push(`header HB_PROP_${rest} names no SPEC.md §9 property (HB_PROP_<NAME>_{MIN,MAX,DEFAULT,MIN_NONZERO})`); continue; }
       const specP = specProps.get(prop)!;
@@ -515,6 +522,29 @@ describe('contract: SPEC.md, hilbox_regs.h and spec.ts agree', () => {
     same(p, 'framebuffer max bytes (stride × height)', { 'SPEC.md': mib ? Number(mib[1]) * 2 ** 20 : undefined, header: hv('HB_FB_MAX_BYTES'), 'spec.ts': FB_MAX_BYTES }, dec);
     const perS = /\(`HB_FB_MAX_BYTES_PER_S`, (\d+) MiB\/s/.exec(specText);
     same(p, 'direct-mode render rate (stride × height × fps)', { 'SPEC.md': perS ? Number(perS[1]) * 2 ** 20 : undefined, header: hv('HB_FB_MAX_BYTES_PER_S'), 'spec.ts': specTs.FB_MAX_BYTES_PER_S }, dec);
+    expect(p).toEqual([]);
+  });
+
+  it('§11 fault names and parameters, in all three directions (and the device\'s own table and message)', () => {
+    const p: string[] = [];
+    const device = read('qemu-device/hilbox-pci.c');
+    const cNames = [...(/hilbox_fault_names\[[^\]]*\]\s*=\s*\{([^}]*)\}/.exec(device)?.[1] ?? '').matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
+    const message = /fault '%s' is not allowed; allowed: ([^"]*)"\s*"([^"]*)"/.exec(device);
+    const cMessage = message ? `${message[1]}${message[2]}`.split(/,\s*/) : [];
+    for (const [what, names] of [['spec.ts FAULTS', [...specTs.FAULTS]], ['hilbox-pci.c hilbox_fault_names', cNames], ['hilbox-pci.c refusal message', cMessage]] as const) {
+      if (names.join() !== specFaults.join()) p.push(`faults: SPEC.md §11 has ${specFaults.join(', ')}, ${what} has ${names.join(', ')}`);
+    }
+    const tsParams = specTs.FAULT_PARAMS as Record<string, { min: number; max: number; default: number }>;
+    for (const [n, s] of specFaultParams) {
+      const r = specRange(s.allowed);
+      const ts = tsParams[n];
+      const macro = `HB_PROP_${propMacro(n)}`;
+      same(p, `fault parameter ${n} minimum`, { 'SPEC.md': r.min, header: hv(`${macro}_MIN`), 'spec.ts FAULT_PARAMS': ts?.min }, dec);
+      same(p, `fault parameter ${n} maximum`, { 'SPEC.md': r.max, header: hv(`${macro}_MAX`), 'spec.ts FAULT_PARAMS': ts?.max }, dec);
+      same(p, `fault parameter ${n} default`, { 'SPEC.md': Number(s.def), header: hv(`${macro}_DEFAULT`), 'spec.ts FAULT_PARAMS': ts?.default }, dec);
+      if (!device.includes(`${macro}_MAX`) || !device.includes(`${macro}_DEFAULT`)) p.push(`hilbox-pci.c does not take ${n}'s limit and default from the header`);
+    }
+    for (const n of Object.keys(tsParams)) if (!specFaultParams.has(n)) p.push(`spec.ts FAULT_PARAMS has ${n}, SPEC.md §11 has no such parameter`);
     expect(p).toEqual([]);
   });
 

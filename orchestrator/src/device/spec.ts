@@ -172,6 +172,15 @@ export const PROP_LIMITS = {
   'mouse-bundle': { min: 1, max: 64 },
 } as const;
 
+/** SPEC §11 — the faults, in the order of the SPEC table (QOM property `fault`, run time). */
+export const FAULTS = ['none', 'link-down', 'surprise-removal'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+/** SPEC §11 — fault parameters (QOM, run time): range and default. */
+export const FAULT_PARAMS = {
+  'fault-delay-ms': { min: 0, max: 60000, default: 100 },
+} as const;
+
 /** Upper bound of `stride × height`. */
 export const FB_MAX_BYTES = 256 * 1024 * 1024;
 

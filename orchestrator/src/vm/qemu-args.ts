@@ -84,6 +84,10 @@ export function buildQemuArgs(s: QemuArgsSpec): string[] {
     // Spare root ports rp1, rp2 take devices hot-plugged at run time (other fb-mode, generator
     // settings). Each port reserves windows big enough for a re-plugged or hot-plugged
     // framebuffer BAR (prefetchable in direct mode, plain memory in mmio mode).
+    // Native PCIe hot-plug (the guest's pciehp / pci.sys drive the slots, as on real PCIe
+    // hardware) instead of q35's ACPI hot-plug: only a native slot reports a card that is pulled
+    // without an eject request (SPEC §10, fault=surprise-removal).
+    a.push('-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off');
     for (const n of [0, 1, 2]) a.push('-device', `pcie-root-port,id=rp${n},chassis=${n + 1},slot=${n + 1},mem-reserve=64M,pref32-reserve=64M`);
     const props = [`${formatPropValue('type', type)}`, `id=${formatPropValue('id', id)}`, 'bus=rp0'];
     if (s.device.feedSocket) {

@@ -1,0 +1,175 @@
+/**
+ * SPEC §11: faults on command, under qtest (no guest).
+ *
+ *  - `link-down`: BAR0, BAR2 (both modes) and config reads are all ones, writes are dropped,
+ *    the INTx line drops and comes back with the link; `fault`/`faults-injected` read back;
+ *    a reset does not clear a fault.
+ *  - `surprise-removal`: the device leaves its native hot-plug slot `fault-delay-ms` later
+ *    without an eject request (DEVICE_DELETED; the port's presence detect clears and
+ *    presence-detect-changed is set, its power control untouched); `none` before the delay
+ *    cancels it; a device outside such a slot refuses the fault, naming what is missing.
+ *  - bad values are refused with the SPEC's messages and change nothing.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { QtestSession } from '../../orchestrator/src/qtest/client.ts';
+import { PciDevice, PCI_CFG, q35IntxGsi, scanBus } from '../../orchestrator/src/qtest/pci.ts';
+import { CONTROL, INT, PCI_ID } from '../../orchestrator/src/device/spec.ts';
+import { BUILD_TIMEOUT_MS, DEV_QOM, deviceArg, qemuBinary, startRig } from './helpers.ts';
+
+let qemu: string;
+beforeAll(async () => {
+  qemu = await qemuBinary();
+}, BUILD_TIMEOUT_MS);
+
+const NATIVE_HOTPLUG = ['-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off'];
+const PCI_EXP = { SLTCTL: 0x18, SLTSTA: 0x1a } as const;
+const SLTSTA = { PDC: 0x08, PDS: 0x40 } as const;
+
+describe('fault=link-down', () => {
+  it('every BAR and config read is all ones, writes are dropped, and the link comes back as it was', async () => {
+    for (const mode of ['direct', 'mmio'] as const) {
+      await using rig = await startRig({ props: { 'fb-mode': mode, width: 64, height: 48, 'mouse-rate-hz': 0 } });
+      const { qt, pci } = rig;
+      const qmp = qt.qmp!;
+      expect(await qmp.qomGet(DEV_QOM, 'fault')).toBe('none');
+      const pixel = await qt.readl(rig.fb);
+      await rig.wr32('INT_MASK', INT.EV_READY);
+
+      await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'link-down' });
+      expect(await qmp.qomGet(DEV_QOM, 'fault')).toBe('link-down');
+      expect(await rig.qomU64('faults-injected')).toBe(1n);
+      expect(await rig.rd32('ID'), mode).toBe(0xffffffff);
+      expect(await rig.rd64('DEVICE_CLOCK')).toBe(0xffffffffffffffffn);
+      expect(await qt.readb(rig.fb), `${mode} BAR2 byte`).toBe(0xff);
+      expect(await qt.readl(rig.fb + 100), `${mode} BAR2 dword`).toBe(0xffffffff);
+      expect(await qt.readq(rig.fb + 8), `${mode} BAR2 qword`).toBe(0xffffffffffffffffn);
+      expect(await pci.read16(PCI_CFG.VENDOR_ID), 'config vendor id').toBe(0xffff);
+      expect(await pci.read32(PCI_CFG.VENDOR_ID)).toBe(0xffffffff);
+      await rig.wr32('INT_MASK', 0); // dropped
+      await pci.write16(PCI_CFG.COMMAND, 0); // dropped: memory decoding stays on
+      const attempts = await rig.qomU64('fb-write-attempts');
+      await qt.writel(rig.fb, 0x12345678);
+      expect(await rig.qomU64('fb-write-attempts'), 'a write on a dead link is not an attempt').toBe(attempts);
+
+      await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'none' });
+      expect(await qmp.qomGet(DEV_QOM, 'fault')).toBe('none');
+      expect(await rig.qomU64('faults-injected'), '`none` is not a fault').toBe(1n);
+      expect(await pci.read16(PCI_CFG.VENDOR_ID)).toBe(PCI_ID.vendorId);
+      expect(await rig.rd32('INT_MASK'), 'the write during link-down was dropped').toBe(INT.EV_READY);
+      expect(await qt.readl(rig.fb), `${mode}: the same frame as before`).toBe(pixel);
+    }
+  });
+
+  it('no interrupt while the link is down; the pending one is raised again when it returns', async () => {
+    await using rig = await startRig({ props: { 'mouse-rate-hz': 0 } });
+    const { qt } = rig;
+    const qmp = qt.qmp!;
+    await qt.irqInterceptIn('ioapic');
+    const gsi = q35IntxGsi(rig.pci.addr.slot);
+    await rig.wr32('CONTROL', CONTROL.EV_ENABLE);
+    await rig.wr32('INT_MASK', INT.EV_READY);
+    await qmp.execute('input-send-event', { events: [{ type: 'rel', data: { axis: 'x', value: 1 } }] });
+    expect(qt.irqRaised(gsi)).toBe(true);
+    await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'link-down' });
+    expect(qt.irqRaised(gsi), 'line low on a dead link').toBe(false);
+    await qmp.execute('input-send-event', { events: [{ type: 'rel', data: { axis: 'x', value: 1 } }] });
+    expect(qt.irqRaised(gsi), 'a new event raises nothing').toBe(false);
+    // a reset does not heal the link (§11: a host condition)
+    await qmp.execute('system_reset');
+    expect(await qmp.qomGet(DEV_QOM, 'fault')).toBe('link-down');
+    expect(await rig.pci.read16(PCI_CFG.VENDOR_ID)).toBe(0xffff);
+    await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'none' });
+    expect(await rig.pci.read16(PCI_CFG.VENDOR_ID)).toBe(PCI_ID.vendorId);
+  });
+
+  it('starts with the link down when given on the command line: invisible until the link comes up', async () => {
+    await using qt = await QtestSession.start({ qemu, args: ['-device', deviceArg({ fault: 'link-down' })] });
+    const hilbox = async (): Promise<number> => (await scanBus(qt)).filter((d) => d.vendorId === PCI_ID.vendorId && d.deviceId === PCI_ID.deviceId).length;
+    expect(await hilbox(), 'enumeration reads all ones').toBe(0);
+    expect(await qt.qmp!.qomGet(DEV_QOM, 'fault')).toBe('link-down');
+    await qt.qmp!.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'none' });
+    expect(await hilbox()).toBe(1);
+  });
+});
+
+describe('fault values and parameters', () => {
+  it('refuses an unknown fault and an out-of-range fault-delay-ms with the SPEC messages, changing nothing', async () => {
+    await using rig = await startRig({ map: false });
+    const qmp = rig.qt.qmp!;
+    await expect(qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'link-dwon' })).rejects.toThrow(
+      "hilbox-pci: fault 'link-dwon' is not allowed; allowed: none, link-down, surprise-removal",
+    );
+    await expect(qmp.execute('qom-set', { path: DEV_QOM, property: 'fault-delay-ms', value: 60001 })).rejects.toThrow(
+      "hilbox-pci: property 'fault-delay-ms' 60001 is out of range; allowed 0..60000",
+    );
+    expect(await qmp.qomGet(DEV_QOM, 'fault')).toBe('none');
+    expect(await qmp.qomGet(DEV_QOM, 'fault-delay-ms')).toBe(100);
+    expect(await rig.qomU64('faults-injected')).toBe(0n);
+    await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault-delay-ms', value: 60000 });
+    expect(await qmp.qomGet(DEV_QOM, 'fault-delay-ms')).toBe(60000);
+  });
+
+  it('surprise-removal is refused outside a native hot-plug slot, saying what is missing', async () => {
+    await using rig = await startRig({ map: false });
+    await expect(rig.qt.qmp!.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'surprise-removal' })).rejects.toThrow(
+      /fault 'surprise-removal' needs the device in a PCIe slot with native hot-plug .* but its hot-plug handler is/,
+    );
+    expect(await rig.qomU64('faults-injected')).toBe(0n);
+    expect(await rig.pci.read16(PCI_CFG.VENDOR_ID)).toBe(PCI_ID.vendorId);
+  });
+
+  it('surprise-removal at start-up is refused (the device is not running yet)', async () => {
+    await expect(startRig({ props: { fault: 'surprise-removal' } as never, map: false })).rejects.toThrow(/needs a running device/);
+  });
+});
+
+/** QEMU with the device in a native hot-plug root port (as hilbox runs it), under qtest. */
+async function slotted(extra: string[] = []): Promise<{ qt: QtestSession; port: PciDevice; exp: number }> {
+  const qt = await QtestSession.start({
+    qemu,
+    args: [...NATIVE_HOTPLUG, '-device', 'pcie-root-port,id=rp0,chassis=1,slot=1', '-device', `${deviceArg({ 'mouse-rate-hz': 0 })},bus=rp0`, ...extra],
+  });
+  const rp = (await scanBus(qt)).find((d) => d.vendorId === 0x1b36 && d.deviceId === 0x000c);
+  if (!rp) throw new Error('no pcie-root-port on bus 0');
+  const port = new PciDevice(qt, rp);
+  const exp = await port.findCapability(0x10);
+  if (exp === undefined) throw new Error('root port without a PCIe capability');
+  return { qt, port, exp };
+}
+
+describe('fault=surprise-removal', () => {
+  it('the device leaves its slot fault-delay-ms later, with no eject request', async () => {
+    const { qt, port, exp } = await slotted();
+    await using _ = qt;
+    const qmp = qt.qmp!;
+    expect((await port.read16(exp + PCI_EXP.SLTSTA)) & SLTSTA.PDS, 'card present').toBe(SLTSTA.PDS);
+    const ctl = await port.read16(exp + PCI_EXP.SLTCTL);
+    await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault-delay-ms', value: 50 });
+    const deleted = qmp.waitForEvent('DEVICE_DELETED', (e) => e.data?.['device'] === 'hb0', 10_000);
+    await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'surprise-removal' });
+    expect(await qmp.qomGet(DEV_QOM, 'fault')).toBe('surprise-removal');
+    await qt.clockStep(40_000_000n);
+    expect(await qmp.qomGet(DEV_QOM, 'fault'), 'still in the slot before the delay').toBe('surprise-removal');
+    await qt.clockStep(20_000_000n);
+    await deleted;
+    const sta = await port.read16(exp + PCI_EXP.SLTSTA);
+    expect(sta & SLTSTA.PDS, 'presence detect clear').toBe(0);
+    expect(sta & SLTSTA.PDC, 'presence detect changed').toBe(SLTSTA.PDC);
+    expect(await port.read16(exp + PCI_EXP.SLTCTL), 'slot power and indicators as the guest left them').toBe(ctl);
+    const peripherals = await qmp.execute<Array<{ name: string }>>('qom-list', { path: '/machine/peripheral' });
+    expect(peripherals.map((p) => p.name)).not.toContain('hb0');
+  });
+
+  it('`none` before the delay cancels the removal', async () => {
+    const { qt, port, exp } = await slotted();
+    await using _ = qt;
+    const qmp = qt.qmp!;
+    await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'surprise-removal' });
+    await qt.clockStep(50_000_000n);
+    await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'none' });
+    await qt.clockStep(1_000_000_000n);
+    expect(await qmp.qomGet(DEV_QOM, 'fault')).toBe('none');
+    expect(BigInt(await qmp.qomGet<number>(DEV_QOM, 'faults-injected'))).toBe(1n);
+    expect((await port.read16(exp + PCI_EXP.SLTSTA)) & SLTSTA.PDS, 'card still present').toBe(SLTSTA.PDS);
+  });
+});
