@@ -26,6 +26,7 @@
 #include "hw/core/cpu.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/msi.h"
+#include "hw/pci/msix.h"
 #include "hw/pci/pcie.h"
 #include "hw/pci/pcie_port.h"
 #include "hw/hotplug.h"
@@ -1052,12 +1053,42 @@ static PCIDevice *hilbox_pull_slot(HilboxState *s, Error **errp)
 }
 
 /*
+ * A pulled card also drops the link: Data Link Layer State Changed. QEMU 7.2's slot knows
+ * only presence-detect, attention-button and command-completed events, and a guest whose
+ * slot has an attention button (Linux pciehp) enables the button and link events, not
+ * presence detect — and the link event enable (DLLSCE) is not writable in QEMU's slot. So
+ * the port reports the event here: DLLSC set and made write-one-to-clear as the PCIe spec
+ * has it (QEMU's slot leaves the bit read-only, as it never sets it), and the port's
+ * hot-plug interrupt sent whenever the guest enabled hot-plug interrupts (HPIE).
+ */
+static void hilbox_port_link_changed(PCIDevice *port)
+{
+    uint8_t *exp = port->config + port->exp.exp_cap;
+    uint16_t ctl = pci_get_word(exp + PCI_EXP_SLTCTL);
+
+    pci_word_test_and_set_mask(port->w1cmask + port->exp.exp_cap + PCI_EXP_SLTSTA,
+                               PCI_EXP_SLTSTA_DLLSC);
+    if (pci_word_test_and_set_mask(exp + PCI_EXP_SLTSTA, PCI_EXP_SLTSTA_DLLSC)) {
+        return;                         /* already pending: no new interrupt (§6.7.3.4) */
+    }
+    if (!(ctl & PCI_EXP_SLTCTL_HPIE)) {
+        return;
+    }
+    if (msix_enabled(port)) {
+        msix_notify(port, pcie_cap_flags_get_vector(port));
+    } else if (msi_enabled(port)) {
+        msi_notify(port, pcie_cap_flags_get_vector(port));
+    }
+}
+
+/*
  * The card leaves its slot without an eject request. QEMU's slot removes a card at once,
  * with no round trip to the guest, when the slot is powered off; so the slot is shown
  * powered off for the length of the request and restored right after: the guest sees what
- * pciehp sees of a pulled card — presence detect clear, presence-detect-changed signalled,
- * the power it turned on still on. Runs as a one-shot bottom half holding a reference,
- * because the device is unrealized and unparented inside (nothing of it is used after).
+ * pciehp sees of a pulled card — presence detect clear, presence-detect-changed and link
+ * state changed signalled, the power it turned on still on. Runs as a one-shot bottom half
+ * holding a reference, because the device is unrealized and unparented inside (nothing of
+ * it is used after).
  */
 static void hilbox_pull_bh(void *opaque)
 {
@@ -1075,6 +1106,9 @@ static void hilbox_pull_bh(void *opaque)
                      PCI_EXP_SLTCTL_PWR_IND_OFF | PCI_EXP_SLTCTL_PWR_OFF);
         hotplug_handler_unplug_request(HOTPLUG_HANDLER(port), DEVICE(s), &err);
         pci_set_word(ctl, was);
+        if (!err) {
+            hilbox_port_link_changed(port);
+        }
     }
     if (err) {
         warn_report_err(err);   /* e.g. a slot locked meanwhile: the link stays down */

@@ -5,8 +5,9 @@
  *    the INTx line drops and comes back with the link; `fault`/`faults-injected` read back;
  *    a reset does not clear a fault.
  *  - `surprise-removal`: the device leaves its native hot-plug slot `fault-delay-ms` later
- *    without an eject request (DEVICE_DELETED; the port's presence detect clears and
- *    presence-detect-changed is set, its power control untouched); `none` before the delay
+ *    without an eject request (DEVICE_DELETED; the port's presence detect and link-active
+ *    clear, presence-detect-changed and link-state-changed are set, both write-one-to-clear,
+ *    its power control untouched); `none` before the delay
  *    cancels it; a device outside such a slot refuses the fault, naming what is missing.
  *  - bad values are refused with the SPEC's messages and change nothing.
  */
@@ -23,7 +24,8 @@ beforeAll(async () => {
 
 const NATIVE_HOTPLUG = ['-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off'];
 const PCI_EXP = { SLTCTL: 0x18, SLTSTA: 0x1a } as const;
-const SLTSTA = { PDC: 0x08, PDS: 0x40 } as const;
+const SLTSTA = { PDC: 0x08, PDS: 0x40, DLLSC: 0x100 } as const;
+const LNKSTA = { offset: 0x12, DLLLA: 0x2000 } as const;
 
 describe('fault=link-down', () => {
   it('every BAR and config read is all ones, writes are dropped, and the link comes back as it was', async () => {
@@ -155,6 +157,10 @@ describe('fault=surprise-removal', () => {
     const sta = await port.read16(exp + PCI_EXP.SLTSTA);
     expect(sta & SLTSTA.PDS, 'presence detect clear').toBe(0);
     expect(sta & SLTSTA.PDC, 'presence detect changed').toBe(SLTSTA.PDC);
+    expect(sta & SLTSTA.DLLSC, 'link state changed (what pciehp listens to when the slot has a button)').toBe(SLTSTA.DLLSC);
+    expect((await port.read16(exp + LNKSTA.offset)) & LNKSTA.DLLLA, 'link no longer active').toBe(0);
+    await port.write16(exp + PCI_EXP.SLTSTA, SLTSTA.DLLSC | SLTSTA.PDC); // the guest acknowledges both
+    expect((await port.read16(exp + PCI_EXP.SLTSTA)) & (SLTSTA.DLLSC | SLTSTA.PDC), 'both write-one-to-clear').toBe(0);
     expect(await port.read16(exp + PCI_EXP.SLTCTL), 'slot power and indicators as the guest left them').toBe(ctl);
     const peripherals = await qmp.execute<Array<{ name: string }>>('qom-list', { path: '/machine/peripheral' });
     expect(peripherals.map((p) => p.name)).not.toContain('hb0');

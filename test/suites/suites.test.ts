@@ -113,7 +113,7 @@ describe('short throughput run', () => {
 
   it('the probe in the guest lists exactly the security cases the orchestrator planned from its table', () => {
     const planned = results.cases.filter((c) => c.suite === 'security').map((c) => c.name);
-    expect(planned).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile']);
+    expect(planned).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending', 'surprise-removal-while-mapped', 'surprise-removal-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile']);
     expect(listed).toEqual(securityCaseNames('linux'));
   });
 

@@ -12,6 +12,7 @@ import { parseCaseTable, securityCaseNames } from '../../orchestrator/src/guest/
 import { loadDefaultScenario, parseScenario } from '../../orchestrator/src/scenario/load.ts';
 import { planRun } from '../../orchestrator/src/suites/run-plan.ts';
 import { SUITE_NAMES } from '../../orchestrator/src/suites/plan.ts';
+import { planSecurity } from '../../orchestrator/src/suites/security.ts';
 
 const scenario = (yaml: string) => parseScenario(`name: t\n${yaml}`, 't.yaml');
 const err = (f: () => unknown): Error => {
@@ -36,7 +37,7 @@ describe('the plan of the default scenario (Linux)', () => {
     expect(tp['mouse-polling-r8000-b1']?.params).toEqual({ mode: 'polling', rate_hz: 8000, bundle: 1, pending: 1 });
     expect(tp['mouse-host-fed-r1000']?.params).toMatchObject({ mode: 'host-fed' });
     expect(plan.throughput.every((c) => !c.skip)).toBe(true);
-    expect(plan.security.map((c) => c.name)).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile']);
+    expect(plan.security.map((c) => c.name)).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending', 'surprise-removal-while-mapped', 'surprise-removal-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile']);
   });
 });
 
@@ -49,6 +50,10 @@ describe('the same scenario on a Windows guest', () => {
     expect(guestTraits('linux').findsHotplugged).toBe(true);
     expect(traits.securityCases).toContain('duplicate-handle-map');
     expect(traits.securityCases).not.toContain('scm-rights-map');
+    // an orderly removal is vetoed while open there; the surprise removal is the same case pair
+    expect(traits.orderlyRemoval).toBe('vetoed-while-open');
+    expect(guestTraits('linux').orderlyRemoval).toBe('proceeds');
+    expect(planSecurity(s, traits).map((c) => c.name).filter((n) => /unplug|removal/.test(n))).toEqual(['unplug-vetoed-while-open', 'surprise-removal-while-mapped', 'surprise-removal-reads-pending']);
     // planRun also checks the guest section: the image must exist.
     expect(err(() => planRun(s, SUITE_NAMES)).message).toMatch(/guest\.image \/nonexistent\.qcow2 does not exist/);
   });
@@ -73,7 +78,7 @@ describe('bad input is refused before anything boots', () => {
     const e = err(() => planRun(scenario('suites:\n  security:\n    cases: [bad-ioctls, scm-rights-mapp]\n'), SUITE_NAMES));
     expect(e).toBeInstanceOf(UsageError);
     expect(exitCodeFor(e)).toBe(2);
-    expect(e.message).toMatch(/^suites\.security\.cases: unknown case scm-rights-mapp; allowed: unprivileged-open, .*scm-rights-map.*, unplug-reads-pending, irq-drain-bounded, mmio-stall, vmstate-hostile$/);
+    expect(e.message).toMatch(/^suites\.security\.cases: unknown case scm-rights-mapp; allowed: unprivileged-open, .*scm-rights-map.*, unplug-reads-pending, surprise-removal-while-mapped, surprise-removal-reads-pending, irq-drain-bounded, mmio-stall, vmstate-hostile$/);
   });
 
   it('a Windows-only case in a Linux scenario is unknown there', () => {

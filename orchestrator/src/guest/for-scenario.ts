@@ -11,7 +11,7 @@ import { WindowsGuest } from './windows.ts';
 
 interface GuestKind {
   /** The class: its statics are the OS's traits. */
-  readonly impl: { readonly eventModes: GuestTraits['eventModes']; readonly securityCases: readonly string[]; readonly prototype: object };
+  readonly impl: { readonly eventModes: GuestTraits['eventModes']; readonly securityCases: readonly string[]; readonly orderlyRemoval: GuestTraits['orderlyRemoval']; readonly prototype: object };
   /** Throws UsageError naming the field when the section cannot work (cheap: no build). */
   check(g: GuestConfig, baseDir: string): void;
   /** The guest, building what it needs (cached). */
@@ -44,5 +44,5 @@ export function guestForScenario(g: GuestConfig, o: EnsureOptions & { baseDir?: 
 /** What a guest OS offers the suites, from the OS alone: plans are checked with this before anything boots. */
 export function guestTraits(os: GuestOs): GuestTraits {
   const { impl } = KINDS[os];
-  return { os, eventModes: impl.eventModes, securityCases: impl.securityCases, findsHotplugged: typeof (impl.prototype as Partial<Guest>).listDeviceNodes === 'function' };
+  return { os, eventModes: impl.eventModes, securityCases: impl.securityCases, orderlyRemoval: impl.orderlyRemoval, findsHotplugged: typeof (impl.prototype as Partial<Guest>).listDeviceNodes === 'function' };
 }

@@ -45,6 +45,16 @@ export interface EventModes {
   polling: { probeMode: string; mechanism: string };
 }
 
+/**
+ * What the OS does when the host asks for an orderly removal (QMP device_del: the slot's
+ * attention button, then the OS's eject) while a process holds the device open:
+ *  - 'proceeds': the removal goes through and the driver revokes what the process holds
+ *    (Linux: pciehp removes the device; hilbox.ko zaps mappings, fails reads with ENODEV);
+ *  - 'vetoed-while-open': the driver refuses the query-remove while a handle or a view is open,
+ *    the device stays, and the same removal succeeds once the process let go (Windows PnP).
+ */
+export type OrderlyRemoval = 'proceeds' | 'vetoed-while-open';
+
 /** A guest OS: how to boot it (BootableGuest, what the launcher needs), then its verbs. */
 export interface Guest extends BootableGuest {
   readonly os: GuestOs;
@@ -84,6 +94,7 @@ export interface Guest extends BootableGuest {
   readonly eventModes: EventModes;
   /** Security case names the guest's probe runs (known before boot, checked against the probe). */
   readonly securityCases: readonly string[];
+  readonly orderlyRemoval: OrderlyRemoval;
 }
 
 /** What suites plan with, known from the OS alone (before anything is built or booted). */
@@ -91,6 +102,7 @@ export interface GuestTraits {
   readonly os: GuestOs;
   readonly eventModes: EventModes;
   readonly securityCases: readonly string[];
+  readonly orderlyRemoval: OrderlyRemoval;
   /** Devices hot-plugged at run time can be found in the guest (it has listDeviceNodes). */
   readonly findsHotplugged: boolean;
 }

@@ -58,6 +58,8 @@ export class LinuxGuest implements Guest {
   readonly rebootCommand = 'reboot -f';
   static readonly eventModes = EVENT_MODES;
   readonly eventModes = EVENT_MODES;
+  static readonly orderlyRemoval = 'proceeds';
+  readonly orderlyRemoval = 'proceeds';
 
   /** Read from the probe's case table on first use. */
   static get securityCases(): readonly string[] {

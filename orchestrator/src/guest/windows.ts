@@ -192,6 +192,8 @@ export class WindowsGuest implements Guest {
   readonly rebootCommand = 'shutdown /r /t 0 /f';
   static readonly eventModes = EVENT_MODES;
   readonly eventModes = EVENT_MODES;
+  static readonly orderlyRemoval = 'vetoed-while-open';
+  readonly orderlyRemoval = 'vetoed-while-open';
 
   /** Read from the probe's case table on first use. */
   static get securityCases(): readonly string[] {

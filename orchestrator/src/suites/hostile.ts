@@ -38,7 +38,7 @@ export type HostileCase = (typeof HOSTILE_CASES)[number];
 
 const HOSTILE_POLICY: Record<HostileCase, string> = {
   'irq-drain-bounded':
-    'A full 65536-record FIFO (fed while the VM is stopped) reaches the reader whole, no hard-IRQ handler run lasts 2 ms, and 200 single records 10 ms apart raise 200-220 interrupts (drain, then ACK); the longest wait of a reader on the other vCPU is reported.',
+    'A full 65536-record FIFO (fed while the VM is stopped) reaches the reader whole, no hard-IRQ handler run lasts 2 ms, and 200 single records 10 ms apart raise 200-220 interrupts (drain, then ACK); a reader pinned to the other vCPU never waits more than 5 ms in one read, judged on the least longest wait of up to 3 bursts (host preemption of a vCPU thread only lengthens a wait, so that minimum bounds the driver\'s own part; a driver holding its lock > 5 ms exceeds it in every burst; not judged with 1 vCPU). Every burst passes every other check.',
   'mmio-stall':
     'Two COPY_FRAME loops and an 8-byte reader on a fb-mode=mmio device at 100 us per access never stall QEMU (QMP query-status p99 < 50 ms over 10 s) nor the frame clock (>= 95 % of fps x 10 frames), and an unbind during them returns within 250 ms (scaled) with the copiers ending in ENODEV.',
   'vmstate-hostile':
@@ -186,33 +186,118 @@ async function singleRecordIrqs(ctx: SuiteContext, d: ExtraDevice, feeder: Mouse
   if (irqs < 200 || irqs > 220) problems.push(`${irqs} interrupts for 200 single records 10 ms apart (want 200-220)`);
 }
 
-/** 65536 records enter the FIFO while the VM is stopped; after `cont` every one is read; hard-IRQ runs traced. */
+/** The longest a reader on the other vCPU may wait in one read (the issue's bound). */
+const READER_WAIT_LIMIT_MS = 5;
+/** Full-FIFO bursts run at most, until one's longest reader wait is within the limit. */
+const MAX_BURSTS = 3;
+
+/** What one full-FIFO burst measured and which of its checks failed. */
+interface Burst {
+  records: number;
+  gaps: number;
+  drops: number;
+  /** The reader's longest wait (ms), undefined when the reader did not report one. */
+  wait: number | undefined;
+  slow: number;
+  irqRuns: number[];
+  problems: string[];
+}
+
+/**
+ * The 65536-record burst, up to MAX_BURSTS times. The reader's longest wait is judged on the
+ * least of the bursts' figures: the host preempting a vCPU thread (TCG, a loaded host) only ever
+ * adds to a wait, so that minimum bounds the driver's own contribution, while a driver that
+ * really holds its lock past the limit exceeds it in every burst. (Seen under TCG on one burst:
+ * 0.19-3.1 ms on an idle host, 8.4 ms with a QEMU build beside it.) Every burst must pass every
+ * other check (all records read, no gaps, no device drops, hard-IRQ runs < 2 ms); the first that
+ * fails one ends the series. With one vCPU the reader shares CPU 0 with the interrupt, so its
+ * wait is reported (one burst), not judged.
+ */
 async function fullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: MouseFeeder, c: CaseResult, problems: string[]): Promise<void> {
   const { vm } = ctx;
   const T = TRACEFS;
   const node = d.dev.replace('/dev/', '');
   const irq = (await sh(vm, `grep -m1 -w ${node} /proc/interrupts`, vm.scaled(30_000))).trim().split(':')[0]!.trim();
   if (!/^\d+$/.test(irq)) throw new Error(`no interrupt line of ${node} in /proc/interrupts`);
-  const tracing = (on: 0 | 1): string => `echo ${on} > ${T}/events/irq/irq_handler_entry/enable; echo ${on} > ${T}/events/irq/irq_handler_exit/enable`;
-  await sh(
-    vm,
-    [
-      `[ -e ${T}/trace ] || mount -t tracefs nodev ${T}`,
-      `echo 0 > ${T}/tracing_on`,
-      `echo 4096 > ${T}/buffer_size_kb`,
-      `echo > ${T}/trace`,
-      `echo irq==${irq} > ${T}/events/irq/irq_handler_entry/filter`,
-      `echo irq==${irq} > ${T}/events/irq/irq_handler_exit/filter`,
-      tracing(1),
-      `echo 1 > ${T}/tracing_on`,
-    ].join(' && '),
-    vm.scaled(30_000),
-  );
   // The interrupt (and its thread) on CPU 0, the reader on the other vCPU: how long a reader
   // there waits for the driver's locks while the interrupt side drains is what is measured.
   const cpus = Number((await sh(vm, 'nproc', vm.scaled(30_000))).trim()) || 1;
   const readerCpu = cpus > 1 ? 1 : 0;
+  const judged = cpus > 1;
   await sh(vm, `echo 0 > /proc/irq/${irq}/smp_affinity_list`, vm.scaled(30_000));
+  const events = [`${T}/events/irq/irq_handler_entry`, `${T}/events/irq/irq_handler_exit`];
+  const bursts: Burst[] = [];
+  let complete = false;
+  try {
+    await sh(
+      vm,
+      [
+        `[ -e ${T}/trace ] || mount -t tracefs nodev ${T}`,
+        `echo 0 > ${T}/tracing_on`,
+        `echo 4096 > ${T}/buffer_size_kb`,
+        ...events.map((e) => `echo irq==${irq} > ${e}/filter`),
+        ...events.map((e) => `echo 1 > ${e}/enable`),
+      ].join(' && '),
+      vm.scaled(30_000),
+    );
+    for (let i = 0; i < (judged ? MAX_BURSTS : 1); i++) {
+      const b = await oneFullFifoBurst(ctx, d, feeder, irq, readerCpu);
+      bursts.push(b);
+      if (b.problems.length) break; // the case has failed; another burst cannot change that
+      if (b.wait !== undefined && b.wait <= READER_WAIT_LIMIT_MS) break;
+    }
+    complete = true;
+  } finally {
+    // Tracing off and the events, filters and buffer cleared on every path (even after a failed setup).
+    const off = [`echo 0 > ${T}/tracing_on`, ...events.flatMap((e) => [`echo 0 > ${e}/enable`, `echo 0 > ${e}/filter`]), `echo > ${T}/trace`];
+    const r = await vm.exec(off.join('; '), { timeoutMs: vm.scaled(30_000) }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    if (r.code !== 0) problems.push(`turning the irq tracing off: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0]}`);
+    if (bursts.length) report(bursts, c, problems, { judged: judged && complete, readerCpu, cpus });
+  }
+}
+
+/** The case's metrics and verdict over the bursts run. */
+function report(bursts: Burst[], c: CaseResult, problems: string[], o: { judged: boolean; readerCpu: number; cpus: number }): void {
+  const many = bursts.length > 1;
+  bursts.forEach((b, i) => problems.push(...b.problems.map((p) => (many ? `burst ${i + 1}: ${p}` : p))));
+  const runs = bursts.flatMap((b) => b.irqRuns);
+  const ms = (v: number): number => Number(v.toFixed(3));
+  c.metrics!['burst_records_read'] = m(Math.min(...bursts.map((b) => b.records)), 'records');
+  c.metrics!['burst_seq_gaps'] = m(bursts.reduce((s, b) => s + b.gaps, 0), 'events');
+  c.metrics!['burst_device_drops'] = m(bursts.reduce((s, b) => s + b.drops, 0), 'events');
+  c.metrics!['irq_handler_max_ms'] = m(ms(Math.max(0, ...runs)), 'ms');
+  c.metrics!['irq_handler_runs'] = m(runs.length, 'runs');
+  // The best burst: the least longest wait (a burst whose reader reported none never is).
+  const measured = bursts.filter((b) => b.wait !== undefined);
+  const best = measured.reduce<Burst | undefined>((a, b) => (a === undefined || b.wait! < a.wait! ? b : a), undefined);
+  if (best) {
+    c.metrics!['reader_max_wait_ms'] = m(ms(best.wait!), 'ms');
+    c.metrics!['reader_waits_over_5ms'] = m(best.slow, 'reads');
+  }
+  const perBurst = bursts.map((b) => (b.wait === undefined ? null : ms(b.wait)));
+  c.details = {
+    ...(c.details ?? {}),
+    reader_cpu: o.readerCpu,
+    irq_cpu: 0,
+    vcpus: o.cpus,
+    bursts: bursts.length,
+    reader_max_wait_ms_per_burst: perBurst,
+    irq_handler_max_ms_per_burst: bursts.map((b) => ms(Math.max(0, ...b.irqRuns))),
+    ...(o.cpus > 1 ? {} : { reader_wait_not_judged: 'one vCPU: the reader shares CPU 0 with the interrupt' }),
+  };
+  // Judged when the bursts ran to the end and each passed its other checks (else the case has failed anyway).
+  if (o.judged && !bursts.some((b) => b.problems.length) && !(best && best.wait! <= READER_WAIT_LIMIT_MS)) {
+    const figures = perBurst.map((w) => (w === null ? 'none reported' : `${w} ms`)).join(', ');
+    problems.push(`a reader on CPU ${o.readerCpu} waited more than ${READER_WAIT_LIMIT_MS} ms in a read in every one of ${bursts.length} bursts (longest wait per burst: ${figures})`);
+  }
+}
+
+/** 65536 records enter the FIFO while the VM is stopped; after `cont` every one is read; hard-IRQ runs traced. */
+async function oneFullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: MouseFeeder, irq: string, readerCpu: number): Promise<Burst> {
+  const { vm } = ctx;
+  const T = TRACEFS;
+  const b: Burst = { records: 0, gaps: 0, drops: 0, wait: undefined, slow: 0, irqRuns: [], problems: [] };
+  await sh(vm, `echo > ${T}/trace && echo 1 > ${T}/tracing_on`, vm.scaled(30_000));
   let trace = '';
   try {
     const readTimeout = vm.scaled(150_000);
@@ -234,34 +319,24 @@ async function fullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: MouseFee
     const [r] = await reading;
     const after = await counters();
     const records = r?.metrics?.['records']?.value ?? 0;
-    const gaps = r?.metrics?.['seq_gaps']?.value ?? 0;
-    const drops = after['events-dropped'] - base['events-dropped'];
-    c.metrics!['burst_records_read'] = m(records - 1, 'records');
-    c.metrics!['burst_seq_gaps'] = m(gaps, 'events');
-    c.metrics!['burst_device_drops'] = m(drops, 'events');
-    if (r?.status !== 'pass') problems.push(`reading the burst: ${r?.reason ?? 'no result'}`);
-    if (records !== FULL_FIFO + 1) problems.push(`${records - 1} of ${FULL_FIFO} burst records read`);
-    if (gaps !== 0) problems.push(`${gaps} sequence gaps in the burst`);
-    if (drops !== 0) problems.push(`the device dropped ${drops} records`);
-    const wait = r?.metrics?.['reader_max_wait_ms']?.value;
-    const slow = r?.metrics?.['reader_waits_over_5ms']?.value ?? 0;
-    if (wait !== undefined) c.metrics!['reader_max_wait_ms'] = m(Number(wait.toFixed(3)), 'ms');
-    c.metrics!['reader_waits_over_5ms'] = m(slow, 'reads');
-    c.details = { ...(c.details ?? {}), reader_cpu: readerCpu, irq_cpu: 0, vcpus: cpus };
-    // Reported, not judged yet: under TCG a vCPU thread the host preempts mid-read counts in this
-    // figure too (seen here: 0.19–3.1 ms on an idle host, 8.4 ms with a QEMU build beside it), so a
-    // 5 ms limit would fail by chance; the deterministic mode (icount) is where it can be a gate.
+    b.records = records - 1;
+    b.gaps = r?.metrics?.['seq_gaps']?.value ?? 0;
+    b.drops = after['events-dropped'] - base['events-dropped'];
+    b.wait = r?.metrics?.['reader_max_wait_ms']?.value;
+    b.slow = r?.metrics?.['reader_waits_over_5ms']?.value ?? 0;
+    if (r?.status !== 'pass') b.problems.push(`reading the burst: ${r?.reason ?? 'no result'}`);
+    if (records !== FULL_FIFO + 1) b.problems.push(`${records - 1} of ${FULL_FIFO} burst records read`);
+    if (b.gaps !== 0) b.problems.push(`${b.gaps} sequence gaps in the burst`);
+    if (b.drops !== 0) b.problems.push(`the device dropped ${b.drops} records`);
   } finally {
     await sh(vm, `echo 0 > ${T}/tracing_on`, vm.scaled(30_000));
     trace = await sh(vm, `cat ${T}/trace`, vm.scaled(120_000));
-    await sh(vm, `${tracing(0)}; echo > ${T}/trace`, vm.scaled(30_000));
   }
-  const runs = hardIrqRuns(trace, irq);
-  const longest = Math.max(0, ...runs);
-  c.metrics!['irq_handler_max_ms'] = m(Number(longest.toFixed(3)), 'ms');
-  c.metrics!['irq_handler_runs'] = m(runs.length, 'runs');
-  if (runs.length === 0) problems.push('no hard-IRQ handler run was traced');
-  if (longest >= 2) problems.push(`the longest hard-IRQ handler run took ${longest.toFixed(3)} ms (limit 2 ms) over ${runs.length} runs`);
+  b.irqRuns = hardIrqRuns(trace, irq);
+  const longest = Math.max(0, ...b.irqRuns);
+  if (b.irqRuns.length === 0) b.problems.push('no hard-IRQ handler run was traced');
+  if (longest >= 2) b.problems.push(`the longest hard-IRQ handler run took ${longest.toFixed(3)} ms (limit 2 ms) over ${b.irqRuns.length} runs`);
+  return b;
 }
 
 /**

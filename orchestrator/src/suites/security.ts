@@ -2,31 +2,24 @@
  * The security suite: every hostile use of the handle the seeds worry about. Each case states
  * its policy and passes only if the policy held (the probe's verdict) AND the guest kernel log
  * stayed free of crash signatures AND QEMU is alive AND the device still answers afterwards AND,
- * where the guest can (guest.reinstallDriver), the driver unloads and reloads cleanly. Hot-unplug
- * cases are driven from the host with QMP device_del; the hostile-load cases are in hostile.ts.
+ * where the guest can (guest.reinstallDriver), the driver unloads and reloads cleanly. The
+ * removal cases (orderly and surprise) are in removal.ts, the hostile-load cases in hostile.ts.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { GuestTraits } from '../guest/guest.ts';
 import type { CaseResult } from '../report/results.ts';
 import { scanForCrashes } from '../vm/crash-scan.ts';
 import { selectCases } from '../scenario/cases.ts';
 import type { Scenario } from '../scenario/schema.ts';
-import { deviceProperties, wantsFeed } from '../scenario/device-props.ts';
-import { plugDevice } from '../qmp/hotplug.ts';
-import { deviceDel } from '../qmp/device.ts';
 import type { PlannedCase } from './plan.ts';
-import { asPlanned, probeCase, runProbe, skipped } from './probe.ts';
+import { probeCase, skipped } from './probe.ts';
 import type { SuiteContext } from './context.ts';
 import { HOSTILE_CASES, runHostile, type HostileCase } from './hostile.ts';
+import { isRemovalCase, removalCaseNames, removalRunner } from './removal.ts';
+import { deviceAnswers } from './answers.ts';
 
-/** Cases the host drives (device_del between the probe's unplug-prepare and unplug-check steps). */
-export const UNPLUG_CASES = ['unplug-while-mapped', 'unplug-reads-pending'] as const;
-/** Their policy when the host side fails before the probe could state its own (unplug-check does). */
-const UNPLUG_POLICY = 'Hot-unplug (QMP device_del) while a process has the framebuffer mapped and reads pending: the mapping is revoked, pending reads complete with an error, and nothing crashes.';
-
-/** Every security case name this guest knows, in run order. */
+/** Every security case name this guest knows, in run order: the probe's, the removals (removal.ts), the hostile loads (hostile.ts). */
 export function securityCaseNames(traits: GuestTraits): string[] {
-  return [...traits.securityCases, ...UNPLUG_CASES, ...HOSTILE_CASES];
+  return [...traits.securityCases, ...removalCaseNames(traits), ...HOSTILE_CASES];
 }
 
 export function planSecurity(s: Scenario, traits: GuestTraits): PlannedCase[] {
@@ -49,19 +42,6 @@ async function listCases(ctx: SuiteContext): Promise<ListedCase[]> {
   const r = await ctx.vm.probe(['security', '--list'], { timeoutMs: 30_000 });
   const parsed = JSON.parse(r.stdout.trim().split('\n')[0] ?? '{}') as { cases?: ListedCase[] };
   return parsed.cases ?? [];
-}
-
-/** The device answers the probe's info command within `ms` (after a re-plug: PnP/udev take a moment). */
-async function deviceAnswers(ctx: SuiteContext, ms: number): Promise<string | undefined> {
-  const deadline = Date.now() + ms;
-  let why = 'no attempt';
-  for (;;) {
-    const [c] = await runProbe(ctx.vm, ['info'], { suite: 'security', step: 'post-check', timeoutMs: ctx.caseTimeoutMs });
-    if (c?.status === 'pass') return undefined;
-    why = c?.reason ?? 'no result';
-    if (Date.now() > deadline) return why;
-    await sleep(500);
-  }
 }
 
 /** The checks every security case must also pass; returns the problems found. */
@@ -106,7 +86,7 @@ export async function runSecuritySuite(ctx: SuiteContext, plan: readonly Planned
   const { vm, out } = ctx;
   const listed = await listCases(ctx);
   const results: CaseResult[] = [];
-  let unplug: Promise<CaseResult[]> | undefined;
+  const removal = removalRunner(ctx);
   await vm.guest.clearKernelLog(vm.session);
   for (const p of plan) {
     out.step(`security: ${p.name}`);
@@ -118,9 +98,8 @@ export async function runSecuritySuite(ctx: SuiteContext, plan: readonly Planned
     }
     if ((HOSTILE_CASES as readonly string[]).includes(p.name)) {
       c = await runHostile(ctx, p, p.name as HostileCase);
-    } else if ((UNPLUG_CASES as readonly string[]).includes(p.name)) {
-      unplug ??= runUnplug(ctx);
-      c = (await unplug).find((u) => u.name === p.name)!;
+    } else if (isRemovalCase(p.name)) {
+      c = await removal(p);
     } else {
       c = await probeCase(vm, p, ['security', '--case', p.name], { timeoutMs: ctx.caseTimeoutMs });
     }
@@ -130,30 +109,4 @@ export async function runSecuritySuite(ctx: SuiteContext, plan: readonly Planned
     results.push(applyPostChecks(c, problems));
   }
   return results;
-}
-
-/** unplug-prepare in the guest, device_del from the host, unplug-check, then the device comes back as it was. */
-async function runUnplug(ctx: SuiteContext): Promise<CaseResult[]> {
-  const { vm, scenario } = ctx;
-  const planned = UNPLUG_CASES.map((name): PlannedCase => ({ suite: 'security', name }));
-  const fail = (reason: string): CaseResult[] => planned.map((p) => ({ suite: p.suite, name: p.name, status: 'fail', policy: UNPLUG_POLICY, reason }));
-  const [prep] = await runProbe(vm, ['security', '--case', 'unplug-prepare'], { suite: 'security', step: 'unplug-prepare', timeoutMs: ctx.caseTimeoutMs });
-  if (!prep || prep.status !== 'pass') return fail(`unplug-prepare: ${prep?.reason ?? 'no result'}`);
-  const id = vm.deviceId ?? 'hb0';
-  try {
-    await deviceDel(vm.qmp, id, vm.scaled(60_000));
-  } catch (e) {
-    return fail(`device_del ${id}: ${(e as Error).message.split('\n')[0]} (a driver that vetoes an orderly removal keeps the device)`);
-  }
-  const checked = await runProbe(vm, ['security', '--case', 'unplug-check'], { suite: 'security', step: 'unplug-check', timeoutMs: ctx.caseTimeoutMs });
-  const props = deviceProperties(scenario.device) as Record<string, string | number | boolean>;
-  await plugDevice(vm.qmp, { id, bus: 'rp0', props: wantsFeed(scenario.device) ? { ...props, chardev: 'hbfeed' } : props });
-  const back = await deviceAnswers(ctx, vm.scaled(30_000));
-  const byName = new Map(checked.map((c) => [c.name, c]));
-  return planned.map((p) => {
-    const c = byName.get(p.name);
-    if (!c) return { suite: p.suite, name: p.name, status: 'fail', policy: UNPLUG_POLICY, reason: `unplug-check reported no ${p.name} result` };
-    const r = asPlanned(c, p);
-    return back ? applyPostChecks(r, [`the re-plugged device does not answer: ${back}`]) : r;
-  });
 }
