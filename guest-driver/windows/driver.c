@@ -769,9 +769,25 @@ static NTSTATUS HbDispatchPnp(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 		return HbPassDown(dev, Irp);
 
 	case IRP_MN_QUERY_REMOVE_DEVICE:
-		/* open handles already veto this in the PnP manager */
+		/*
+		 * An orderly removal while a process holds the device (a
+		 * handle open, so possibly views and pended requests) is
+		 * vetoed here, by the driver's own count, whatever the PnP
+		 * manager's own open-handle check does: the user sees the
+		 * veto and the device keeps serving; the same removal
+		 * succeeds once the last handle is closed.  Dekker order
+		 * with HbDispatchCreate (which counts, then checks the
+		 * state): the state goes first, then the count is read,
+		 * so a CREATE racing with this is seen by one side.
+		 */
 		dev->PrevState = HbState(dev);
 		HbSetState(dev, HbRemovePending);
+		if (InterlockedCompareExchange(&dev->OpenFiles, 0, 0) != 0) {
+			HbSetState(dev, dev->PrevState);
+			HbCompleteIrp(Irp, STATUS_DEVICE_BUSY, 0);
+			IoReleaseRemoveLock(&dev->RemoveLock, Irp);
+			return STATUS_DEVICE_BUSY;
+		}
 		Irp->IoStatus.Status = STATUS_SUCCESS;
 		return HbPassDown(dev, Irp);
 
@@ -866,6 +882,8 @@ static NTSTATUS HbDispatchCreate(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 	if (!NT_SUCCESS(status))
 		return HbCompleteIrp(Irp, status, 0);
 
+	/* counted first, then the state checked (see QUERY_REMOVE) */
+	InterlockedIncrement(&dev->OpenFiles);
 	if (HbState(dev) != HbStarted) {
 		status = HbState(dev) == HbStopPending || HbState(dev) == HbStopped ?
 			 STATUS_DEVICE_NOT_READY : STATUS_DELETE_PENDING;
@@ -897,6 +915,8 @@ static NTSTATUS HbDispatchCreate(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 	fo->FsContext = file;
 	status = STATUS_SUCCESS;
 out:
+	if (!NT_SUCCESS(status))
+		InterlockedDecrement(&dev->OpenFiles);	/* no CLEANUP follows */
 	HbCompleteIrp(Irp, status, 0);
 	IoReleaseRemoveLock(&dev->RemoveLock, Irp);
 	return status;
@@ -929,6 +949,7 @@ static NTSTATUS HbDispatchCleanup(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 			HbSetSubscription(file, HbSubOff);
 		}
 		HbRevokeFileMappings(file);
+		InterlockedDecrement(&dev->OpenFiles);	/* the handle is gone */
 	}
 	HbCompleteIrp(Irp, STATUS_SUCCESS, 0);
 	if (NT_SUCCESS(lock))

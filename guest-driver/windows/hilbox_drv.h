@@ -150,6 +150,9 @@ typedef struct _HB_DEVICE {
 	IO_REMOVE_LOCK RemoveLock;	/* every IRP in flight, pended ones too */
 	volatile LONG PnpState;		/* HB_PNP_STATE */
 	HB_PNP_STATE PrevState;		/* to undo QUERY_STOP / QUERY_REMOVE */
+	volatile LONG OpenFiles;	/* file objects between a successful
+					 * CREATE and their CLEANUP (a handle
+					 * is open; views die at CLEANUP) */
 	ULONG Instance;
 	UNICODE_STRING InterfaceName;	/* from IoRegisterDeviceInterface */
 	UNICODE_STRING DosName;

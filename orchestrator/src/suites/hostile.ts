@@ -38,7 +38,7 @@ export type HostileCase = (typeof HOSTILE_CASES)[number];
 
 const HOSTILE_POLICY: Record<HostileCase, string> = {
   'irq-drain-bounded':
-    'A full 65536-record FIFO (fed while the VM is stopped) reaches the reader whole, no hard-IRQ handler run lasts 2 ms, and 200 single records 10 ms apart raise 200-220 interrupts (drain, then ACK); a reader pinned to the other vCPU never waits more than 5 ms in one read, judged on the least longest wait of up to 3 bursts (host preemption of a vCPU thread only lengthens a wait, so that minimum bounds the driver\'s own part; a driver holding its lock > 5 ms exceeds it in every burst; not judged with 1 vCPU). Every burst passes every other check.',
+    'A full 65536-record FIFO (fed while the VM is stopped) reaches the reader whole in every burst (no gaps, no drops); no hard-IRQ handler run lasts 2 ms and a reader pinned to the other vCPU never waits 5 ms in one read, both judged on the best of up to 5 bursts (host preemption of a vCPU thread only lengthens a measured time, so a burst within both bounds shows the driver\'s own part; a driver past a bound exceeds it in every burst; the reader is not judged with 1 vCPU); and 200 single records 10 ms apart raise 200-220 interrupts (drain, then ACK).',
   'mmio-stall':
     'Two COPY_FRAME loops and an 8-byte reader on a fb-mode=mmio device at 100 us per access never stall QEMU (QMP query-status p99 < 50 ms over 10 s) nor the frame clock (>= 95 % of fps x 10 frames), and an unbind during them returns within 250 ms (scaled) with the copiers ending in ENODEV.',
   'vmstate-hostile':
@@ -188,8 +188,10 @@ async function singleRecordIrqs(ctx: SuiteContext, d: ExtraDevice, feeder: Mouse
 
 /** The longest a reader on the other vCPU may wait in one read (the issue's bound). */
 const READER_WAIT_LIMIT_MS = 5;
-/** Full-FIFO bursts run at most, until one's longest reader wait is within the limit. */
-const MAX_BURSTS = 3;
+/** The longest one hard-IRQ handler run may take. */
+const HARD_IRQ_LIMIT_MS = 2;
+/** Full-FIFO bursts run at most, until one keeps both time bounds. */
+const MAX_BURSTS = 5;
 
 /** What one full-FIFO burst measured and which of its checks failed. */
 interface Burst {
@@ -200,18 +202,26 @@ interface Burst {
   wait: number | undefined;
   slow: number;
   irqRuns: number[];
+  /** The longest hard-IRQ handler run (ms). */
+  irqMax: number;
+  /** Correctness problems (records, gaps, drops, tracing): any one fails the case. */
   problems: string[];
 }
 
+/** Both time bounds held in this burst (the reader's only where it is judged). */
+const inTime = (b: Burst, judged: boolean): boolean => b.irqMax < HARD_IRQ_LIMIT_MS && (!judged || (b.wait !== undefined && b.wait <= READER_WAIT_LIMIT_MS));
+
 /**
- * The 65536-record burst, up to MAX_BURSTS times. The reader's longest wait is judged on the
- * least of the bursts' figures: the host preempting a vCPU thread (TCG, a loaded host) only ever
- * adds to a wait, so that minimum bounds the driver's own contribution, while a driver that
- * really holds its lock past the limit exceeds it in every burst. (Seen under TCG on one burst:
- * 0.19-3.1 ms on an idle host, 8.4 ms with a QEMU build beside it.) Every burst must pass every
- * other check (all records read, no gaps, no device drops, hard-IRQ runs < 2 ms); the first that
- * fails one ends the series. With one vCPU the reader shares CPU 0 with the interrupt, so its
- * wait is reported (one burst), not judged.
+ * The 65536-record burst, up to MAX_BURSTS times. The two time bounds — no hard-IRQ handler
+ * run of 2 ms, no read of the reader on the other vCPU waiting 5 ms — are judged on the best
+ * burst: under TCG the host preempting a vCPU thread only ever adds to a measured time (a
+ * 250 Hz host kernel takes ~4 ms at a time), so the burst with both times within bounds shows
+ * the driver's own part, while a driver that really holds its lock or its handler past a bound
+ * exceeds it in every burst. (Seen on one burst: 0.16-4.2 ms waits on a quiet host, a third of
+ * bursts over 5 ms with a compile beside it; 5 bursts all over happens then about 1 % of the
+ * time.) Correctness is judged in every burst (all records read, no gaps, no device drops);
+ * the first burst that fails it ends the series. With one vCPU the reader shares CPU 0 with the
+ * interrupt, so its wait is reported, not judged.
  */
 async function fullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: MouseFeeder, c: CaseResult, problems: string[]): Promise<void> {
   const { vm } = ctx;
@@ -240,11 +250,11 @@ async function fullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: MouseFee
       ].join(' && '),
       vm.scaled(30_000),
     );
-    for (let i = 0; i < (judged ? MAX_BURSTS : 1); i++) {
+    for (let i = 0; i < MAX_BURSTS; i++) {
       const b = await oneFullFifoBurst(ctx, d, feeder, irq, readerCpu);
       bursts.push(b);
       if (b.problems.length) break; // the case has failed; another burst cannot change that
-      if (b.wait !== undefined && b.wait <= READER_WAIT_LIMIT_MS) break;
+      if (inTime(b, judged)) break;
     }
     complete = true;
   } finally {
@@ -252,12 +262,12 @@ async function fullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: MouseFee
     const off = [`echo 0 > ${T}/tracing_on`, ...events.flatMap((e) => [`echo 0 > ${e}/enable`, `echo 0 > ${e}/filter`]), `echo > ${T}/trace`];
     const r = await vm.exec(off.join('; '), { timeoutMs: vm.scaled(30_000) }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
     if (r.code !== 0) problems.push(`turning the irq tracing off: ${(r.stderr || r.stdout).trim().split('\n').slice(-1)[0]}`);
-    if (bursts.length) report(bursts, c, problems, { judged: judged && complete, readerCpu, cpus });
+    if (bursts.length) report(bursts, c, problems, { judged, complete, readerCpu, cpus });
   }
 }
 
 /** The case's metrics and verdict over the bursts run. */
-function report(bursts: Burst[], c: CaseResult, problems: string[], o: { judged: boolean; readerCpu: number; cpus: number }): void {
+function report(bursts: Burst[], c: CaseResult, problems: string[], o: { judged: boolean; complete: boolean; readerCpu: number; cpus: number }): void {
   const many = bursts.length > 1;
   bursts.forEach((b, i) => problems.push(...b.problems.map((p) => (many ? `burst ${i + 1}: ${p}` : p))));
   const runs = bursts.flatMap((b) => b.irqRuns);
@@ -267,9 +277,9 @@ function report(bursts: Burst[], c: CaseResult, problems: string[], o: { judged:
   c.metrics!['burst_device_drops'] = m(bursts.reduce((s, b) => s + b.drops, 0), 'events');
   c.metrics!['irq_handler_max_ms'] = m(ms(Math.max(0, ...runs)), 'ms');
   c.metrics!['irq_handler_runs'] = m(runs.length, 'runs');
-  // The best burst: the least longest wait (a burst whose reader reported none never is).
+  // The best burst: the one within both bounds, else the least longest wait.
   const measured = bursts.filter((b) => b.wait !== undefined);
-  const best = measured.reduce<Burst | undefined>((a, b) => (a === undefined || b.wait! < a.wait! ? b : a), undefined);
+  const best = bursts.find((b) => inTime(b, o.judged)) ?? measured.reduce<Burst | undefined>((a, b) => (a === undefined || b.wait! < a.wait! ? b : a), undefined);
   if (best) {
     c.metrics!['reader_max_wait_ms'] = m(ms(best.wait!), 'ms');
     c.metrics!['reader_waits_over_5ms'] = m(best.slow, 'reads');
@@ -282,13 +292,13 @@ function report(bursts: Burst[], c: CaseResult, problems: string[], o: { judged:
     vcpus: o.cpus,
     bursts: bursts.length,
     reader_max_wait_ms_per_burst: perBurst,
-    irq_handler_max_ms_per_burst: bursts.map((b) => ms(Math.max(0, ...b.irqRuns))),
+    irq_handler_max_ms_per_burst: bursts.map((b) => ms(b.irqMax)),
     ...(o.cpus > 1 ? {} : { reader_wait_not_judged: 'one vCPU: the reader shares CPU 0 with the interrupt' }),
   };
-  // Judged when the bursts ran to the end and each passed its other checks (else the case has failed anyway).
-  if (o.judged && !bursts.some((b) => b.problems.length) && !(best && best.wait! <= READER_WAIT_LIMIT_MS)) {
-    const figures = perBurst.map((w) => (w === null ? 'none reported' : `${w} ms`)).join(', ');
-    problems.push(`a reader on CPU ${o.readerCpu} waited more than ${READER_WAIT_LIMIT_MS} ms in a read in every one of ${bursts.length} bursts (longest wait per burst: ${figures})`);
+  // Judged when the bursts ran to the end and each was correct (else the case has failed anyway).
+  if (o.complete && !bursts.some((b) => b.problems.length) && !bursts.some((b) => inTime(b, o.judged))) {
+    const figures = bursts.map((b, i) => `${ms(b.irqMax)} ms hard-IRQ${o.judged ? ` / ${perBurst[i] === null ? 'no' : `${perBurst[i]} ms`} reader wait` : ''}`).join(', ');
+    problems.push(`no burst of ${bursts.length} kept the hard-IRQ run under ${HARD_IRQ_LIMIT_MS} ms${o.judged ? ` and the reader on CPU ${o.readerCpu}'s wait within ${READER_WAIT_LIMIT_MS} ms` : ''} (per burst: ${figures})`);
   }
 }
 
@@ -296,7 +306,7 @@ function report(bursts: Burst[], c: CaseResult, problems: string[], o: { judged:
 async function oneFullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: MouseFeeder, irq: string, readerCpu: number): Promise<Burst> {
   const { vm } = ctx;
   const T = TRACEFS;
-  const b: Burst = { records: 0, gaps: 0, drops: 0, wait: undefined, slow: 0, irqRuns: [], problems: [] };
+  const b: Burst = { records: 0, gaps: 0, drops: 0, wait: undefined, slow: 0, irqRuns: [], irqMax: 0, problems: [] };
   await sh(vm, `echo > ${T}/trace && echo 1 > ${T}/tracing_on`, vm.scaled(30_000));
   let trace = '';
   try {
@@ -333,9 +343,8 @@ async function oneFullFifoBurst(ctx: SuiteContext, d: ExtraDevice, feeder: Mouse
     trace = await sh(vm, `cat ${T}/trace`, vm.scaled(120_000));
   }
   b.irqRuns = hardIrqRuns(trace, irq);
-  const longest = Math.max(0, ...b.irqRuns);
+  b.irqMax = Math.max(0, ...b.irqRuns);
   if (b.irqRuns.length === 0) b.problems.push('no hard-IRQ handler run was traced');
-  if (longest >= 2) b.problems.push(`the longest hard-IRQ handler run took ${longest.toFixed(3)} ms (limit 2 ms) over ${b.irqRuns.length} runs`);
   return b;
 }
 
