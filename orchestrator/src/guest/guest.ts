@@ -87,6 +87,13 @@ export interface Guest extends BootableGuest {
    * suites skip what needs an extra device, saying why).
    */
   listDeviceNodes?(s: GuestSession): Promise<string[]>;
+  /**
+   * Waits until the OS has finished with a slot whose card was pulled (surprise removal), so a
+   * card inserted next is not taken for the one being shut down. (QEMU detaches a populated
+   * slot whose power and power indicator the guest turns off: Linux pciehp powers the slot
+   * off, waits 1 s, then turns the indicator off — a card inserted in that second would go.)
+   */
+  settleAfterSurpriseRemoval(s: GuestSession): Promise<void>;
   /** Command that reboots the guest at once. */
   readonly rebootCommand: string;
 

@@ -56,6 +56,11 @@ export class LinuxGuest implements Guest {
   readonly workDir = '/root';
   readonly sshGuestPort = 22;
   readonly rebootCommand = 'reboot -f';
+
+  /** pciehp's remove_board: power off, msleep(1000), indicator off — 2 s of guest time covers it. */
+  async settleAfterSurpriseRemoval(s: GuestSession): Promise<void> {
+    await s.exec('sleep 2', { timeoutMs: s.scaled(30_000) });
+  }
   static readonly eventModes = EVENT_MODES;
   readonly eventModes = EVENT_MODES;
   static readonly orderlyRemoval = 'proceeds';

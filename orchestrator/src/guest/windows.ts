@@ -190,6 +190,11 @@ export class WindowsGuest implements Guest {
   readonly machine = { snapshotDisk: false, rng: false, bootTimeoutMs: 600_000, minMemoryBytes: 2 * 2 ** 30 };
   readonly workDir = GUEST_DIR;
   readonly rebootCommand = 'shutdown /r /t 0 /f';
+
+  /** pci.sys's own timing is not documented; 2 s of guest time, as on Linux (unproven here: no image). */
+  async settleAfterSurpriseRemoval(s: GuestSession): Promise<void> {
+    await s.exec('powershell -NoProfile -Command "Start-Sleep -Seconds 2"', { timeoutMs: s.scaled(30_000) });
+  }
   static readonly eventModes = EVENT_MODES;
   readonly eventModes = EVENT_MODES;
   static readonly orderlyRemoval = 'vetoed-while-open';

@@ -62,15 +62,23 @@ export function removalRunner(ctx: SuiteContext): (p: PlannedCase) => Promise<Ca
   };
 }
 
-type Removal = (ctx: SuiteContext, id: string) => Promise<void>;
+interface Removal {
+  remove(ctx: SuiteContext, id: string): Promise<void>;
+  /** Before the card goes back into the slot (after unplug-check). */
+  settle?(ctx: SuiteContext): Promise<void>;
+}
 
-const orderly: Removal = async ({ vm }, id) => deviceDel(vm.qmp, id, vm.scaled(60_000));
+const orderly: Removal = { remove: async ({ vm }, id) => deviceDel(vm.qmp, id, vm.scaled(60_000)) };
 
-const surprise: Removal = async ({ vm }, id) => {
-  const deleted = vm.qmp.waitForEvent('DEVICE_DELETED', (e) => e.data?.['device'] === id, vm.scaled(30_000));
-  deleted.catch(() => {}); // awaited below; a qom-set failure must not leave it unhandled
-  await vm.qmp.execute('qom-set', { path: `/machine/peripheral/${id}`, property: 'fault', value: 'surprise-removal' });
-  await deleted;
+const surprise: Removal = {
+  async remove({ vm }, id) {
+    const deleted = vm.qmp.waitForEvent('DEVICE_DELETED', (e) => e.data?.['device'] === id, vm.scaled(30_000));
+    deleted.catch(() => {}); // awaited below; a qom-set failure must not leave it unhandled
+    await vm.qmp.execute('qom-set', { path: `/machine/peripheral/${id}`, property: 'fault', value: 'surprise-removal' });
+    await deleted;
+  },
+  // QEMU removed the card at once; the guest is still shutting the slot down.
+  settle: ({ vm }) => vm.machine.guard(vm.guest.settleAfterSurpriseRemoval(vm.session)),
 };
 
 /** The scenario's device back into its slot rp0; undefined when it answers again, else why not. */
@@ -87,19 +95,20 @@ async function replug(ctx: SuiteContext, id: string): Promise<string | undefined
 }
 
 /** unplug-prepare in the guest, the removal from the host, unplug-check (its two results renamed to `names`), re-plug. */
-async function removeWhileHeld(ctx: SuiteContext, names: readonly [string, string], policy: string, remove: Removal): Promise<CaseResult[]> {
+async function removeWhileHeld(ctx: SuiteContext, names: readonly [string, string], policy: string, removal: Removal): Promise<CaseResult[]> {
   const { vm } = ctx;
   const fail = (reason: string): CaseResult[] => names.map((name) => ({ suite: 'security', name, status: 'fail', policy, reason }));
   const [prep] = await runProbe(vm, ['security', '--case', 'unplug-prepare'], { suite: 'security', step: 'unplug-prepare', timeoutMs: ctx.caseTimeoutMs });
   if (!prep || prep.status !== 'pass') return fail(`unplug-prepare: ${prep?.reason ?? 'no result'}`);
   const id = vm.deviceId ?? 'hb0';
   try {
-    await remove(ctx, id);
+    await removal.remove(ctx, id);
   } catch (e) {
     return fail(`removing ${id}: ${(e as Error).message.split('\n')[0]}`);
   }
   // The probe names its two verdicts after the orderly pair; position says which is which.
   const checked = await runProbe(vm, ['security', '--case', 'unplug-check'], { suite: 'security', step: 'unplug-check', timeoutMs: ctx.caseTimeoutMs });
+  await removal.settle?.(ctx);
   const back = await replug(ctx, id);
   return names.map((name, i): CaseResult => {
     const c = checked.find((r) => r.name === ORDERLY_CASES[i]);
