@@ -153,7 +153,9 @@ struct hilbox_stats {
 	__u32 feed_errors;	/* FEED_ERRORS */
 	__u32 subscribers;	/* open files with events enabled */
 	__u32 readers_waiting;	/* blocked read requests queued */
-	__u64 reserved[7];
+	__u64 link_downs;	/* times the watchdog found the link down */
+	__u64 fallback_drains;	/* FIFO drains by the watchdog (interrupt lost) */
+	__u64 reserved[5];
 };
 
 /* HILBOX_IOC_CLOCK: the device clock (SPEC DEVICE_CLOCK). */

@@ -72,6 +72,10 @@ static unsigned int copy_retries = 16;
 module_param(copy_retries, uint, 0644);
 MODULE_PARM_DESC(copy_retries, "Default seqlock retries of HILBOX_IOC_COPY_FRAME (default 16)");
 
+static unsigned int watchdog_ms = 100;
+module_param(watchdog_ms, uint, 0644);
+MODULE_PARM_DESC(watchdog_ms, "link and lost-interrupt check period in ms (0 = off)");
+
 static DEFINE_IDA(hilbox_ida);
 
 /* Pseudo file system providing one address_space per device (revocation). */
@@ -98,9 +102,21 @@ struct hilbox_dev {
 	struct miscdevice misc;
 	struct inode *inode;		/* owns the address_space of all maps */
 
-	/* read: file ops touching hardware; write: removal */
+	/* read: file ops touching hardware; write: removal, link changes */
 	struct rw_semaphore hw_lock;
 	bool dead;
+	bool link_down;			/* ID read all ones; under hw_lock */
+
+	/*
+	 * Watchdog (INTERFACE.md 5a): link down/up and lost interrupts.
+	 * drain_lock: one FIFO drain at a time (interrupt thread, watchdog).
+	 */
+	struct delayed_work watchdog;
+	struct mutex drain_lock;
+	u64 wd_irq_seen;		/* irq_count at the previous tick */
+	u64 link_down_at;		/* ktime ns */
+	u64 link_downs;			/* ev_lock */
+	u64 fallback_drains;		/* ev_lock */
 
 	struct hilbox_info info;	/* immutable after probe */
 
@@ -133,6 +149,7 @@ struct hilbox_dev {
 	 */
 	spinlock_t ev_lock;
 	bool ev_dead;
+	bool ev_link_down;		/* reads fail with EIO meanwhile */
 	struct hilbox_event *ring;
 	u32 ring_cap;
 	u32 ring_head;
@@ -184,15 +201,23 @@ static inline u64 hb_rd64(struct hilbox_dev *hdev, unsigned int reg)
 	return readq(hdev->regs + reg);
 }
 
-/* Enter a file operation that touches hardware; fails once removed. */
+/* Enter a file operation that touches hardware; fails once removed or while the link is down. */
 static int hb_hw_enter(struct hilbox_dev *hdev)
 {
 	down_read(&hdev->hw_lock);
-	if (hdev->dead) {
+	if (hdev->dead || hdev->link_down) {
+		int ret = hdev->dead ? -ENODEV : -EIO;
+
 		up_read(&hdev->hw_lock);
-		return -ENODEV;
+		return ret;
 	}
 	return 0;
+}
+
+/* The device answers with all ones: its link is down (or it is gone). Caller holds hw_lock. */
+static bool hb_link_lost(struct hilbox_dev *hdev)
+{
+	return hb_rd(hdev, HB_REG_ID) == ~0u;
 }
 
 static void hb_hw_exit(struct hilbox_dev *hdev)
@@ -376,28 +401,36 @@ out:
 }
 
 /*
- * Threaded handler, SPEC section 7: read INT_STATUS, pop while EV_COUNT > 0,
+ * Threaded handler, SPEC section 7 (hb_drain): read INT_STATUS, pop while EV_COUNT > 0,
  * then ACK the bits read.  A record that arrives after the drain makes the
  * ACK re-assert EV_READY, which unmasking turns into a new interrupt, so
  * nothing is missed.  Records are popped in batches without ev_lock, each
  * batch is queued with ev_lock held for a few copies only, and the thread
  * reschedules between batches: readers never wait long for the lock.
  */
-static irqreturn_t hilbox_irq_thread(int irq, void *data)
+/*
+ * Drains the FIFO and ACKs: the interrupt thread's work, and the
+ * watchdog's when an interrupt was lost.  Returns false when the device
+ * went away or its link dropped (the interrupt then stays masked; the
+ * watchdog or removal takes over).
+ */
+static bool hb_drain(struct hilbox_dev *hdev, bool from_irq)
 {
-	struct hilbox_dev *hdev = data;
 	struct hilbox_event *buf = hdev->pop_buf;
 	u32 status, count, n, i, budget = HB_IRQ_BUDGET;
 	bool wake_poll;
 
+	mutex_lock(&hdev->drain_lock);
 	if (hb_hw_enter(hdev))
-		return IRQ_HANDLED;	/* removed: it stays masked */
+		goto gone;
 	status = hb_rd(hdev, HB_REG_INT_STATUS);
 	hb_hw_exit(hdev);
+	if (status == ~0u)
+		goto gone;		/* link down: the watchdog will see it */
 
 	while (budget) {
 		if (hb_hw_enter(hdev))
-			return IRQ_HANDLED;
+			goto gone;
 		count = hb_rd(hdev, HB_REG_EV_COUNT);
 		if (count > hdev->info.ev_fifo_depth)	/* nonsense: stop */
 			count = 0;
@@ -420,7 +453,7 @@ static irqreturn_t hilbox_irq_thread(int irq, void *data)
 	}
 
 	if (hb_hw_enter(hdev))
-		return IRQ_HANDLED;
+		goto gone;
 	/* records left over (budget) re-raise EV_READY through the ACK */
 	hb_wr(hdev, HB_REG_INT_ACK, status);
 	spin_lock_irq(&hdev->irq_lock);
@@ -428,12 +461,27 @@ static irqreturn_t hilbox_irq_thread(int irq, void *data)
 	hb_wr(hdev, HB_REG_INT_MASK, HB_INT_ALL);
 	spin_unlock_irq(&hdev->irq_lock);
 	hb_hw_exit(hdev);
+	mutex_unlock(&hdev->drain_lock);
 
 	spin_lock(&hdev->ev_lock);
-	hdev->irq_count++;
+	if (from_irq)
+		hdev->irq_count++;
+	else
+		hdev->fallback_drains++;
 	if (status & HB_INT_EV_OVERFLOW)
 		hdev->irq_overflows++;
 	spin_unlock(&hdev->ev_lock);
+	return true;
+gone:
+	mutex_unlock(&hdev->drain_lock);
+	return false;
+}
+
+static irqreturn_t hilbox_irq_thread(int irq, void *data)
+{
+	struct hilbox_dev *hdev = data;
+
+	hb_drain(hdev, true);
 	return IRQ_HANDLED;
 }
 
@@ -444,6 +492,107 @@ static void hb_irq_arm(struct hilbox_dev *hdev, bool on)
 	hdev->irq_armed = on;
 	hb_wr(hdev, HB_REG_INT_MASK, on ? HB_INT_ALL : 0);
 	spin_unlock_irq(&hdev->irq_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* watchdog: link down / up, lost interrupts (INTERFACE.md 5a)         */
+
+static void hb_link_went_down(struct hilbox_dev *hdev)
+{
+	struct hilbox_waiter *w;
+
+	/* after every hardware access in flight, like removal */
+	down_write(&hdev->hw_lock);
+	if (hdev->dead || hdev->link_down || !hb_link_lost(hdev)) {
+		up_write(&hdev->hw_lock);
+		return;
+	}
+	hdev->link_down = true;
+	hdev->link_down_at = ktime_get_ns();
+	up_write(&hdev->hw_lock);
+	dev_warn(&hdev->pdev->dev, "%s: link down (ID reads all ones)\n", hdev->name);
+
+	/* mappings revoked: the fault handler refuses while the link is down */
+	unmap_mapping_range(hdev->inode->i_mapping, 0, 0, 1);
+
+	spin_lock(&hdev->ev_lock);
+	hdev->ev_link_down = true;
+	hdev->link_downs++;
+	list_for_each_entry(w, &hdev->waiters, node)
+		wake_up_process(w->task);
+	spin_unlock(&hdev->ev_lock);
+	wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM | EPOLLERR);
+}
+
+static void hb_link_came_back(struct hilbox_dev *hdev)
+{
+	bool on;
+
+	down_write(&hdev->hw_lock);
+	if (hdev->dead || !hdev->link_down || hb_link_lost(hdev)) {
+		up_write(&hdev->hw_lock);
+		return;
+	}
+	hdev->link_down = false;
+	up_write(&hdev->hw_lock);
+	dev_info(&hdev->pdev->dev, "%s: link up after %llu ms\n", hdev->name,
+		 div_u64(ktime_get_ns() - hdev->link_down_at, NSEC_PER_MSEC));
+
+	/* the registers from the driver's state: events as subscribed, interrupt armed */
+	mutex_lock(&hdev->ctl_lock);
+	spin_lock(&hdev->sub_lock);
+	on = hdev->subscribers != 0;
+	spin_unlock(&hdev->sub_lock);
+	if (!hb_hw_enter(hdev)) {
+		hb_wr(hdev, HB_REG_CONTROL, on ? HB_CONTROL_EV_ENABLE : 0);
+		hdev->ev_enabled = on;
+		hb_irq_arm(hdev, true);
+		hb_hw_exit(hdev);
+	}
+	mutex_unlock(&hdev->ctl_lock);
+
+	spin_lock(&hdev->ev_lock);
+	hdev->ev_link_down = false;
+	spin_unlock(&hdev->ev_lock);
+	wake_up_interruptible_poll(&hdev->pollq, EPOLLOUT);	/* pollers re-evaluate */
+}
+
+static void hb_watchdog(struct work_struct *work)
+{
+	struct hilbox_dev *hdev = container_of(to_delayed_work(work),
+					       struct hilbox_dev, watchdog);
+	unsigned int period = READ_ONCE(watchdog_ms);
+	bool lost, down, stuck = false;
+	u64 irqs;
+
+	if (!period) {
+		schedule_delayed_work(&hdev->watchdog, HZ);	/* off: look again later */
+		return;
+	}
+	down_read(&hdev->hw_lock);
+	if (hdev->dead) {
+		up_read(&hdev->hw_lock);
+		return;
+	}
+	down = hdev->link_down;
+	lost = hb_link_lost(hdev);
+	if (!down && !lost && hb_rd(hdev, HB_REG_EV_COUNT)) {
+		spin_lock(&hdev->ev_lock);
+		irqs = hdev->irq_count;
+		spin_unlock(&hdev->ev_lock);
+		/* records wait and no interrupt came since the last tick */
+		stuck = irqs == hdev->wd_irq_seen;
+		hdev->wd_irq_seen = irqs;
+	}
+	up_read(&hdev->hw_lock);
+
+	if (!down && lost)
+		hb_link_went_down(hdev);
+	else if (down && !lost)
+		hb_link_came_back(hdev);
+	else if (stuck)
+		hb_drain(hdev, false);
+	schedule_delayed_work(&hdev->watchdog, msecs_to_jiffies(period));
 }
 
 /* ------------------------------------------------------------------ */
@@ -586,6 +735,10 @@ static int hb_wait_turn(struct hilbox_dev *hdev, struct hilbox_waiter *w)
 			ret = -ENODEV;
 			break;
 		}
+		if (hdev->ev_link_down) {
+			ret = -EIO;
+			break;
+		}
 		if (hdev->ring_count &&
 		    list_first_entry(&hdev->waiters, struct hilbox_waiter, node) == w)
 			break;
@@ -631,6 +784,10 @@ again:
 	spin_lock(&hdev->ev_lock);
 	if (hdev->ev_dead) {
 		ret = -ENODEV;
+		goto out_unlock;
+	}
+	if (hdev->ev_link_down) {
+		ret = -EIO;
 		goto out_unlock;
 	}
 	/* while reads are queued, the ring belongs to the oldest of them */
@@ -685,6 +842,8 @@ static __poll_t hilbox_poll(struct file *file, poll_table *wait)
 	spin_lock(&hdev->ev_lock);
 	if (hdev->ev_dead)
 		mask = EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR;
+	else if (hdev->ev_link_down)
+		mask = EPOLLIN | EPOLLRDNORM | EPOLLERR;	/* a read says EIO */
 	else if (hdev->ring_count && list_empty(&hdev->waiters))
 		mask = EPOLLIN | EPOLLRDNORM;	/* a read gets a record now */
 	spin_unlock(&hdev->ev_lock);
@@ -710,7 +869,7 @@ static vm_fault_t hilbox_vm_fault(struct vm_fault *vmf)
 
 	/* hw_lock orders us against removal: dead => SIGBUS, else zapped */
 	down_read(&hdev->hw_lock);
-	if (hdev->dead || vmf->pgoff >= npages)
+	if (hdev->dead || hdev->link_down || vmf->pgoff >= npages)
 		goto out;
 	ret = vmf_insert_pfn(vma, vmf->address, pfn + vmf->pgoff);
 	if (ret & VM_FAULT_ERROR)
@@ -816,6 +975,8 @@ static long hb_ioc_stats(struct hilbox_dev *hdev, void __user *uarg)
 	st.drv_flushed = hdev->flushed;
 	st.irq_count = hdev->irq_count;
 	st.irq_overflows = hdev->irq_overflows;
+	st.link_downs = hdev->link_downs;
+	st.fallback_drains = hdev->fallback_drains;
 	st.ring_level = hdev->ring_count;
 	st.readers_waiting = hdev->nr_waiters;
 	spin_unlock(&hdev->ev_lock);
@@ -958,6 +1119,10 @@ static int hb_wait_seq(struct hilbox_dev *hdev, u32 seq, bool wait_change,
 		*out = hb_rd(hdev, HB_REG_FRAME_SEQ);
 		if (!(*out & 1) && (!wait_change || *out != seq))
 			return 0;	/* hw_lock still held */
+		if (*out == ~0u && hb_link_lost(hdev)) {
+			hb_hw_exit(hdev);
+			return -EIO;	/* nobody answers: no frame will come */
+		}
 		hb_hw_exit(hdev);
 		if (signal_pending(current))
 			return -EINTR;
@@ -1220,6 +1385,8 @@ static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	spin_lock_init(&hdev->sub_lock);
 	mutex_init(&hdev->ctl_lock);
 	INIT_WORK(&hdev->sub_work, hb_sub_work);
+	mutex_init(&hdev->drain_lock);
+	INIT_DELAYED_WORK(&hdev->watchdog, hb_watchdog);
 	spin_lock_init(&hdev->irq_lock);
 	spin_lock_init(&hdev->ev_lock);
 	INIT_LIST_HEAD(&hdev->waiters);
@@ -1320,6 +1487,8 @@ static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		 hdev->info.fb_mode == HILBOX_FB_MODE_MMIO ? "mmio" : "direct",
 		 (u64)hdev->fb_len >> 10, hdev->fb_wc ? " wc" : "",
 		 pdev->msi_enabled ? "MSI" : "INTx", hdev->ring_cap);
+	schedule_delayed_work(&hdev->watchdog,
+			      msecs_to_jiffies(READ_ONCE(watchdog_ms) ?: 1000));
 	return 0;
 
 err_irq:
@@ -1356,6 +1525,9 @@ static void hilbox_remove(struct pci_dev *pdev)
 
 	/* no new opens (misc_open holds misc_mtx around our open) */
 	misc_deregister(&hdev->misc);
+
+	/* no watchdog from now on (it takes hw_lock; it stops on dead too) */
+	cancel_delayed_work_sync(&hdev->watchdog);
 
 	/* no subscription work from now on (it takes hw_lock) */
 	spin_lock(&hdev->sub_lock);

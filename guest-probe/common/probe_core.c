@@ -268,6 +268,8 @@ void info_report(struct result *r, const struct hilbox_info *in,
 		r_metric(r, "ev_dropped", (double)st->ev_dropped, "events");
 		r_metric(r, "drv_ring_drops", (double)st->drv_ring_drops, "events");
 		r_metric(r, "irq_count", (double)st->irq_count, "irqs");
+		r_metric(r, "link_downs", (double)st->link_downs, "times");
+		r_metric(r, "fallback_drains", (double)st->fallback_drains, "drains");
 	}
 	if (clk)
 		r_metric(r, "device_clock", (double)*clk, "ns");
