@@ -69,6 +69,11 @@ typedef enum {
     HILBOX_FAULT_NONE,
     HILBOX_FAULT_LINK_DOWN,
     HILBOX_FAULT_SURPRISE_REMOVAL,
+    HILBOX_FAULT_IRQ_LOST,
+    HILBOX_FAULT_SPURIOUS_IRQ,
+    HILBOX_FAULT_IRQ_STORM,
+    HILBOX_FAULT_FIFO_BURST,
+    HILBOX_FAULT_MMIO_SPIKE,
     HILBOX_FAULT__MAX,
 } HilboxFault;
 
@@ -76,6 +81,11 @@ static const char *const hilbox_fault_names[HILBOX_FAULT__MAX] = {
     [HILBOX_FAULT_NONE] = "none",
     [HILBOX_FAULT_LINK_DOWN] = "link-down",
     [HILBOX_FAULT_SURPRISE_REMOVAL] = "surprise-removal",
+    [HILBOX_FAULT_IRQ_LOST] = "irq-lost",
+    [HILBOX_FAULT_SPURIOUS_IRQ] = "spurious-irq",
+    [HILBOX_FAULT_IRQ_STORM] = "irq-storm",
+    [HILBOX_FAULT_FIFO_BURST] = "fifo-burst",
+    [HILBOX_FAULT_MMIO_SPIKE] = "mmio-spike",
 };
 
 struct HilboxState {
@@ -168,13 +178,19 @@ struct HilboxState {
 
     /*
      * Faults (§11): host conditions, not device state — not reset, not migrated. link_down
-     * is derived from fault (every fault so far takes the link down).
+     * is derived from fault (link-down, surprise-removal).
      */
     HilboxFault fault;
     bool link_down;
     uint32_t fault_delay_ms;
+    uint32_t fault_period_us;
+    uint32_t fault_burst;
+    uint32_t fault_every;
+    uint32_t fault_latency_us;
     uint64_t faults_injected;
+    uint64_t fault_accesses;    /* mmio-spike: trapping accesses counted */
     QEMUTimer *fault_timer;     /* surprise-removal: link down -> card gone */
+    QEMUTimer *fault_irq_timer; /* spurious-irq: the next empty interrupt */
 };
 
 /* ---- time ---------------------------------------------------------------- */
@@ -206,11 +222,18 @@ static uint64_t frame_at(HilboxState *s, uint64_t t)
 
 /* ---- interrupts (§7) ----------------------------------------------------- */
 
+/* INT_STATUS as the guest sees it: §11 irq-storm keeps EV_READY stuck. */
+static uint32_t hilbox_int_status(HilboxState *s)
+{
+    return s->int_status | (s->fault == HILBOX_FAULT_IRQ_STORM ? HB_INT_EV_READY : 0);
+}
+
 static void hilbox_update_irq(HilboxState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    /* §11: no message and no line while the link is down */
-    bool level = (s->int_status & s->int_mask) != 0 && !s->link_down;
+    /* §11: no message and no line while the link is down or interrupts are lost */
+    bool level = (hilbox_int_status(s) & s->int_mask) != 0 && !s->link_down &&
+                 s->fault != HILBOX_FAULT_IRQ_LOST;
 
     if (msi_enabled(pdev)) {
         if (level && !s->irq_level) {
@@ -390,6 +413,16 @@ static void hilbox_mmio_stall(CPUState *cpu, run_on_cpu_data data)
     qemu_mutex_lock_iothread();
 }
 
+/* §11 mmio-spike: every fault-every-th trapping access by a vCPU waits fault-latency-us more. */
+static void hilbox_fault_spike(HilboxState *s)
+{
+    if (s->fault == HILBOX_FAULT_MMIO_SPIKE && current_cpu &&
+        ++s->fault_accesses % s->fault_every == 0) {
+        async_run_on_cpu(current_cpu, hilbox_mmio_stall,
+                         RUN_ON_CPU_HOST_ULONG((uint64_t)s->fault_latency_us * SCALE_US));
+    }
+}
+
 static uint64_t hilbox_fb_read(void *opaque, hwaddr addr, unsigned size)
 {
     HilboxState *s = opaque;
@@ -399,6 +432,7 @@ static uint64_t hilbox_fb_read(void *opaque, hwaddr addr, unsigned size)
     if (s->link_down) {
         return MAKE_64BIT_MASK(0, 8 * size);   /* §11: a read nobody completes */
     }
+    hilbox_fault_spike(s);
     /* mmio mode, or direct mode while the RAM is being rewritten (§4.4) */
     for (i = 0; i < size; i++) {
         val |= (uint64_t)hilbox_fb_byte(s, s->frame_number, addr + i) << (8 * i);
@@ -417,6 +451,7 @@ static void hilbox_fb_write(void *opaque, hwaddr addr, uint64_t val, unsigned si
 
     /* §4.4: the framebuffer is read-only; count the attempt, change nothing. */
     if (!s->link_down) {
+        hilbox_fault_spike(s);
         s->fb_write_attempts++;             /* §11: a write on a dead link goes nowhere */
     }
 }
@@ -748,7 +783,7 @@ static uint32_t hilbox_read32(HilboxState *s, hwaddr off)
     case HB_REG_FEED_ERRORS:
         return (uint32_t)MIN(s->feed_errors, UINT32_MAX);
     case HB_REG_INT_STATUS:
-        return s->int_status;
+        return hilbox_int_status(s);
     case HB_REG_INT_MASK:
         return s->int_mask;
     default:
@@ -802,6 +837,7 @@ static uint64_t hilbox_regs_read(void *opaque, hwaddr addr, unsigned size)
     if (s->link_down) {
         return MAKE_64BIT_MASK(0, 8 * size);   /* §11 */
     }
+    hilbox_fault_spike(s);
     if (size == 4 && !(addr & 3)) {
         return hilbox_read32(s, addr);
     }
@@ -820,6 +856,7 @@ static void hilbox_regs_write(void *opaque, hwaddr addr, uint64_t val, unsigned 
     if (s->link_down) {
         return;                             /* §11 */
     }
+    hilbox_fault_spike(s);
     if (size == 4 && !(addr & 3)) {
         hilbox_write32(s, addr, val);
     } else {
@@ -1015,8 +1052,53 @@ static void hilbox_fault_clear(HilboxState *s)
     if (s->fault_timer) {
         timer_del(s->fault_timer);
     }
+    if (s->fault_irq_timer) {
+        timer_del(s->fault_irq_timer);
+    }
     s->fault = HILBOX_FAULT_NONE;
     s->link_down = false;
+}
+
+/* §11 spurious-irq: an interrupt with nothing to report, every fault-period-us. */
+static void hilbox_spurious_tick(void *opaque)
+{
+    HilboxState *s = opaque;
+    PCIDevice *pdev = PCI_DEVICE(s);
+
+    if (s->fault != HILBOX_FAULT_SPURIOUS_IRQ) {
+        return;
+    }
+    if (msi_enabled(pdev)) {
+        msi_notify(pdev, 0);
+    } else if (!s->irq_level) {
+        pci_irq_pulse(pdev);
+    }
+    timer_mod(s->fault_irq_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
+              (int64_t)s->fault_period_us * SCALE_US);
+}
+
+/* A fault just set on a running device starts what it needs (timers, the one-shot burst). */
+static void hilbox_fault_start(HilboxState *s)
+{
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+    uint32_t i;
+
+    switch (s->fault) {
+    case HILBOX_FAULT_SURPRISE_REMOVAL:
+        timer_mod(s->fault_timer, now + (int64_t)s->fault_delay_ms * SCALE_MS);
+        break;
+    case HILBOX_FAULT_SPURIOUS_IRQ:
+        timer_mod(s->fault_irq_timer, now + (int64_t)s->fault_period_us * SCALE_US);
+        break;
+    case HILBOX_FAULT_FIFO_BURST:
+        for (i = 0; i < s->fault_burst; i++) {
+            hilbox_push_event(s, hilbox_clock(s), 1, 0, 0, 0, HB_EV_SOURCE_GENERATOR, 0);
+        }
+        s->fault = HILBOX_FAULT_NONE;       /* one-shot */
+        break;
+    default:
+        break;
+    }
 }
 
 /*
@@ -1141,45 +1223,77 @@ static void hilbox_set_fault(Object *obj, const char *value, Error **errp)
     }
     if (f == HILBOX_FAULT__MAX) {
         error_setg(errp, "hilbox-pci: fault '%s' is not allowed; allowed: none, link-down, "
-                   "surprise-removal", value);
+                   "surprise-removal, irq-lost, spurious-irq, irq-storm, fifo-burst, "
+                   "mmio-spike", value);
         return;
     }
     if (f == HILBOX_FAULT_SURPRISE_REMOVAL && !hilbox_pull_slot(s, errp)) {
         return;
     }
+    if (f == HILBOX_FAULT_FIFO_BURST && !DEVICE(s)->realized) {
+        error_setg(errp, "hilbox-pci: fault 'fifo-burst' needs a running device (set it "
+                   "with qom-set once the device is realized)");
+        return;
+    }
     hilbox_fault_clear(s);
     s->fault = f;
-    s->link_down = f != HILBOX_FAULT_NONE;
+    s->link_down = f == HILBOX_FAULT_LINK_DOWN || f == HILBOX_FAULT_SURPRISE_REMOVAL;
     if (f != HILBOX_FAULT_NONE) {
         s->faults_injected++;
     }
-    if (f == HILBOX_FAULT_SURPRISE_REMOVAL) {
-        timer_mod(s->fault_timer, qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) +
-                  (int64_t)s->fault_delay_ms * SCALE_MS);
+    if (DEVICE(s)->realized) {
+        hilbox_fault_start(s);
     }
     hilbox_link_update(s);
 }
 
-static void hilbox_get_fault_delay(Object *obj, Visitor *v, const char *name, void *opaque,
-                                   Error **errp)
+/* §11 fault parameters: validated uint32 properties changeable at run time. */
+typedef struct HilboxFaultParam {
+    const char *name;
+    size_t offset;
+    uint32_t min, max, def;
+} HilboxFaultParam;
+
+static const HilboxFaultParam hilbox_fault_params[] = {
+    { "fault-delay-ms", offsetof(HilboxState, fault_delay_ms), HB_PROP_FAULT_DELAY_MS_MIN,
+      HB_PROP_FAULT_DELAY_MS_MAX, HB_PROP_FAULT_DELAY_MS_DEFAULT },
+    { "fault-period-us", offsetof(HilboxState, fault_period_us), HB_PROP_FAULT_PERIOD_US_MIN,
+      HB_PROP_FAULT_PERIOD_US_MAX, HB_PROP_FAULT_PERIOD_US_DEFAULT },
+    { "fault-burst", offsetof(HilboxState, fault_burst), HB_PROP_FAULT_BURST_MIN,
+      HB_PROP_FAULT_BURST_MAX, HB_PROP_FAULT_BURST_DEFAULT },
+    { "fault-every", offsetof(HilboxState, fault_every), HB_PROP_FAULT_EVERY_MIN,
+      HB_PROP_FAULT_EVERY_MAX, HB_PROP_FAULT_EVERY_DEFAULT },
+    { "fault-latency-us", offsetof(HilboxState, fault_latency_us),
+      HB_PROP_FAULT_LATENCY_US_MIN, HB_PROP_FAULT_LATENCY_US_MAX,
+      HB_PROP_FAULT_LATENCY_US_DEFAULT },
+};
+
+static uint32_t *hilbox_fault_param(Object *obj, const HilboxFaultParam *p)
 {
-    visit_type_uint32(v, name, &HILBOX_PCI(obj)->fault_delay_ms, errp);
+    return (uint32_t *)((uint8_t *)HILBOX_PCI(obj) + p->offset);
 }
 
-static void hilbox_set_fault_delay(Object *obj, Visitor *v, const char *name, void *opaque,
+static void hilbox_get_fault_param(Object *obj, Visitor *v, const char *name, void *opaque,
                                    Error **errp)
 {
+    visit_type_uint32(v, name, hilbox_fault_param(obj, opaque), errp);
+}
+
+static void hilbox_set_fault_param(Object *obj, Visitor *v, const char *name, void *opaque,
+                                   Error **errp)
+{
+    const HilboxFaultParam *p = opaque;
     uint32_t val;
 
     if (!visit_type_uint32(v, name, &val, errp)) {
         return;
     }
-    if (val > HB_PROP_FAULT_DELAY_MS_MAX) {
+    if (val < p->min || val > p->max) {
         error_setg(errp, "hilbox-pci: property '%s' %u is out of range; allowed %u..%u",
-                   name, val, HB_PROP_FAULT_DELAY_MS_MIN, HB_PROP_FAULT_DELAY_MS_MAX);
+                   name, val, p->min, p->max);
         return;
     }
-    HILBOX_PCI(obj)->fault_delay_ms = val;
+    *hilbox_fault_param(obj, p) = val;
 }
 
 /* ---- realize / unrealize ------------------------------------------------- */
@@ -1314,6 +1428,7 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
     s->frame_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_frame_tick, s);
     s->gen_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_gen_tick, s);
     s->fault_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_fault_timer, s);
+    s->fault_irq_timer = timer_new_ns(QEMU_CLOCK_VIRTUAL, hilbox_spurious_tick, s);
 
     if (qemu_chr_fe_backend_connected(&s->chr)) {
         qemu_chr_fe_set_handlers(&s->chr, hilbox_feed_can_receive, hilbox_feed_receive,
@@ -1324,6 +1439,7 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
         qemu_input_handler_activate(s->input_handler);
     }
     hilbox_reset_state(s);
+    hilbox_fault_start(s);              /* a fault given on the command line (§11) */
     return;
 
 fail_msi:
@@ -1346,6 +1462,8 @@ static void hilbox_unrealize(PCIDevice *pdev)
     timer_free(s->frame_timer);
     timer_free(s->fault_timer);     /* a pull already scheduled finds the device unrealized */
     s->fault_timer = NULL;
+    timer_free(s->fault_irq_timer);
+    s->fault_irq_timer = NULL;
     if (s->render_bh) {
         qemu_bh_delete(s->render_bh);
         s->render_bh = NULL;
@@ -1491,6 +1609,7 @@ static Property hilbox_properties[] = {
 static void hilbox_instance_init(Object *obj)
 {
     HilboxState *s = HILBOX_PCI(obj);
+    size_t i;
 
     /* Counters for qom-get (§9) */
     object_property_add_uint64_ptr(obj, "frames-produced", &s->frames_produced,
@@ -1506,10 +1625,14 @@ static void hilbox_instance_init(Object *obj)
     object_property_add_uint64_ptr(obj, "feed-errors", &s->feed_errors, OBJ_PROP_FLAG_READ);
 
     /* Faults (§11): set and cleared at run time */
-    s->fault_delay_ms = HB_PROP_FAULT_DELAY_MS_DEFAULT;
     object_property_add_str(obj, "fault", hilbox_get_fault, hilbox_set_fault);
-    object_property_add(obj, "fault-delay-ms", "uint32", hilbox_get_fault_delay,
-                        hilbox_set_fault_delay, NULL, NULL);
+    for (i = 0; i < ARRAY_SIZE(hilbox_fault_params); i++) {
+        const HilboxFaultParam *p = &hilbox_fault_params[i];
+
+        *hilbox_fault_param(obj, p) = p->def;
+        object_property_add(obj, p->name, "uint32", hilbox_get_fault_param,
+                            hilbox_set_fault_param, NULL, (void *)p);
+    }
     object_property_add_uint64_ptr(obj, "faults-injected", &s->faults_injected,
                                    OBJ_PROP_FLAG_READ);
 }

@@ -155,7 +155,9 @@ struct hilbox_stats {
 	__u32 readers_waiting;	/* blocked read requests queued */
 	__u64 link_downs;	/* times the watchdog found the link down */
 	__u64 fallback_drains;	/* FIFO drains by the watchdog (interrupt lost) */
-	__u64 reserved[5];
+	__u64 irq_storms;	/* times the interrupt was left masked: a storm */
+	__u64 irq_spurious;	/* MSI interrupts with nothing in INT_STATUS */
+	__u64 reserved[3];
 };
 
 /* HILBOX_IOC_CLOCK: the device clock (SPEC DEVICE_CLOCK). */

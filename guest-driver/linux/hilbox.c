@@ -52,6 +52,7 @@
 #define HB_READ_BATCH		16	/* records per read() at most */
 #define HB_POP_BATCH		32	/* records popped per ev_lock hold */
 #define HB_IRQ_BUDGET		1024	/* records per run of the interrupt thread */
+#define HB_STORM_RUNS		64	/* empty EV_READY runs in a row: a storm */
 #define HB_FAULT_RETRIES	8	/* read(): fault-in + retry rounds */
 #define HB_COPY_CHUNK		(16 * 1024)	/* COPY_FRAME bounce buffer */
 #define HB_COPY_SLICE_MMIO	512	/* BAR2 bytes per hw_lock hold, fb-mode=mmio */
@@ -117,6 +118,10 @@ struct hilbox_dev {
 	u64 link_down_at;		/* ktime ns */
 	u64 link_downs;			/* ev_lock */
 	u64 fallback_drains;		/* ev_lock */
+	u64 irq_spurious;		/* ev_lock */
+	u64 irq_storms;			/* ev_lock */
+	unsigned int empty_runs;	/* drain_lock: EV_READY, nothing to pop */
+	bool storm_masked;		/* drain_lock: left masked for the watchdog */
 
 	struct hilbox_info info;	/* immutable after probe */
 
@@ -390,6 +395,12 @@ static irqreturn_t hilbox_irq(int irq, void *data)
 	if (!hdev->irq_armed)
 		goto out;
 	status = hb_rd(hdev, HB_REG_INT_STATUS);
+	if (!status && hdev->pdev->msi_enabled) {
+		/* our own vector with nothing to report: counted, not "nobody cared" */
+		hdev->irq_spurious++;	/* irq_lock; read racily by STATS */
+		ret = IRQ_HANDLED;
+		goto out;
+	}
 	if (!status || status == ~0u)	/* not ours, or device gone */
 		goto out;
 	hdev->irq_armed = false;
@@ -418,7 +429,7 @@ static bool hb_drain(struct hilbox_dev *hdev, bool from_irq)
 {
 	struct hilbox_event *buf = hdev->pop_buf;
 	u32 status, count, n, i, budget = HB_IRQ_BUDGET;
-	bool wake_poll;
+	bool wake_poll, storm = false;
 
 	mutex_lock(&hdev->drain_lock);
 	if (hb_hw_enter(hdev))
@@ -452,15 +463,34 @@ static bool hb_drain(struct hilbox_dev *hdev, bool from_irq)
 		cond_resched();
 	}
 
+	/*
+	 * A storm: EV_READY again and again with nothing to pop (a stuck
+	 * interrupt).  After HB_STORM_RUNS such runs the interrupt stays
+	 * masked; the watchdog drains and unmasks once a tick.
+	 */
+	if (from_irq && (status & HB_INT_EV_READY) && budget == HB_IRQ_BUDGET)
+		storm = ++hdev->empty_runs >= HB_STORM_RUNS;
+	else
+		hdev->empty_runs = 0;
+
 	if (hb_hw_enter(hdev))
 		goto gone;
 	/* records left over (budget) re-raise EV_READY through the ACK */
 	hb_wr(hdev, HB_REG_INT_ACK, status);
-	spin_lock_irq(&hdev->irq_lock);
-	hdev->irq_armed = true;
-	hb_wr(hdev, HB_REG_INT_MASK, HB_INT_ALL);
-	spin_unlock_irq(&hdev->irq_lock);
+	if (!storm) {
+		spin_lock_irq(&hdev->irq_lock);
+		hdev->irq_armed = true;
+		hb_wr(hdev, HB_REG_INT_MASK, HB_INT_ALL);
+		spin_unlock_irq(&hdev->irq_lock);
+	}
 	hb_hw_exit(hdev);
+	if (storm) {
+		hdev->empty_runs = 0;
+		hdev->storm_masked = true;
+		dev_warn_ratelimited(&hdev->pdev->dev,
+				     "%s: interrupt storm (%u interrupts with nothing to read): masked, polled by the watchdog\n",
+				     hdev->name, HB_STORM_RUNS);
+	}
 	mutex_unlock(&hdev->drain_lock);
 
 	spin_lock(&hdev->ev_lock);
@@ -470,6 +500,8 @@ static bool hb_drain(struct hilbox_dev *hdev, bool from_irq)
 		hdev->fallback_drains++;
 	if (status & HB_INT_EV_OVERFLOW)
 		hdev->irq_overflows++;
+	if (storm)
+		hdev->irq_storms++;
 	spin_unlock(&hdev->ev_lock);
 	return true;
 gone:
@@ -576,12 +608,13 @@ static void hb_watchdog(struct work_struct *work)
 	}
 	down = hdev->link_down;
 	lost = hb_link_lost(hdev);
+	stuck = READ_ONCE(hdev->storm_masked);	/* drain and unmask once a tick */
 	if (!down && !lost && hb_rd(hdev, HB_REG_EV_COUNT)) {
 		spin_lock(&hdev->ev_lock);
 		irqs = hdev->irq_count;
 		spin_unlock(&hdev->ev_lock);
 		/* records wait and no interrupt came since the last tick */
-		stuck = irqs == hdev->wd_irq_seen;
+		stuck |= irqs == hdev->wd_irq_seen;
 		hdev->wd_irq_seen = irqs;
 	}
 	up_read(&hdev->hw_lock);
@@ -590,8 +623,10 @@ static void hb_watchdog(struct work_struct *work)
 		hb_link_went_down(hdev);
 	else if (down && !lost)
 		hb_link_came_back(hdev);
-	else if (stuck)
+	else if (stuck) {
+		WRITE_ONCE(hdev->storm_masked, false);
 		hb_drain(hdev, false);
+	}
 	schedule_delayed_work(&hdev->watchdog, msecs_to_jiffies(period));
 }
 
@@ -977,6 +1012,8 @@ static long hb_ioc_stats(struct hilbox_dev *hdev, void __user *uarg)
 	st.irq_overflows = hdev->irq_overflows;
 	st.link_downs = hdev->link_downs;
 	st.fallback_drains = hdev->fallback_drains;
+	st.irq_storms = hdev->irq_storms;
+	st.irq_spurious = READ_ONCE(hdev->irq_spurious);
 	st.ring_level = hdev->ring_count;
 	st.readers_waiting = hdev->nr_waiters;
 	spin_unlock(&hdev->ev_lock);

@@ -270,6 +270,8 @@ void info_report(struct result *r, const struct hilbox_info *in,
 		r_metric(r, "irq_count", (double)st->irq_count, "irqs");
 		r_metric(r, "link_downs", (double)st->link_downs, "times");
 		r_metric(r, "fallback_drains", (double)st->fallback_drains, "drains");
+		r_metric(r, "irq_storms", (double)st->irq_storms, "times");
+		r_metric(r, "irq_spurious", (double)st->irq_spurious, "irqs");
 	}
 	if (clk)
 		r_metric(r, "device_clock", (double)*clk, "ns");

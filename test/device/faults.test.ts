@@ -9,6 +9,10 @@
  *    clear, presence-detect-changed and link-state-changed are set, both write-one-to-clear,
  *    its power control untouched); `none` before the delay
  *    cancels it; a device outside such a slot refuses the fault, naming what is missing.
+ *  - interrupt faults: `irq-lost` (status set, no line; raised when cleared), `spurious-irq`
+ *    (pulses with nothing in INT_STATUS), `irq-storm` (EV_READY stuck through ACK);
+ *    `fifo-burst` (N records at once, one-shot), `mmio-spike` accepted with its parameters
+ *    (its stall is a vCPU's, which qtest has not: test/suites/robustness covers it).
  *  - bad values are refused with the SPEC's messages and change nothing.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -99,7 +103,7 @@ describe('fault values and parameters', () => {
     await using rig = await startRig({ map: false });
     const qmp = rig.qt.qmp!;
     await expect(qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'link-dwon' })).rejects.toThrow(
-      "hilbox-pci: fault 'link-dwon' is not allowed; allowed: none, link-down, surprise-removal",
+      "hilbox-pci: fault 'link-dwon' is not allowed; allowed: none, link-down, surprise-removal, irq-lost, spurious-irq, irq-storm, fifo-burst, mmio-spike",
     );
     await expect(qmp.execute('qom-set', { path: DEV_QOM, property: 'fault-delay-ms', value: 60001 })).rejects.toThrow(
       "hilbox-pci: property 'fault-delay-ms' 60001 is out of range; allowed 0..60000",
@@ -177,5 +181,88 @@ describe('fault=surprise-removal', () => {
     expect(await qmp.qomGet(DEV_QOM, 'fault')).toBe('none');
     expect(BigInt(await qmp.qomGet<number>(DEV_QOM, 'faults-injected'))).toBe(1n);
     expect((await port.read16(exp + PCI_EXP.SLTSTA)) & SLTSTA.PDS, 'card still present').toBe(SLTSTA.PDS);
+  });
+});
+
+describe('interrupt and FIFO faults', () => {
+  const set = (rig: { qt: QtestSession }, property: string, value: string | number) => rig.qt.qmp!.execute('qom-set', { path: DEV_QOM, property, value });
+  const event = (rig: { qt: QtestSession }) => rig.qt.qmp!.execute('input-send-event', { events: [{ type: 'rel', data: { axis: 'x', value: 1 } }] });
+
+  it('irq-lost: INT_STATUS set, the line stays low; clearing the fault raises it', async () => {
+    await using rig = await startRig({ props: { 'mouse-rate-hz': 0 } });
+    const { qt } = rig;
+    await qt.irqInterceptIn('ioapic');
+    const gsi = q35IntxGsi(rig.pci.addr.slot);
+    await rig.wr32('CONTROL', CONTROL.EV_ENABLE);
+    await rig.wr32('INT_MASK', INT.EV_READY);
+    await set(rig, 'fault', 'irq-lost');
+    await event(rig);
+    expect(await rig.rd32('INT_STATUS')).toBe(INT.EV_READY);
+    expect(await rig.rd32('EV_COUNT')).toBe(1);
+    expect(qt.irqRaised(gsi), 'lost on the way').toBe(false);
+    await set(rig, 'fault', 'none');
+    expect(qt.irqRaised(gsi), 'pending interrupt raised when the fault clears').toBe(true);
+  });
+
+  it('spurious-irq: the line pulses every fault-period-us with INT_STATUS 0', async () => {
+    await using rig = await startRig({ props: { 'mouse-rate-hz': 0 } });
+    const { qt } = rig;
+    await qt.irqInterceptIn('ioapic');
+    const gsi = q35IntxGsi(rig.pci.addr.slot);
+    await set(rig, 'fault-period-us', 1000);
+    await set(rig, 'fault', 'spurious-irq');
+    const before = qt.irqLog.filter((c) => c.line === gsi && c.raised).length;
+    await qt.clockStep(5_500_000n);
+    const pulses = qt.irqLog.filter((c) => c.line === gsi && c.raised).length - before;
+    expect(pulses, 'one pulse per millisecond').toBe(5);
+    expect(qt.irqRaised(gsi), 'a pulse ends low').toBe(false);
+    expect(await rig.rd32('INT_STATUS')).toBe(0);
+    await set(rig, 'fault', 'none');
+    await qt.clockStep(5_000_000n);
+    expect(qt.irqLog.filter((c) => c.line === gsi && c.raised).length - before, 'no pulse after it clears').toBe(5);
+  });
+
+  it('irq-storm: EV_READY stuck whatever the FIFO holds and ACK does', async () => {
+    await using rig = await startRig({ props: { 'mouse-rate-hz': 0 } });
+    const { qt } = rig;
+    await qt.irqInterceptIn('ioapic');
+    const gsi = q35IntxGsi(rig.pci.addr.slot);
+    await rig.wr32('INT_MASK', INT.EV_READY);
+    expect(qt.irqRaised(gsi)).toBe(false);
+    await set(rig, 'fault', 'irq-storm');
+    expect(await rig.rd32('EV_COUNT')).toBe(0);
+    expect(await rig.rd32('INT_STATUS')).toBe(INT.EV_READY);
+    expect(qt.irqRaised(gsi), 'asserted with an empty FIFO').toBe(true);
+    await rig.wr32('INT_ACK', INT.EV_READY);
+    expect(await rig.rd32('INT_STATUS'), 'ACK does not clear it').toBe(INT.EV_READY);
+    expect(qt.irqRaised(gsi)).toBe(true);
+    await set(rig, 'fault', 'none');
+    expect(await rig.rd32('INT_STATUS')).toBe(0);
+    expect(qt.irqRaised(gsi)).toBe(false);
+  });
+
+  it('fifo-burst: fault-burst records at once, overflow counted, then the fault reads none', async () => {
+    await using rig = await startRig({ props: { 'mouse-rate-hz': 0, 'fifo-depth': 16 } });
+    await rig.wr32('CONTROL', CONTROL.EV_ENABLE);
+    await set(rig, 'fault-burst', 20);
+    await set(rig, 'fault', 'fifo-burst');
+    expect(await rig.qt.qmp!.qomGet(DEV_QOM, 'fault'), 'one-shot').toBe('none');
+    expect(await rig.qomU64('faults-injected')).toBe(1n);
+    expect(await rig.rd32('EV_COUNT')).toBe(16);
+    expect(await rig.qomU64('events-dropped'), 'overflow counted (§5)').toBe(4n);
+    const recs = await rig.drain();
+    expect(recs.map((r) => Number(r.seq))).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(recs.every((r) => r.dx === 1 && r.dy === 0)).toBe(true);
+  });
+
+  it('the parameters refuse out-of-range values with the SPEC message', async () => {
+    await using rig = await startRig({ map: false });
+    for (const [name, bad, range] of [['fault-period-us', 9, '10..1000000'], ['fault-burst', 0, '1..65536'], ['fault-every', 1000001, '1..1000000'], ['fault-latency-us', 0, '1..100000']] as const) {
+      await expect(set(rig, name, bad)).rejects.toThrow(`hilbox-pci: property '${name}' ${bad} is out of range; allowed ${range}`);
+    }
+    await set(rig, 'fault-every', 7);
+    await set(rig, 'fault', 'mmio-spike');
+    expect(await rig.qt.qmp!.qomGet(DEV_QOM, 'fault')).toBe('mmio-spike');
+    expect(await rig.rd32('ID'), 'qtest accesses are not a vCPU\'s: not delayed, and the link is up').not.toBe(0xffffffff);
   });
 });

@@ -529,8 +529,9 @@ describe('contract: SPEC.md, hilbox_regs.h and spec.ts agree', () => {
     const p: string[] = [];
     const device = read('qemu-device/hilbox-pci.c');
     const cNames = [...(/hilbox_fault_names\[[^\]]*\]\s*=\s*\{([^}]*)\}/.exec(device)?.[1] ?? '').matchAll(/"([^"]+)"/g)].map((m) => m[1]!);
-    const message = /fault '%s' is not allowed; allowed: ([^"]*)"\s*"([^"]*)"/.exec(device);
-    const cMessage = message ? `${message[1]}${message[2]}`.split(/,\s*/) : [];
+    // the refusal's C string literals, joined, up to the argument list
+    const message = /fault '%s' is not allowed; allowed: ((?:[^"]|"\s*")*)",\s*value\)/.exec(device);
+    const cMessage = message ? message[1]!.replace(/"\s*"/g, '').split(/,\s*/) : [];
     for (const [what, names] of [['spec.ts FAULTS', [...specTs.FAULTS]], ['hilbox-pci.c hilbox_fault_names', cNames], ['hilbox-pci.c refusal message', cMessage]] as const) {
       if (names.join() !== specFaults.join()) p.push(`faults: SPEC.md §11 has ${specFaults.join(', ')}, ${what} has ${names.join(', ')}`);
     }

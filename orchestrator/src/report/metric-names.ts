@@ -11,7 +11,7 @@ export const PROBE_METRICS: Readonly<Record<string, string>> = {
   width: 'px', height: 'px', stride: 'B', fps: '1/s', fb_bytes: 'B', bar2_size: 'B', mmio_latency: 'ns',
   frame_number: 'frame', frames_produced: 'frames', device_clock: 'ns', fb_write_attempts: 'writes',
   ev_rate: 'Hz', ev_bundle: 'packets', ev_fifo_depth: 'records', ev_produced: 'events', ev_delivered: 'events', ev_dropped: 'events',
-  drv_ring_drops: 'events', irq_count: 'irqs', ring_size: 'records', link_downs: 'times', fallback_drains: 'drains',
+  drv_ring_drops: 'events', irq_count: 'irqs', ring_size: 'records', link_downs: 'times', fallback_drains: 'drains', irq_storms: 'times', irq_spurious: 'irqs',
   // frames
   mismatched_pixels: 'px', bar2_tail_nonzero: 'B', copy_time: 'ns', fb_write_attempts_delta: 'writes',
   read_mb_per_s: 'MB/s',
