@@ -30,6 +30,10 @@
  *	unsubscribed descriptor: how many of them the driver counts as
  *	blocked readers (readers_waiting); then events are enabled and every
  *	read must complete with one record.
+ *   _hb-open-close COUNT THREADS
+ *	THREADS threads each open the device, read STATS and close it, COUNT
+ *	times in all (the robustness suite's open/close stress): every open,
+ *	ioctl and close must succeed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -556,6 +560,76 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* _hb-open-close                                                      */
+
+struct oc_arg {
+	unsigned int count;
+	unsigned int failures;
+	int first_errno;
+};
+
+static void *oc_thread(void *p)
+{
+	struct oc_arg *a = p;
+	struct hilbox_stats st;
+	unsigned int i;
+
+	for (i = 0; i < a->count; i++) {
+		int fd = dev_open(O_RDONLY);
+		int err = fd < 0 ? -fd : 0;
+
+		if (!err)
+			err = -dev_stats(fd, &st);
+		if (fd >= 0 && close(fd) && !err)
+			err = errno;
+		if (err) {
+			if (!a->failures++)
+				a->first_errno = err;
+		}
+	}
+	return NULL;
+}
+
+static void cmd_open_close(unsigned int count, unsigned int threads)
+{
+	struct result r;
+	pthread_t tid[64];
+	struct oc_arg args[64];
+	unsigned int i, started = 0, failures = 0;
+	int first = 0;
+	uint64_t t0 = now_ns();
+
+	r_init(&r, HB_SUITE, "open-close", NULL);
+	if (!threads || threads > 64 || !count) {
+		r_fail(&r, "THREADS must be 1..64 and COUNT > 0");
+		r_emit(&r);
+		return;
+	}
+	for (i = 0; i < threads; i++) {
+		args[i] = (struct oc_arg){ .count = count / threads + (i < count % threads) };
+		if (pthread_create(&tid[i], NULL, oc_thread, &args[i]))
+			break;
+		started++;
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(tid[i], NULL);
+		if (args[i].failures && !failures)
+			first = args[i].first_errno;
+		failures += args[i].failures;
+	}
+	r_metric(&r, "cycles", count, "cycles");
+	r_metric(&r, "threads", started, "threads");
+	r_metric(&r, "failures", failures, "cycles");
+	r_metric(&r, "open_close_ms", (double)(now_ns() - t0) / 1e6, "ms");
+	if (started < threads)
+		r_fail(&r, "started %u of %u threads", started, threads);
+	if (failures)
+		r_fail(&r, "%u of %u open/ioctl/close cycles failed, first with %s", failures, count,
+		       strerror(first));
+	r_emit(&r);
+}
+
+/* ------------------------------------------------------------------ */
 
 int hardening_command(const char *cmd, int argc, char **argv, int i)
 {
@@ -576,6 +650,11 @@ int hardening_command(const char *cmd, int argc, char **argv, int i)
 			return 2;
 		cmd_drain_reader(strtoull(argv[i], NULL, 0), atoi(argv[i + 1]),
 				 (unsigned int)atoi(argv[i + 2]));
+	} else if (!strcmp(cmd, "_hb-open-close")) {
+		if (left < 2)
+			return 2;
+		cmd_open_close((unsigned int)strtoul(argv[i], NULL, 0),
+			       (unsigned int)atoi(argv[i + 1]));
 	} else if (!strcmp(cmd, "_hb-uring-pending")) {
 		if (left < 1)
 			return 2;

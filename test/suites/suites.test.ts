@@ -1,7 +1,9 @@
 /**
  * The suites users run hilbox for, end to end on real parts: every security case (each passes
  * only if its policy held, the kernel log stayed clean, QEMU lived and the driver unloaded
- * cleanly afterwards) and a short throughput run, through the same runner as `hilbox run`.
+ * cleanly afterwards), every robustness case (the device's faults and the stress cycles, short
+ * counts, with the same post-checks) and a short throughput run, through the same runner as
+ * `hilbox run`.
  */
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,8 +22,9 @@ const SECURITY_CASES = [
   'write-through-mapping', 'mprotect-write', 'proc-self-mem-write', 'map-private', 'map-prot-write',
   'offset-out-of-range', 'length-overflow', 'mremap-grow', 'close-while-mapped', 'reads-pending-then-killed',
   'many-threads-map-read-close', 'bad-ioctls', 'short-read-buffer', 'unplug-while-mapped', 'unplug-reads-pending',
-  'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile',
+  'surprise-removal-while-mapped', 'surprise-removal-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile',
 ];
+const ROBUSTNESS_CASES = ['link-down', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'surprise-removal', 'load-unload', 'unplug-replug', 'open-close'];
 
 const outDir = mkdtempSync(join(tmpdir(), 'hilbox-suites-test-'));
 let results: RunResults;
@@ -73,6 +76,20 @@ describe('security suite', () => {
     expect(c, `case ${name} missing from results`).toBeDefined();
     expect(c!.policy, 'each security case states its policy').toMatch(/\w+/);
     expect(c!.status, c!.reason).toBe('pass');
+  });
+});
+
+describe('robustness suite', () => {
+  it.each(ROBUSTNESS_CASES)('%s: policy held, kernel log clean, QEMU alive, driver unloads', (name) => {
+    const c = results.cases.find((r) => r.suite === 'robustness' && r.name === name);
+    expect(c, `robustness case ${name} missing from results`).toBeDefined();
+    expect(c!.policy, 'each robustness case states its policy').toMatch(/\w+/);
+    expect(c!.status, c!.reason).toBe('pass');
+  });
+
+  it('the stress cases report their counts as parameters', () => {
+    const cycles = (name: string) => results.cases.find((r) => r.suite === 'robustness' && r.name === name)?.params?.['cycles'];
+    expect([cycles('load-unload'), cycles('unplug-replug'), cycles('open-close')]).toEqual([10, 2, 1000]);
   });
 });
 

@@ -12,6 +12,8 @@ export const PROBE_METRICS: Readonly<Record<string, string>> = {
   frame_number: 'frame', frames_produced: 'frames', device_clock: 'ns', fb_write_attempts: 'writes',
   ev_rate: 'Hz', ev_bundle: 'packets', ev_fifo_depth: 'records', ev_produced: 'events', ev_delivered: 'events', ev_dropped: 'events',
   drv_ring_drops: 'events', irq_count: 'irqs', ring_size: 'records', link_downs: 'times', fallback_drains: 'drains', irq_storms: 'times', irq_spurious: 'irqs',
+  // robustness stress
+  cycles: 'cycles', threads: 'threads', failures: 'cycles', open_close_ms: 'ms',
   // frames
   mismatched_pixels: 'px', bar2_tail_nonzero: 'B', copy_time: 'ns', fb_write_attempts_delta: 'writes',
   read_mb_per_s: 'MB/s',
@@ -78,6 +80,10 @@ export const HOST_METRICS: Readonly<Record<string, string>> = {
   crafted_stream_exit_code: 'code',
   migration_frames_during: 'frames',
   migrated_mismatched_pixels: 'px',
+  // robustness
+  reader_end_ms: 'ms',
+  command_during_storm_ms: 'ms',
+  burst: 'records',
 };
 
 /** Every metric name, sorted. */

@@ -176,6 +176,12 @@ export const SuitesSchema = strict({
     enabled: bool().default(true),
     cases: caseSelection.default('all'),
   }).default({ enabled: true, cases: 'all' }),
+  robustness: strict({
+    enabled: bool().default(true),
+    cases: caseSelection.default('all'),
+    /** The full stress counts (load/unload ×100, unplug ×20, open/close ×10k) instead of the short ones. */
+    full: bool().default(false),
+  }).default({ enabled: true, cases: 'all', full: false }),
 });
 
 const bound = z.number({ error: (iss) => `expected a number, got ${describe(iss.input)}` });
@@ -229,6 +235,7 @@ export const ScenarioSchema = strict({
       short: false,
     },
     security: { enabled: true, cases: 'all' },
+    robustness: { enabled: true, cases: 'all', full: false },
   }),
   thresholds: ThresholdsSchema,
   timeouts: TimeoutsSchema.default({}),

@@ -62,15 +62,15 @@ export function removalRunner(ctx: SuiteContext): (p: PlannedCase) => Promise<Ca
   };
 }
 
-interface Removal {
+export interface Removal {
   remove(ctx: SuiteContext, id: string): Promise<void>;
   /** Before the card goes back into the slot (after unplug-check). */
   settle?(ctx: SuiteContext): Promise<void>;
 }
 
-const orderly: Removal = { remove: async ({ vm }, id) => deviceDel(vm.qmp, id, vm.scaled(60_000)) };
+export const orderly: Removal = { remove: async ({ vm }, id) => deviceDel(vm.qmp, id, vm.scaled(60_000)) };
 
-const surprise: Removal = {
+export const surprise: Removal = {
   async remove({ vm }, id) {
     const deleted = vm.qmp.waitForEvent('DEVICE_DELETED', (e) => e.data?.['device'] === id, vm.scaled(30_000));
     deleted.catch(() => {}); // awaited below; a qom-set failure must not leave it unhandled
@@ -82,7 +82,7 @@ const surprise: Removal = {
 };
 
 /** The scenario's device back into its slot rp0; undefined when it answers again, else why not. */
-async function replug(ctx: SuiteContext, id: string): Promise<string | undefined> {
+export async function replug(ctx: SuiteContext, id: string): Promise<string | undefined> {
   const { vm, scenario } = ctx;
   const props = deviceProperties(scenario.device) as Record<string, string | number | boolean>;
   try {

@@ -10,6 +10,7 @@ import { isMetricName, METRIC_NAMES } from '../report/metric-names.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import type { SuiteName } from './plan.ts';
 import { planSecurity } from './security.ts';
+import { planRobustness } from './robustness.ts';
 import { planThroughput, type ThroughputPlanned } from './throughput.ts';
 import { planVerify } from './verify.ts';
 
@@ -17,6 +18,7 @@ export interface RunPlan {
   verify: ReturnType<typeof planVerify>;
   throughput: ThroughputPlanned[];
   security: ReturnType<typeof planSecurity>;
+  robustness: ReturnType<typeof planRobustness>;
 }
 
 /** Cases the orchestrator reports itself (suite `run`). */
@@ -29,8 +31,9 @@ export function planRun(s: Scenario, suites: readonly SuiteName[], baseDir?: str
     verify: suites.includes('verify') ? planVerify(s, traits) : [],
     throughput: suites.includes('throughput') ? planThroughput(s, traits) : [],
     security: suites.includes('security') ? planSecurity(s, traits) : [],
+    robustness: suites.includes('robustness') ? planRobustness(s, traits) : [],
   };
-  checkThresholdNames(s, [...HOST_CASES, ...plan.verify.map((c) => c.name), ...plan.throughput.map((c) => c.name), ...plan.security.map((c) => c.name)]);
+  checkThresholdNames(s, [...HOST_CASES, ...plan.verify.map((c) => c.name), ...plan.throughput.map((c) => c.name), ...plan.security.map((c) => c.name), ...plan.robustness.map((c) => c.name)]);
   return plan;
 }
 

@@ -25,6 +25,7 @@ import { planRun } from './run-plan.ts';
 import { runVerifySuite } from './verify.ts';
 import { runThroughputSuite } from './throughput.ts';
 import { runSecuritySuite } from './security.ts';
+import { runRobustnessSuite } from './robustness.ts';
 
 export interface RunOptions {
   scenario: Scenario;
@@ -80,6 +81,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
       if (suite === 'verify') cases.push(...(await runVerifySuite(ctx, plan.verify)));
       if (suite === 'throughput') cases.push(...(await runThroughputSuite(ctx, plan.throughput)));
       if (suite === 'security') cases.push(...(await runSecuritySuite(ctx, plan.security)));
+      if (suite === 'robustness') cases.push(...(await runRobustnessSuite(ctx, plan.robustness)));
       out.done();
     }
     vm.assertNoCrash();

@@ -7,7 +7,6 @@
  */
 import type { GuestTraits } from '../guest/guest.ts';
 import type { CaseResult } from '../report/results.ts';
-import { scanForCrashes } from '../vm/crash-scan.ts';
 import { selectCases } from '../scenario/cases.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import type { PlannedCase } from './plan.ts';
@@ -15,7 +14,7 @@ import { probeCase, skipped } from './probe.ts';
 import type { SuiteContext } from './context.ts';
 import { HOSTILE_CASES, runHostile, type HostileCase } from './hostile.ts';
 import { isRemovalCase, removalCaseNames, removalRunner } from './removal.ts';
-import { deviceAnswers } from './answers.ts';
+import { applyPostChecks, postChecks } from './post-checks.ts';
 
 /** Every security case name this guest knows, in run order: the probe's, the removals (removal.ts), the hostile loads (hostile.ts). */
 export function securityCaseNames(traits: GuestTraits): string[] {
@@ -42,44 +41,6 @@ async function listCases(ctx: SuiteContext): Promise<ListedCase[]> {
   const r = await ctx.vm.probe(['security', '--list'], { timeoutMs: 30_000 });
   const parsed = JSON.parse(r.stdout.trim().split('\n')[0] ?? '{}') as { cases?: ListedCase[] };
   return parsed.cases ?? [];
-}
-
-/** The checks every security case must also pass; returns the problems found. */
-async function postChecks(ctx: SuiteContext): Promise<string[]> {
-  const { vm } = ctx;
-  const guest = vm.guest;
-  const problems: string[] = [];
-  try {
-    const status = await vm.qmp.execute<{ status: string }>('query-status');
-    if (status.status !== 'running') problems.push(`QEMU is ${status.status}, not running`);
-  } catch (e) {
-    return [`QEMU does not answer: ${(e as Error).message.split('\n')[0]}`];
-  }
-  const hits = scanForCrashes(await vm.kernelLog(), guest.crashSignatures);
-  if (hits.length) problems.push(`kernel log: ${hits.map((h) => `${h.signature}: ${(h.lines[0] ?? '').trim()}`).slice(0, 3).join(' | ')}`);
-  // Leftover probe processes of the case would hold the device open: they are ours, stop them.
-  await guest.killProbes(vm.session);
-  if (guest.reinstallDriver) {
-    const rm = await vm.unloadDriver();
-    if (rm.code !== 0) problems.push(`unloading the driver failed: ${(rm.stderr || rm.stdout).trim()}`);
-    const ins = await vm.machine.guard(guest.reinstallDriver(vm.session));
-    if (ins.code !== 0) problems.push(`loading the driver after the case failed: ${(ins.stderr || ins.stdout).trim()}`);
-  }
-  await guest.clearKernelLog(vm.session);
-  try {
-    vm.assertNoCrash();
-  } catch (e) {
-    problems.push((e as Error).message.split('\n')[0]!);
-  }
-  const dead = await deviceAnswers(ctx, 0);
-  if (dead) problems.push(`the device does not answer afterwards: ${dead}`);
-  return problems;
-}
-
-function applyPostChecks(c: CaseResult, problems: string[]): CaseResult {
-  if (problems.length === 0) return c;
-  const why = problems.join('; ');
-  return { ...c, status: 'fail', reason: c.status === 'pass' ? `policy held, but: ${why}` : `${c.reason ?? 'failed'}; also: ${why}` };
 }
 
 export async function runSecuritySuite(ctx: SuiteContext, plan: readonly PlannedCase[]): Promise<CaseResult[]> {
