@@ -67,7 +67,7 @@ BOOLEAN HbHwEnter(PHB_DEVICE Dev)
 {
 	KeEnterCriticalRegion();
 	ExAcquireResourceSharedLite(&Dev->HwLock, TRUE);
-	if (Dev->HwUsable)
+	if (Dev->HwUsable && !Dev->LinkDown)
 		return TRUE;
 	ExReleaseResourceLite(&Dev->HwLock);
 	KeLeaveCriticalRegion();
@@ -126,6 +126,7 @@ static void HbReadParameters(PUNICODE_STRING RegistryPath)
 	if (NT_SUCCESS(ZwOpenKey(&params, KEY_READ, &oa))) {
 		HbReadParam(params, L"RingSize", &HbGlobal.RingSize);
 		HbReadParam(params, L"CopyRetries", &HbGlobal.CopyRetries);
+		HbReadParam(params, L"WatchdogMs", &HbGlobal.WatchdogMs);
 		ZwClose(params);
 	}
 	ZwClose(svc);
@@ -339,6 +340,9 @@ static NTSTATUS HbAddDevice(PDRIVER_OBJECT DriverObject, PDEVICE_OBJECT Pdo)
 	KeInitializeMutex(&dev->SubLock, 0);
 	KeInitializeDpc(&dev->Dpc, HbDpc, dev);
 	HbEventsInit(dev);
+	status = HbWatchdogInit(dev);
+	if (!NT_SUCCESS(status))
+		goto err;
 
 	/* ownership: the ring belongs to the FDO, freed at REMOVE_DEVICE */
 	dev->RingCap = HbGlobal.RingSize;
@@ -634,6 +638,7 @@ static NTSTATUS HbStartHardware(PHB_DEVICE Dev, PCM_RESOURCE_LIST Translated)
 	 * IntUsable + INT_MASK under the interrupt lock (IntObject is set). */
 	HbUnmaskInterrupts(Dev);
 	HbRestoreEventEnable(Dev);	/* subscribers survive a STOP/START */
+	HbWatchdogStart(Dev);		/* link and lost-interrupt checks */
 
 	DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_INFO_LEVEL,
 		   "hilbox%lu: %lux%lu stride %lu %lu fps, BAR2 %Iu KiB%s, %s (%s resource)\n",
@@ -661,6 +666,8 @@ static void HbReleaseHardware(PHB_DEVICE Dev, BOOLEAN DeviceGone)
 {
 	BOOLEAN wasUsable;
 
+	/* first: its work item takes HwLock and revokes views itself */
+	HbWatchdogStop(Dev);
 	KeEnterCriticalRegion();
 	ExAcquireResourceExclusiveLite(&Dev->HwLock, TRUE);
 	wasUsable = Dev->HwUsable;
@@ -820,6 +827,7 @@ static NTSTATUS HbDispatchPnp(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 		if (dev->DosLinkCreated)
 			IoDeleteSymbolicLink(&dev->DosName);
 		RtlFreeUnicodeString(&dev->InterfaceName);
+		HbWatchdogFree(dev);
 		ExFreePoolWithTag(dev->Ring, HB_POOL_TAG);
 		dev->Ring = NULL;
 		ExDeleteResourceLite(&dev->HwLock);

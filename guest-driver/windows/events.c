@@ -292,7 +292,10 @@ BOOLEAN NTAPI HbIsr(PKINTERRUPT Interrupt, PVOID Context)
 BOOLEAN NTAPI HbMessageIsr(PKINTERRUPT Interrupt, PVOID Context, ULONG MessageId)
 {
 	UNREFERENCED_PARAMETER(MessageId);	/* one message */
-	return HbIsr(Interrupt, Context);
+	/* our own vector: a message with nothing to claim is spurious, counted */
+	if (!HbIsr(Interrupt, Context))
+		InterlockedIncrement64(&((PHB_DEVICE)Context)->IrqSpurious);
+	return TRUE;
 }
 
 /*
@@ -380,8 +383,8 @@ static void HbPop(PHB_DEVICE Dev, struct hilbox_event *Rec)
 	Rec->flags = (UCHAR)(w[5] >> 24);
 }
 
-/* DeliverLock held. Bounded: leftovers re-raise EV_READY through the ack. */
-static void HbDrainFifo(PHB_DEVICE Dev, HB_HANDOVER *H)
+/* DeliverLock held. Bounded: leftovers re-raise EV_READY through the ack. Returns the records popped. */
+static ULONG HbDrainFifo(PHB_DEVICE Dev, HB_HANDOVER *H)
 {
 	ULONG budget = HB_DPC_BUDGET, n;
 	struct hilbox_event rec;
@@ -402,13 +405,15 @@ static void HbDrainFifo(PHB_DEVICE Dev, HB_HANDOVER *H)
 			HbDeliver(Dev, H, &rec);
 		}
 	}
+	return HB_DPC_BUDGET - budget;
 }
 
 VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 {
 	PHB_DEVICE dev = Context;
 	HB_HANDOVER h;
-	ULONG status;
+	ULONG status, seen, popped = 0;
+	BOOLEAN storm = FALSE;
 	PIRP irp;
 
 	UNREFERENCED_PARAMETER(Dpc);
@@ -416,7 +421,7 @@ VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 	UNREFERENCED_PARAMETER(Arg2);
 	h.Open = NULL;
 	InitializeListHead(&h.Done);
-	InterlockedExchange(&dev->IsrStatus, 0);
+	seen = (ULONG)InterlockedExchange(&dev->IsrStatus, 0);
 
 	/*
 	 * Registers and the interrupt object outlive every run of this DPC:
@@ -427,9 +432,30 @@ VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 	KeAcquireSpinLockAtDpcLevel(&dev->DeliverLock);
 	status = HbRd32(dev, HB_REG_INT_STATUS);
 	if (status != 0xffffffffu)
-		HbDrainFifo(dev, &h);
+		popped = HbDrainFifo(dev, &h);
 	HbHandOverRing(dev, &h);
 	KeReleaseSpinLockFromDpcLevel(&dev->DeliverLock);
+
+	/*
+	 * A storm (watchdog.c): the ISR saw EV_READY and there was nothing
+	 * to pop, 64 runs in a row - a stuck interrupt.  Left masked; the
+	 * watchdog drains and unmasks once a tick.
+	 */
+	if ((seen & HB_INT_EV_READY) && !popped) {
+		if (++dev->EmptyRuns >= HB_STORM_RUNS) {
+			dev->EmptyRuns = 0;
+			storm = TRUE;
+		}
+	} else {
+		dev->EmptyRuns = 0;
+	}
+	if (storm) {
+		InterlockedIncrement64(&dev->IrqStorms);
+		InterlockedExchange(&dev->StormMasked, 1);
+		DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_WARNING_LEVEL,
+			   "hilbox%lu: interrupt storm: masked, polled by the watchdog\n",
+			   dev->Instance);
+	}
 
 	if (status != 0xffffffffu) {
 		HbWr32(dev, HB_REG_INT_ACK, status & HB_INT_ALL);
@@ -438,7 +464,7 @@ VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 		 * right after this test (the disconnect waits for this run);
 		 * HbSyncUnmask re-checks it under the interrupt lock.
 		 */
-		if (dev->IntUsable)
+		if (dev->IntUsable && !storm)
 			KeSynchronizeExecution(dev->IntObject, HbSyncUnmask, dev);
 	}
 
@@ -541,6 +567,8 @@ NTSTATUS HbDispatchReadEvents(PHB_DEVICE Dev, PIRP Irp, ULONG Length)
 	KeAcquireSpinLock(&Dev->DeliverLock, &irql);
 	if (Dev->EvDead) {
 		status = STATUS_NO_SUCH_DEVICE;
+	} else if (Dev->EvLinkDown) {
+		status = STATUS_IO_DEVICE_ERROR;	/* watchdog.c: the link is down */
 	} else if (file->Closing) {
 		status = STATUS_CANCELLED;	/* raced with CLEANUP */
 	} else if (Dev->RingCount) {
@@ -573,6 +601,24 @@ void HbFlushFileRequests(PHB_DEVICE Dev, PHB_FILE File)
 }
 
 /* Surprise removal / removal: every pended request fails, new ones too. */
+/*
+ * The link went down (Down): pended requests complete with
+ * STATUS_IO_DEVICE_ERROR and new ones fail with it; or it came back.
+ */
+void HbFailPendingForLink(PHB_DEVICE Dev, BOOLEAN Down)
+{
+	KIRQL irql;
+	PIRP irp;
+
+	KeAcquireSpinLock(&Dev->DeliverLock, &irql);
+	Dev->EvLinkDown = Down;
+	KeReleaseSpinLock(&Dev->DeliverLock, irql);
+	if (!Down)
+		return;
+	while ((irp = IoCsqRemoveNextIrp(&Dev->Csq, NULL)) != NULL)
+		HbCompleteEventIrp(Dev, irp, STATUS_IO_DEVICE_ERROR, 0);
+}
+
 void HbFailAllRequests(PHB_DEVICE Dev, NTSTATUS Status)
 {
 	KIRQL irql;

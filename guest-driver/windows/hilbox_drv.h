@@ -72,6 +72,7 @@ NTKERNELAPI PVOID NTAPI MmMapIoSpaceEx(PHYSICAL_ADDRESS PhysicalAddress,
 #define HB_MAX_INSTANCES	64
 
 #define HB_RING_DEFAULT		4096
+#define HB_STORM_RUNS		64	/* DPC runs with EV_READY, nothing popped */
 #define HB_RING_MIN		16
 #define HB_RING_MAX		(1u << 20)
 #define HB_COPY_RETRIES_DEFAULT	16
@@ -210,6 +211,27 @@ typedef struct _HB_DEVICE {
 	volatile LONG64 IrqCount;
 	volatile LONG64 IrqOverflows;
 
+	/*
+	 * Watchdog (watchdog.c): link down/up, lost interrupts, storms.
+	 * LinkDown is written with HwLock exclusive; EvLinkDown under
+	 * DeliverLock (requests fail with STATUS_IO_DEVICE_ERROR meanwhile).
+	 */
+	KTIMER WdTimer;
+	KDPC WdDpc;
+	PIO_WORKITEM WdWork;
+	KEVENT WdIdle;			/* no work item queued or running */
+	volatile LONG WdQueued;
+	volatile BOOLEAN LinkDown;
+	BOOLEAN EvLinkDown;
+	ULONG64 LinkDownAt;
+	LONG64 WdIrqSeen;		/* IrqCount at the previous tick */
+	ULONG EmptyRuns;		/* DPC only: EV_READY, nothing popped */
+	volatile LONG StormMasked;	/* the DPC left the interrupt masked */
+	volatile LONG64 LinkDowns;
+	volatile LONG64 FallbackDrains;
+	volatile LONG64 IrqStorms;
+	volatile LONG64 IrqSpurious;
+
 	/* pended READ_EVENTS / IRP_MJ_READ requests: CsqLock */
 	IO_CSQ Csq;
 	KSPIN_LOCK CsqLock;
@@ -224,6 +246,7 @@ typedef struct _HB_GLOBAL {
 	ULONG64 InstanceBits;
 	ULONG RingSize;			/* registry Parameters\RingSize */
 	ULONG CopyRetries;		/* registry Parameters\CopyRetries */
+	ULONG WatchdogMs;		/* registry Parameters\WatchdogMs */
 	BOOLEAN NotifyRegistered;	/* process-exit callback installed */
 	KSPIN_LOCK MapLock;
 	LIST_ENTRY Maps;		/* every HB_MAPPING not yet DONE */
@@ -273,6 +296,15 @@ void HbUnmaskInterrupts(PHB_DEVICE Dev);
 void HbRetireInterrupts(PHB_DEVICE Dev, BOOLEAN DeviceGone);
 void HbFlushFileRequests(PHB_DEVICE Dev, PHB_FILE File);
 void HbFailAllRequests(PHB_DEVICE Dev, NTSTATUS Status);
+void HbFailPendingForLink(PHB_DEVICE Dev, BOOLEAN Down);
+
+/* watchdog.c */
+ULONG HbWatchdogPeriodMs(void);
+NTSTATUS HbHwGoneStatus(PHB_DEVICE Dev);
+NTSTATUS HbWatchdogInit(PHB_DEVICE Dev);
+void HbWatchdogStart(PHB_DEVICE Dev);
+void HbWatchdogStop(PHB_DEVICE Dev);
+void HbWatchdogFree(PHB_DEVICE Dev);
 NTSTATUS HbIoctlSetEvents(PHB_FILE File, PIRP Irp);
 
 /* mapping.c */

@@ -65,7 +65,7 @@ static NTSTATUS HbIoctlStats(PHB_DEVICE Dev, PIRP Irp)
 		return status;
 	if (!HbHwEnter(Dev)) {
 		Irp->IoStatus.Information = 0;
-		return STATUS_NO_SUCH_DEVICE;
+		return HbHwGoneStatus(Dev);
 	}
 	st->frames_produced = HbRd64(Dev, HB_REG_FRAMES_PRODUCED);
 	st->frame_number = HbRd64(Dev, HB_REG_FRAME_NUMBER);
@@ -94,6 +94,10 @@ static NTSTATUS HbIoctlStats(PHB_DEVICE Dev, PIRP Irp)
 
 	st->irq_count = (ULONG64)InterlockedCompareExchange64(&Dev->IrqCount, 0, 0);
 	st->irq_overflows = (ULONG64)InterlockedCompareExchange64(&Dev->IrqOverflows, 0, 0);
+	st->link_downs = (ULONG64)InterlockedCompareExchange64(&Dev->LinkDowns, 0, 0);
+	st->fallback_drains = (ULONG64)InterlockedCompareExchange64(&Dev->FallbackDrains, 0, 0);
+	st->irq_storms = (ULONG64)InterlockedCompareExchange64(&Dev->IrqStorms, 0, 0);
+	st->irq_spurious = (ULONG64)InterlockedCompareExchange64(&Dev->IrqSpurious, 0, 0);
 	st->subscribers = *(volatile ULONG *)&Dev->Subscribers;
 	return STATUS_SUCCESS;
 }
@@ -108,7 +112,7 @@ static NTSTATUS HbIoctlClock(PHB_DEVICE Dev, PIRP Irp)
 		return status;
 	if (!HbHwEnter(Dev)) {
 		Irp->IoStatus.Information = 0;
-		return STATUS_NO_SUCH_DEVICE;
+		return HbHwGoneStatus(Dev);
 	}
 	clk->device_ns = HbRd64(Dev, HB_REG_DEVICE_CLOCK);
 	/* Windows' CLOCK_MONOTONIC: the QueryPerformanceCounter clock, in ns */
@@ -127,7 +131,7 @@ static NTSTATUS HbIoctlFrameState(PHB_DEVICE Dev, PIRP Irp)
 		return status;
 	if (!HbHwEnter(Dev)) {
 		Irp->IoStatus.Information = 0;
-		return STATUS_NO_SUCH_DEVICE;
+		return HbHwGoneStatus(Dev);
 	}
 	fs->frame_seq = HbRd32(Dev, HB_REG_FRAME_SEQ);
 	fs->frame_number = HbRd64(Dev, HB_REG_FRAME_NUMBER);
@@ -195,7 +199,7 @@ static NTSTATUS HbWaitSeq(PHB_DEVICE Dev, PIRP Irp, ULONG Seq, BOOLEAN WaitChang
 
 	for (;;) {
 		if (!HbHwEnter(Dev))
-			return STATUS_NO_SUCH_DEVICE;
+			return HbHwGoneStatus(Dev);
 		*Out = HbRd32(Dev, HB_REG_FRAME_SEQ);
 		if (!(*Out & 1) && (!WaitChange || *Out != Seq))
 			return STATUS_SUCCESS;
@@ -230,7 +234,7 @@ static NTSTATUS HbCopyOnce(PHB_DEVICE Dev, PIRP Irp, struct hilbox_copy_frame *C
 			return status;
 	} else {
 		if (!HbHwEnter(Dev))
-			return STATUS_NO_SUCH_DEVICE;
+			return HbHwGoneStatus(Dev);
 		*S1 = HbRd32(Dev, HB_REG_FRAME_SEQ);
 	}
 	HbFence();	/* FRAME_NUMBER and the pixels after FRAME_SEQ */
@@ -242,7 +246,7 @@ static NTSTATUS HbCopyOnce(PHB_DEVICE Dev, PIRP Irp, struct hilbox_copy_frame *C
 	for (off = 0; off < len; off += chunk) {
 		chunk = len - off < HB_COPY_CHUNK ? len - off : HB_COPY_CHUNK;
 		if (!HbHwEnter(Dev))
-			return STATUS_NO_SUCH_DEVICE;
+			return HbHwGoneStatus(Dev);
 		HbCopyFromFb(Dst + off, Dev->Fb + off, chunk);
 		HbHwExit(Dev);
 		if (HbShouldStop(Irp))
@@ -250,7 +254,7 @@ static NTSTATUS HbCopyOnce(PHB_DEVICE Dev, PIRP Irp, struct hilbox_copy_frame *C
 	}
 
 	if (!HbHwEnter(Dev))
-		return STATUS_NO_SUCH_DEVICE;
+		return HbHwGoneStatus(Dev);
 	HbFence();	/* the pixels before the second FRAME_SEQ read */
 	*S2 = HbRd32(Dev, HB_REG_FRAME_SEQ);
 	HbHwExit(Dev);

@@ -279,7 +279,7 @@ NTSTATUS HbIoctlMap(PHB_FILE File, PIRP Irp)
 		return STATUS_INVALID_DEVICE_REQUEST;
 
 	if (!HbHwEnter(dev))
-		return STATUS_NO_SUCH_DEVICE;
+		return HbHwGoneStatus(dev);
 	if (InterlockedCompareExchange(&dev->PnpState, 0, 0) != HbStarted) {
 		status = STATUS_DEVICE_NOT_READY;
 		goto out_hw;

@@ -95,6 +95,36 @@ describe('driver.c: interrupt teardown order (regression guard)', () => {
   });
 });
 
+describe('driver.c / watchdog.c: the watchdog and the veto (INTERFACE.md §5a, guest-driver/windows/README.md)', () => {
+  const driver = stripComments(readFileSync(join(srcDir, 'driver.c'), 'utf8'));
+  const watchdog = stripComments(readFileSync(join(srcDir, 'watchdog.c'), 'utf8'));
+
+  it('stops the watchdog before HbReleaseHardware takes HwLock (its work item takes it and revokes views)', () => {
+    const body = functionBody(driver, 'HbReleaseHardware');
+    const [stop] = calls(body, 'HbWatchdogStop');
+    const [lock] = calls(body, 'ExAcquireResourceExclusiveLite');
+    expect(stop).toBeDefined();
+    expect(stop!).toBeLessThan(lock!);
+  });
+
+  it('waits for a work item in progress after cancelling the timer and flushing its DPC', () => {
+    const body = functionBody(watchdog, 'HbWatchdogStop');
+    const order = ['KeCancelTimer', 'KeFlushQueuedDpcs', 'KeWaitForSingleObject'].map((f) => calls(body, f)[0]);
+    expect(order.every((o) => o !== undefined)).toBe(true);
+    expect([...order].sort((a, b) => a! - b!)).toEqual(order);
+  });
+
+  it('vetoes QUERY_REMOVE while a file is open, setting the state before reading the count (Dekker order with CREATE)', () => {
+    const body = functionBody(driver, 'HbDispatchPnp');
+    const qr = body.slice(body.indexOf('IRP_MN_QUERY_REMOVE_DEVICE'), body.indexOf('IRP_MN_CANCEL_REMOVE_DEVICE'));
+    expect(qr.indexOf('HbRemovePending')).toBeGreaterThan(-1);
+    expect(qr.indexOf('HbRemovePending')).toBeLessThan(qr.indexOf('OpenFiles'));
+    expect(qr).toMatch(/STATUS_DEVICE_BUSY/);
+    const create = functionBody(driver, 'HbDispatchCreate');
+    expect(create.indexOf('InterlockedIncrement(&dev->OpenFiles)')).toBeLessThan(create.indexOf('HbState(dev) != HbStarted'));
+  });
+});
+
 describe('hilbox.sys imports (package from build-windows.mjs)', () => {
   let img: PeImage;
 
