@@ -76,6 +76,38 @@ program
     else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k}: ${v}\n`);
   });
 
+const cache = program.command('cache').description('what the build cache holds (sizes, last use), and pruning it');
+cache
+  .command('list')
+  .description('every cache entry with its size and last use')
+  .action(async () => {
+    const { cacheList, formatCacheReport } = await import('./commands/cache.ts');
+    const r = cacheList();
+    if (program.opts().json) printJson(r);
+    else process.stdout.write(formatCacheReport(r));
+  });
+cache
+  .command('prune')
+  .description('remove builds (QEMU, guest, Windows package and probe) not used for N days; current builds stay')
+  .option('--days <n>', 'unused for this many days', '30')
+  .option('--dry-run', 'list what would go, remove nothing')
+  .action(async (opts: { days?: string; dryRun?: boolean }) => {
+    const { cachePrune, formatCacheReport } = await import('./commands/cache.ts');
+    const r = cachePrune(opts);
+    if (program.opts().json) printJson(r);
+    else process.stdout.write(formatCacheReport(r, opts.dryRun ? 'would remove' : 'removed'));
+  });
+cache
+  .command('clean')
+  .description('remove everything in the cache, or every entry of one kind (the next run rebuilds it)')
+  .argument('[kind]', 'qemu, qemu-tree, guest, windows, windows-pki, windows-probe, kernel, debs, qemu-src or accel')
+  .action(async (kind: string | undefined) => {
+    const { cacheClean, formatCacheReport } = await import('./commands/cache.ts');
+    const r = cacheClean(kind);
+    if (program.opts().json) printJson(r);
+    else process.stdout.write(formatCacheReport(r, 'removed'));
+  });
+
 const image = program.command('image').description('build guest disk images');
 image
   .command('windows')

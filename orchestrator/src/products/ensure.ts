@@ -6,7 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { repoRoot } from '../core/paths.ts';
+import { cacheRoot, repoRoot } from '../core/paths.ts';
+import { stampUse } from './cache.ts';
 
 export interface GuestManifest {
   schema: 'hilbox-guest/1';
@@ -51,6 +52,7 @@ async function runBuildScript(script: string, opts: EnsureOptions): Promise<stri
   if (result.exitCode !== 0 || !last.startsWith('/')) {
     throw new Error(`scripts/${script} failed (exit ${result.exitCode}):\n${[...tail, pending].join('\n').trim()}`);
   }
+  stampUse(cacheRoot(), last); // `hilbox cache prune` keeps what is used
   return last;
 }
 
