@@ -177,7 +177,28 @@ if (!existsSync(join(buildDir, 'build.ninja'))) {
 log(`building${SANITIZE ? ' the sanitizer (ASan + UBSan) QEMU' : ''} with ninja (a few minutes on 2 cores the first time)`);
 const t0 = Date.now();
 const jobs = process.env.HILBOX_JOBS ?? '';
-const ninja = await $({ cwd: buildDir })`ninja ${jobs ? ['-j', jobs] : []} ${BINARIES}`.nothrow();
+// ninja's [n/N] as a progress line with an ETA, at most every 10 s (a CI log stays readable and
+// never goes quiet for long; the orchestrator turns these lines into its live line on a TTY).
+const ninjaRun = $({ cwd: buildDir, quiet: true })`ninja ${jobs ? ['-j', jobs] : []} ${BINARIES}`.nothrow();
+let lastReport = 0;
+let partial = '';
+ninjaRun.stdout.on('data', (chunk) => {
+  partial += chunk.toString();
+  const lines = partial.split('\n');
+  partial = lines.pop() ?? '';
+  for (const line of lines) {
+    const m = /^\[(\d+)\/(\d+)\]/.exec(line);
+    if (!m) continue;
+    const [done, total] = [Number(m[1]), Number(m[2])];
+    const now = Date.now();
+    if (now - lastReport < 10_000 && done !== total) continue;
+    lastReport = now;
+    const elapsed = (now - t0) / 1000;
+    const eta = done > 0 ? Math.round((elapsed / done) * (total - done)) : 0;
+    log(`[${done}/${total}] ${Math.floor((100 * done) / total)}% after ${Math.round(elapsed)} s, about ${eta >= 60 ? `${Math.floor(eta / 60)} min ${eta % 60} s` : `${eta} s`} left`);
+  }
+});
+const ninja = await ninjaRun;
 if (ninja.exitCode !== 0) {
   process.stderr.write((ninja.stdout + ninja.stderr).split('\n').filter((l) => /error|warning|FAILED/i.test(l)).slice(-40).join('\n') + '\n');
   fail('ninja failed (errors above)');
