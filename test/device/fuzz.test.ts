@@ -333,3 +333,81 @@ describe.each(CONFIGS)('seeded fuzz: $name', (cfg) => {
     process.stderr.write(`fuzz ${cfg.name}: ${OPS} operations, ${qemu.sanitized ? 'ASan + UBSan' : 'plain'} QEMU, stats ${JSON.stringify(stats)}\n`);
   });
 });
+
+/**
+ * §11 faults under the sanitizer QEMU: every fault and parameter set at random (valid and
+ * invalid values, on a device in a native hot-plug slot so a surprise removal can really
+ * happen and a new card is plugged back), interleaved with resets, virtual-clock steps (the
+ * generator at 8 kHz and the spurious-interrupt and removal timers fire) and reads of the slot's
+ * config space. (Register and BAR traffic under faults is the qtest cases' in faults.test.ts.)
+ * What is checked: QEMU alive, no sanitizer report, a fault always reads back as one of the
+ * SPEC's, only the SPEC's refusals.
+ */
+describe('seeded fault fuzz (SPEC §11)', () => {
+  const FAULT_OPS = Math.max(2000, Math.floor(OPS / 10));
+  const FAULT_VALUES = ['none', 'link-down', 'surprise-removal', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'bogus'];
+  const PARAMS: Array<[string, number]> = [['fault-delay-ms', 0], ['fault-delay-ms', 5], ['fault-delay-ms', 70000], ['fault-period-us', 10], ['fault-period-us', 5], ['fault-burst', 65536], ['fault-burst', 0], ['fault-every', 1], ['fault-latency-us', 1]];
+
+  it(`survives ${FAULT_OPS} random fault operations with no sanitizer report`, { timeout: 120_000 + FAULT_OPS * 40 }, async () => {
+    const { QtestSession } = await import('../../orchestrator/src/qtest/client.ts');
+    const { PciDevice, scanBus } = await import('../../orchestrator/src/qtest/pci.ts');
+    await using qt = await QtestSession.start({
+      qemu: qemu.path,
+      args: ['-m', '64', '-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off', '-device', 'pcie-root-port,id=rp0,chassis=1,slot=1', '-device', 'hilbox-pci,id=hb0,bus=rp0,width=64,height=48,fps=200,fifo-depth=64,mouse-rate-hz=8000'],
+      env: { ...process.env, ...SANITIZER_ENV },
+      timeoutMs: 60_000,
+      startTimeoutMs: 60_000,
+    });
+    const qmp = qt.qmp!;
+    const r = rng(0x4842_1111);
+    const int = (n: number): number => Math.floor(r() * n);
+    // the device sits behind the root port: its own registers are reached through QOM and
+    // the fault paths; config space of bus 0 (the port) is read to cross the slot's state
+    const rp = (await scanBus(qt)).find((d) => d.vendorId === 0x1b36)!;
+    const port = new PciDevice(qt, rp);
+    const stats = { fault: 0, param: 0, step: 0, reset: 0, replug: 0, cfg: 0, refused: 0 };
+    let present = true;
+    for (let i = 0; i < FAULT_OPS; i++) {
+      const k = r();
+      if (k < 0.35) {
+        stats.fault++;
+        const value = FAULT_VALUES[int(FAULT_VALUES.length)]!;
+        const res = await qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value }).then(() => 'ok', (e: unknown) => String(e));
+        if (res !== 'ok') {
+          stats.refused++;
+          if (!/is not allowed|needs|not found/.test(res)) throw new Error(`qom-set fault=${value}: ${res}`);
+          if (/not found/.test(res)) present = false;
+        } else if (present) {
+          const back = await qmp.qomGet<string>(DEV_QOM, 'fault').catch(() => 'gone');
+          if (back !== 'gone' && !FAULT_VALUES.includes(back)) throw new Error(`fault reads back ${back}`);
+        }
+      } else if (k < 0.55) {
+        stats.param++;
+        const [name, value] = PARAMS[int(PARAMS.length)]!;
+        await qmp.execute('qom-set', { path: DEV_QOM, property: name, value }).catch(() => undefined);
+      } else if (k < 0.8) {
+        stats.step++;
+        await qt.clockStep(BigInt(1 + int(5_000_000)));
+      } else if (k < 0.85) {
+        stats.reset++;
+        await qmp.execute('system_reset');
+      } else if (k < 0.95) {
+        stats.cfg++;
+        await port.read32(int(64) * 4);
+      } else if (!present || int(4) === 0) {
+        // the card may have left (surprise removal): put one back once QEMU has finished with it
+        const peripherals = await qmp.execute<Array<{ name: string }>>('qom-list', { path: '/machine/peripheral' });
+        if (!peripherals.some((p) => p.name === 'hb0')) {
+          stats.replug++;
+          await qmp.execute('device_add', { driver: 'hilbox-pci', id: 'hb0', bus: 'rp0', width: 64, height: 48, fps: 200, 'fifo-depth': 64, 'mouse-rate-hz': 8000 }).catch(() => undefined);
+        }
+        present = true;
+      }
+      if (!qt.alive || REPORT.test(qt.stderr)) break;
+    }
+    expect(qt.alive, `QEMU died during the fault fuzz\n${qt.stderr.slice(-4000)}`).toBe(true);
+    expect(REPORT.test(qt.stderr), qt.stderr.slice(-8000)).toBe(false);
+    expect(await qmp.execute<{ status: string }>('query-status')).toMatchObject({ status: 'running' });
+    process.stderr.write(`fault fuzz: ${FAULT_OPS} operations, ${qemu.sanitized ? 'ASan + UBSan' : 'plain'} QEMU, stats ${JSON.stringify(stats)}\n`);
+  });
+});
