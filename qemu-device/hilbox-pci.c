@@ -21,6 +21,9 @@
 #include "qemu/bswap.h"
 #include "qemu/main-loop.h"
 #include "qemu/processor.h"
+#include "qemu/thread.h"
+#include "qemu/atomic.h"
+#include "qemu/memalign.h"
 #include "qapi/error.h"
 #include "hw/boards.h"
 #include "hw/core/cpu.h"
@@ -39,6 +42,9 @@
 #include "ui/input.h"
 #include "qom/object.h"
 #include "hw/misc/hilbox_regs.h"     /* the contract's numbers (SPEC.md), shared with the drivers */
+#ifdef __SSE2__
+#include <emmintrin.h>              /* non-temporal stores for the render (all x86-64 hosts) */
+#endif
 
 #define TYPE_HILBOX_PCI "hilbox-pci"
 OBJECT_DECLARE_SIMPLE_TYPE(HilboxState, HILBOX_PCI)
@@ -46,12 +52,15 @@ OBJECT_DECLARE_SIMPLE_TYPE(HilboxState, HILBOX_PCI)
 #define NS_PER_SEC              1000000000ULL
 
 /*
- * Direct mode keeps the picture in host RAM. A framebuffer of at most this many bytes is
- * rewritten at once; a larger one is rewritten by a bottom half in pieces of this size after a
- * reset or an incoming migration, with BAR2 trapping meanwhile (§4.4), so that no single step
- * holds the global lock for long.
+ * Direct mode keeps the picture in host RAM, written by the device's render thread (§4.1).
+ * §4.2 repeats every 256 pixels along a line and every 256 lines, so a frame is 256 distinct
+ * line periods of 256 pixels (the tile, 196 KiB) copied along each line. A tile line holds
+ * the period and its first 16 bytes again, so 16 bytes starting anywhere in the period are
+ * contiguous.
  */
-#define HILBOX_RENDER_CHUNK_BYTES   (4 * MiB)
+#define HILBOX_PERIOD_PIXELS        256
+#define HILBOX_PERIOD_BYTES         (HB_RGB24_BYTES_PER_PIXEL * HILBOX_PERIOD_PIXELS)
+#define HILBOX_TILE_LINE_BYTES      (HILBOX_PERIOD_BYTES + 16)
 
 /* The 64-bit registers, in latch order (§3) */
 #define HILBOX_NUM_REG64        8
@@ -117,24 +126,57 @@ struct HilboxState {
     uint32_t fifo_bytes;
     QemuInputHandlerState *input_handler;
 
-    /* Frame state (§4) */
-    QEMUTimer *frame_timer;
-    int64_t epoch;              /* QEMU_CLOCK_VIRTUAL at the last reset */
-    uint32_t frame_seq;         /* derived: 2 x frames_produced, odd only inside a rewrite */
+    /*
+     * Frame state (§4). Who owns what:
+     *
+     * Published frame (frame_seq, frame_number, frame_ts, frames_produced): written only with
+     * render_lock held, with qatomic stores, frame_seq last with release order (§4.3) — by the
+     * render thread when a render starts and completes, by the frame timer in mmio mode (no
+     * thread), and by the main loop only after cancelling the render in flight (reset,
+     * post_load: hilbox_frames_restart). Read anywhere, without the lock, with qatomic loads
+     * (frame_seq with acquire order): register reads, BAR2 reads, QOM getters.
+     */
+    uint32_t frame_seq;         /* 2 x frames_produced, odd while a render writes BAR2 */
     uint64_t frame_number;
     uint64_t frame_ts;          /* derived: frame_start(frame_number) */
     uint64_t frames_produced;
+
+    /* Main loop (BQL) only */
+    QEMUTimer *frame_timer;
+    int64_t epoch;              /* QEMU_CLOCK_VIRTUAL at the last reset */
+    uint64_t tick_n;            /* newest frame handed to the renderer (shown once rendered) */
     uint64_t fb_write_attempts;
+    uint64_t mig_frame_number;  /* the stream's FRAME_NUMBER (pre_save, post_load, §10) */
+    uint64_t mig_frames_produced;
+    /*
+     * Direct mode: the RAM holds frame frame_number, or the frame being rendered while
+     * frame_seq is odd (BAR2 then maps it: ROMD mode). False after a reset or a load until the
+     * thread has redrawn it; BAR2 traps meanwhile and reads are computed (§4.4). ROMD is only
+     * ever toggled here, on the main loop: the thread reports a completed redraw via ready_bh.
+     */
+    bool fb_ram_valid;
+    QEMUBH *ready_bh;
 
     /*
-     * Direct mode: BAR2's RAM is a copy of the pixel function. While it does not hold frame
-     * frame_number (after a reset or an incoming migration of a large framebuffer) BAR2 traps
-     * and reads are computed, and render_bh rewrites the RAM in pieces.
+     * Render thread (direct mode only; cf. the factorial thread of hw/misc/edu.c). It sleeps
+     * on render_cond until the main loop hands it a job, renders without the BQL and without
+     * render_lock, and publishes with render_lock held. The fields below are protected by
+     * render_lock; render_gen is also read lock-free by the thread between lines to notice a
+     * cancellation.
      */
-    bool fb_ram_valid;          /* the RAM holds frame frame_number; BAR2 in ROMD mode */
-    QEMUBH *render_bh;
-    uint64_t render_n;          /* frame the background rewrite is producing */
-    uint32_t render_line;       /* next line it writes */
+    QemuThread render_thread;
+    QemuMutex render_lock;
+    QemuCond render_cond;
+    bool render_running;        /* main loop only: the thread exists (realize .. unrealize) */
+    bool render_exit;           /* unrealize: the thread ends */
+    bool job_pending;           /* a job is waiting; a newer one replaces it (frames skipped) */
+    bool job_show;              /* a frame render (seqlock), or a silent redraw of the RAM */
+    uint64_t job_n;
+    bool busy_show;             /* the thread is rendering a frame (counted by pre_save) */
+    uint32_t render_gen;        /* +1 at every cancellation: the job in flight publishes nothing */
+    uint32_t ready_gen;         /* render_gen of the last completed job (RAM valid, ready_bh) */
+    /* Render thread only: the 256 x 256-pixel period of the frame it renders (tile lines) */
+    uint8_t *tile;
 
     /* Registers */
     uint32_t control;
@@ -272,36 +314,6 @@ static uint8_t hilbox_fb_byte(HilboxState *s, uint64_t n, uint64_t off)
     }
 }
 
-/*
- * Writes lines [y0, y1) of frame @n into BAR2's RAM (direct mode). Every byte of §4.2 depends
- * on x and y only modulo 256, so a line is 256 computed pixels copied along, and line y >= 256
- * is a copy of line y - 256, which must already hold frame @n.
- */
-static void hilbox_render_lines(HilboxState *s, uint64_t n, uint32_t y0, uint32_t y1)
-{
-    uint32_t line = HB_RGB24_BYTES_PER_PIXEL * s->width;
-    uint32_t px = MIN(s->width, 256);
-    uint8_t hi = (uint8_t)(n >> 8);
-    uint32_t x, y, done;
-
-    for (y = y0; y < y1; y++) {
-        uint8_t *row = s->fb_ptr + (uint64_t)y * s->stride;
-
-        if (y >= 256) {
-            memcpy(row, row - 256ULL * s->stride, line);
-            continue;
-        }
-        for (x = 0; x < px; x++) {
-            row[3 * x] = (uint8_t)(x + n);
-            row[3 * x + 1] = (uint8_t)(y + n);
-            row[3 * x + 2] = (uint8_t)x ^ (uint8_t)y ^ hi;
-        }
-        for (done = 3 * px; done < line; done += MIN(done, line - done)) {
-            memcpy(row + done, row, MIN(done, line - done));
-        }
-    }
-}
-
 /* BAR2 in direct mode maps the RAM (true) or traps every access (false). */
 /* Direct mode: guest reads go to the RAM only while it is valid and the link is up (§4.4, §11). */
 static void hilbox_fb_update_romd(HilboxState *s)
@@ -317,84 +329,282 @@ static void hilbox_fb_set_mapped(HilboxState *s, bool mapped)
     hilbox_fb_update_romd(s);
 }
 
-/* Bookkeeping of a new current frame (§3, §4.1); the picture is written by the caller. */
-static void hilbox_frame_advance(HilboxState *s, uint64_t n)
+/* ---- render thread (§4.1, §4.3, §4.4) ------------------------------------ */
+
+/*
+ * Writes @len bytes of a line whose pattern is the tile line @period (the line's period and its
+ * first 16 bytes again). With SSE2 (every x86-64 host) the stores are non-temporal: the frame
+ * is written as whole cache lines without reading them first, which is what makes the render
+ * cost about what a memset of the same size costs (plain stores or memcpy of a 768-byte period
+ * read every destination line first, about 1.5 to 2 times that on a framebuffer that is not in
+ * the cache, as at 50 fps). The caller fences them (hilbox_render_frame).
+ */
+static void hilbox_fill_line(uint8_t *dst, const uint8_t *period, uint32_t len)
 {
-    s->frame_number = n;
-    s->frame_ts = frame_start(s, n);
-    s->frames_produced++;
+#ifdef __SSE2__
+    uint32_t head = MIN(len, (16 - ((uintptr_t)dst & 15)) & 15);
+    const uint8_t *src = period + head;     /* the pattern's phase at the aligned part */
+    uint32_t j;
+
+    memcpy(dst, period, head);
+    dst += head;
+    len -= head;
+    for (; len >= HILBOX_PERIOD_BYTES; dst += HILBOX_PERIOD_BYTES, len -= HILBOX_PERIOD_BYTES) {
+        for (j = 0; j < HILBOX_PERIOD_BYTES; j += 16) {
+            _mm_stream_si128((__m128i *)(dst + j), _mm_loadu_si128((const __m128i *)(src + j)));
+        }
+    }
+    for (j = 0; j + 16 <= len; j += 16) {
+        _mm_stream_si128((__m128i *)(dst + j), _mm_loadu_si128((const __m128i *)(src + j)));
+    }
+    memcpy(dst + j, src + j, len - j);
+#else
+    uint32_t off;
+
+    for (off = 0; off < len; off += HILBOX_PERIOD_BYTES) {
+        memcpy(dst + off, period, MIN(HILBOX_PERIOD_BYTES, len - off));
+    }
+#endif
+}
+
+/* Orders the render's non-temporal stores with the stores around them (FRAME_SEQ, §4.3). */
+static inline void hilbox_fill_fence(void)
+{
+#ifdef __SSE2__
+    _mm_sfence();
+#endif
 }
 
 /*
- * Direct mode, RAM not valid: rewrite it in the background, one piece per main-loop turn;
- * reads trap and are computed meanwhile. A frame change restarts the rewrite.
+ * The period of every distinct line of frame @n (§4.2): line y (mod 256) of the tile holds
+ * pixels 0..255 of line y. R = x + n is the same on every line; G = y + n and B = x ^ y ^ (n >> 8)
+ * differ from the line-independent pattern (x + n, 0, x) by XOR with (0, y + n, y ^ (n >> 8)),
+ * which repeats every 3 bytes, so every 24 bytes: three words.
  */
-static void hilbox_render_bh(void *opaque)
+static void hilbox_build_tile(HilboxState *s, uint64_t n)
+{
+    uint64_t base[HILBOX_PERIOD_BYTES / 8];
+    uint8_t *b = (uint8_t *)base;
+    uint32_t rows = MIN(s->height, HILBOX_PERIOD_PIXELS);
+    uint32_t x, y, w;
+
+    QEMU_BUILD_BUG_ON(HILBOX_PERIOD_BYTES % 24);
+    for (x = 0; x < HILBOX_PERIOD_PIXELS; x++) {
+        b[3 * x] = (uint8_t)(x + n);
+        b[3 * x + 1] = 0;
+        b[3 * x + 2] = (uint8_t)x;
+    }
+    for (y = 0; y < rows; y++) {
+        uint8_t *line = s->tile + (size_t)y * HILBOX_TILE_LINE_BYTES;
+        uint64_t *row = (uint64_t *)line;
+        uint8_t key[24];
+        uint64_t k[3];
+
+        for (x = 0; x < 8; x++) {
+            key[3 * x] = 0;
+            key[3 * x + 1] = (uint8_t)(y + n);
+            key[3 * x + 2] = (uint8_t)(y ^ (n >> 8));
+        }
+        memcpy(k, key, sizeof(k));
+        for (w = 0; w < HILBOX_PERIOD_BYTES / 8; w += 3) {
+            row[w] = base[w] ^ k[0];
+            row[w + 1] = base[w + 1] ^ k[1];
+            row[w + 2] = base[w + 2] ^ k[2];
+        }
+        memcpy(line + HILBOX_PERIOD_BYTES, line, HILBOX_TILE_LINE_BYTES - HILBOX_PERIOD_BYTES);
+    }
+}
+
+/*
+ * Render thread: writes frame @n into BAR2's RAM, the tile's line periods copied along each
+ * line (padding past 3 x width is never written, so it stays 0). Returns false, abandoning the
+ * frame, as soon as the job is cancelled (render_gen moved on), checked before every line.
+ */
+static bool hilbox_render_frame(HilboxState *s, uint64_t n, uint32_t gen)
+{
+    uint32_t line = HB_RGB24_BYTES_PER_PIXEL * s->width;
+    bool done = true;
+    uint32_t y;
+
+    hilbox_build_tile(s, n);
+    hilbox_fill_fence();            /* FRAME_SEQ's odd value before the first byte */
+    for (y = 0; y < s->height; y++) {
+        if (qatomic_read(&s->render_gen) != gen) {
+            done = false;
+            break;
+        }
+        hilbox_fill_line(s->fb_ptr + (uint64_t)y * s->stride,
+                         s->tile + (size_t)(y % HILBOX_PERIOD_PIXELS) * HILBOX_TILE_LINE_BYTES,
+                         line);
+    }
+    hilbox_fill_fence();            /* the last byte before FRAME_SEQ goes even */
+    return done;
+}
+
+/* §4.3, with render_lock held: a render begins; FRAME_SEQ goes odd before any byte is written. */
+static void hilbox_publish_begin(HilboxState *s)
+{
+    qatomic_set(&s->frame_seq, qatomic_read(&s->frame_seq) + 1);
+    smp_wmb();
+}
+
+/*
+ * §4.3, with render_lock held: frame @n is complete. Its registers, then FRAME_SEQ even with
+ * release order: a reader that acquires the even value sees the frame's bytes and registers.
+ */
+static void hilbox_publish_end(HilboxState *s, uint64_t n)
+{
+    qatomic_set_u64(&s->frame_number, n);
+    qatomic_set_u64(&s->frame_ts, frame_start(s, n));
+    qatomic_set_u64(&s->frames_produced, qatomic_read_u64(&s->frames_produced) + 1);
+    qatomic_store_release(&s->frame_seq, qatomic_read(&s->frame_seq) + 1);
+}
+
+static void *hilbox_render_thread(void *opaque)
 {
     HilboxState *s = opaque;
-    uint32_t lines = MAX(1, HILBOX_RENDER_CHUNK_BYTES / s->stride);
-    uint32_t end;
 
-    if (s->fb_mmio || s->fb_ram_valid) {
-        return;
+    qemu_mutex_lock(&s->render_lock);
+    while (!s->render_exit) {
+        uint64_t n;
+        uint32_t gen;
+        bool show, done;
+
+        if (!s->job_pending) {
+            qemu_cond_wait(&s->render_cond, &s->render_lock);
+            continue;
+        }
+        n = s->job_n;
+        show = s->job_show;
+        gen = s->render_gen;
+        s->job_pending = false;
+        s->busy_show = show;
+        if (show) {
+            hilbox_publish_begin(s);
+        }
+        qemu_mutex_unlock(&s->render_lock);
+
+        done = hilbox_render_frame(s, n, gen);      /* no lock held: the long part */
+
+        qemu_mutex_lock(&s->render_lock);
+        s->busy_show = false;
+        if (done && gen == s->render_gen) {
+            if (show) {
+                hilbox_publish_end(s, n);
+            }
+            if (s->ready_gen != gen) {
+                /* the first complete render since the restart: BAR2 may map the RAM again */
+                s->ready_gen = gen;
+                qemu_bh_schedule(s->ready_bh);
+            }
+        }
     }
-    if (s->render_n != s->frame_number) {
-        s->render_n = s->frame_number;
-        s->render_line = 0;
-    }
-    end = MIN(s->height, s->render_line + lines);
-    hilbox_render_lines(s, s->render_n, s->render_line, end);
-    s->render_line = end;
-    if (end < s->height) {
-        qemu_bh_schedule(s->render_bh);
-    } else {
+    qemu_mutex_unlock(&s->render_lock);
+    return NULL;
+}
+
+/*
+ * Main loop: the render thread has completed a render since the last restart, so the RAM is
+ * consistent with the seqlock (frame FRAME_NUMBER, or a later frame being written while
+ * FRAME_SEQ is odd): BAR2 maps it again, unless a newer restart came first.
+ */
+static void hilbox_ready_bh(void *opaque)
+{
+    HilboxState *s = opaque;
+    bool ready;
+
+    qemu_mutex_lock(&s->render_lock);
+    ready = s->ready_gen == s->render_gen;
+    qemu_mutex_unlock(&s->render_lock);
+    if (ready && !s->fb_ram_valid) {
         hilbox_fb_set_mapped(s, true);
     }
 }
 
 /*
- * The RAM no longer holds frame_number (reset, incoming migration): a small framebuffer is
- * rewritten now, a large one in the background (above).
+ * Main loop: frame @n is current at once, as if rendered, with @produced frames counted (reset
+ * §8: frame 0, 1; post_load §10: the stream's). The render in flight, if any, is cancelled (it
+ * stops within one line and publishes nothing; the lock is held only for bookkeeping, the
+ * main loop never waits for a render). Direct mode: BAR2 traps, reads are computed from frame
+ * @n, and the thread redraws the RAM; ready_bh maps it again when it is done (§4.4).
  */
-static void hilbox_fb_invalidate(HilboxState *s)
+static void hilbox_frames_restart(HilboxState *s, uint64_t n, uint64_t produced)
 {
-    if (s->fb_mmio) {
-        return;
+    if (!s->fb_mmio) {
+        hilbox_fb_set_mapped(s, false);
     }
-    if (s->fb_bytes <= HILBOX_RENDER_CHUNK_BYTES) {
-        hilbox_render_lines(s, s->frame_number, 0, s->height);
-        hilbox_fb_set_mapped(s, true);
-        return;
+    qemu_mutex_lock(&s->render_lock);
+    qatomic_set(&s->render_gen, s->render_gen + 1);
+    s->job_pending = false;
+    s->busy_show = false;
+    qatomic_set_u64(&s->frame_number, n);
+    qatomic_set_u64(&s->frame_ts, frame_start(s, n));
+    qatomic_set_u64(&s->frames_produced, produced);
+    qatomic_store_release(&s->frame_seq, (uint32_t)(2 * produced));
+    if (!s->fb_mmio) {
+        s->job_n = n;
+        s->job_show = false;                /* a redraw: FRAME_SEQ stays even */
+        s->job_pending = true;
+        qemu_cond_signal(&s->render_cond);
     }
-    hilbox_fb_set_mapped(s, false);
-    s->render_n = s->frame_number;
-    s->render_line = 0;
-    qemu_bh_schedule(s->render_bh);
+    qemu_mutex_unlock(&s->render_lock);
+    s->tick_n = n;
 }
 
-/* Frame @n becomes current (§4.1): rewrite BAR2 under the seqlock (§4.3). */
-static void hilbox_render(HilboxState *s, uint64_t n)
-{
-    s->frame_seq++;             /* odd: rewrite in progress (§4.3) */
-    smp_wmb();
-    if (!s->fb_mmio && s->fb_ram_valid) {
-        hilbox_render_lines(s, n, 0, s->height);
-    }
-    /* mmio mode, or a background rewrite in progress: reads compute frame n from now on */
-    hilbox_frame_advance(s, n);
-    smp_wmb();
-    s->frame_seq++;             /* even: frame complete */
-}
-
+/*
+ * §4.1: at t_n frame n becomes the frame to render. The main loop only hands it over: in
+ * direct mode it replaces a job still waiting (frames are skipped while a render overruns);
+ * in mmio mode nothing is written and the frame is current at once.
+ */
 static void hilbox_frame_tick(void *opaque)
 {
     HilboxState *s = opaque;
     uint64_t n = frame_at(s, hilbox_clock(s));
 
-    if (n != s->frame_number) {
-        hilbox_render(s, n);
+    if (n != s->tick_n) {
+        s->tick_n = n;
+        qemu_mutex_lock(&s->render_lock);
+        if (s->fb_mmio) {
+            hilbox_publish_begin(s);
+            hilbox_publish_end(s, n);
+        } else {
+            s->job_n = n;
+            s->job_show = true;
+            s->job_pending = true;
+            qemu_cond_signal(&s->render_cond);
+        }
+        qemu_mutex_unlock(&s->render_lock);
     }
     timer_mod(s->frame_timer, s->epoch + frame_start(s, n + 1));
+}
+
+/* Realize (direct mode): the thread, waiting for its first job. */
+static void hilbox_render_start(HilboxState *s)
+{
+    s->tile = qemu_memalign(16, (size_t)HILBOX_PERIOD_PIXELS * HILBOX_TILE_LINE_BYTES);
+    s->ready_bh = qemu_bh_new_guarded(hilbox_ready_bh, s, &DEVICE(s)->mem_reentrancy_guard);
+    qemu_thread_create(&s->render_thread, "hilbox-render", hilbox_render_thread, s,
+                       QEMU_THREAD_JOINABLE);
+    s->render_running = true;
+}
+
+/* Unrealize: cancel the render in flight, end the thread and wait for it (one line at most). */
+static void hilbox_render_stop(HilboxState *s)
+{
+    if (!s->render_running) {
+        return;
+    }
+    qemu_mutex_lock(&s->render_lock);
+    s->render_exit = true;
+    qatomic_set(&s->render_gen, s->render_gen + 1);
+    qemu_cond_signal(&s->render_cond);
+    qemu_mutex_unlock(&s->render_lock);
+    qemu_thread_join(&s->render_thread);
+    s->render_running = false;
+    qemu_bh_delete(s->ready_bh);
+    s->ready_bh = NULL;
+    qemu_vfree(s->tile);
+    s->tile = NULL;
 }
 
 /*
@@ -426,16 +636,17 @@ static void hilbox_fault_spike(HilboxState *s)
 static uint64_t hilbox_fb_read(void *opaque, hwaddr addr, unsigned size)
 {
     HilboxState *s = opaque;
-    uint64_t val = 0;
+    uint64_t val = 0, n;
     unsigned i;
 
     if (s->link_down) {
         return MAKE_64BIT_MASK(0, 8 * size);   /* §11: a read nobody completes */
     }
     hilbox_fault_spike(s);
-    /* mmio mode, or direct mode while the RAM is being rewritten (§4.4) */
+    /* mmio mode, or direct mode while the RAM is being redrawn (§4.4): the published frame */
+    n = qatomic_read_u64(&s->frame_number);
     for (i = 0; i < size; i++) {
-        val |= (uint64_t)hilbox_fb_byte(s, s->frame_number, addr + i) << (8 * i);
+        val |= (uint64_t)hilbox_fb_byte(s, n, addr + i) << (8 * i);
     }
     if (s->mmio_latency_ns && current_cpu) {
         /* charged to the reading vCPU once it leaves the access, not under the lock */
@@ -618,12 +829,11 @@ static void hilbox_reset_state(HilboxState *s)
     s->in_buttons = 0;
     s->in_pending = false;
     s->fb_write_attempts = 0;
-    /* frame 0 "rendered" (§8): FRAME_SEQ 2, FRAMES_PRODUCED 1 */
-    s->frames_produced = 0;
-    hilbox_frame_advance(s, 0);
-    s->frame_seq = 2;
-    /* the picture: at once when small, else in the background while BAR2 traps (§4.4) */
-    hilbox_fb_invalidate(s);
+    /*
+     * frame 0 "rendered" (§8): FRAME_SEQ 2, FRAMES_PRODUCED 1 at once; a render in flight is
+     * abandoned, and the picture is redrawn by the render thread while BAR2 traps (§4.4)
+     */
+    hilbox_frames_restart(s, 0, 1);
     timer_mod(s->frame_timer, s->epoch + frame_start(s, 1));
 }
 
@@ -668,15 +878,15 @@ static uint64_t hilbox_reg64(HilboxState *s, hwaddr off)
 {
     switch (off) {
     case HB_REG_FRAME_NUMBER:
-        return s->frame_number;
+        return qatomic_read_u64(&s->frame_number);         /* published (§4.3) */
     case HB_REG_FRAME_TIMESTAMP:
-        return s->frame_ts;
+        return qatomic_read_u64(&s->frame_ts);
     case HB_REG_DEVICE_CLOCK:
         return hilbox_clock(s);
     case HB_REG_FB_WRITE_ATTEMPTS:
         return s->fb_write_attempts;
     case HB_REG_FRAMES_PRODUCED:
-        return s->frames_produced;
+        return qatomic_read_u64(&s->frames_produced);
     case HB_REG_EV_PRODUCED:
         return s->ev_produced;
     case HB_REG_EV_DELIVERED:
@@ -771,7 +981,7 @@ static uint32_t hilbox_read32(HilboxState *s, hwaddr off)
     case HB_REG_MMIO_LATENCY_NS:
         return s->mmio_latency_ns;
     case HB_REG_FRAME_SEQ:
-        return s->frame_seq;
+        return qatomic_load_acquire(&s->frame_seq);        /* odd during a render (§4.3) */
     case HB_REG_EV_COUNT:
         return s->fifo_count;
     case HB_REG_EV_FIFO_DEPTH:
@@ -1412,8 +1622,6 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
         }
         s->fb_ptr = memory_region_get_ram_ptr(&s->fb);
         memset(s->fb_ptr, 0, s->bar2_size);
-        s->render_bh = qemu_bh_new_guarded(hilbox_render_bh, s,
-                                           &DEVICE(s)->mem_reentrancy_guard);
     }
     pci_register_bar(pdev, HB_BAR_FB, PCI_BASE_ADDRESS_SPACE_MEMORY |
                      (s->fb_mmio ? 0 : PCI_BASE_ADDRESS_MEM_PREFETCH), &s->fb);
@@ -1438,7 +1646,12 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
         s->input_handler = qemu_input_handler_register(DEVICE(s), &hilbox_input_handler);
         qemu_input_handler_activate(s->input_handler);
     }
-    hilbox_reset_state(s);
+    qemu_mutex_init(&s->render_lock);
+    qemu_cond_init(&s->render_cond);
+    if (!s->fb_mmio) {
+        hilbox_render_start(s);
+    }
+    hilbox_reset_state(s);              /* hands the thread its first job: frame 0 */
     hilbox_fault_start(s);              /* a fault given on the command line (§11) */
     return;
 
@@ -1453,6 +1666,9 @@ static void hilbox_unrealize(PCIDevice *pdev)
 {
     HilboxState *s = HILBOX_PCI(pdev);
 
+    hilbox_render_stop(s);              /* first: nothing writes BAR2 or the frame after this */
+    qemu_cond_destroy(&s->render_cond);
+    qemu_mutex_destroy(&s->render_lock);
     if (s->input_handler) {
         qemu_input_handler_unregister(s->input_handler);
         s->input_handler = NULL;
@@ -1464,10 +1680,6 @@ static void hilbox_unrealize(PCIDevice *pdev)
     s->fault_timer = NULL;
     timer_free(s->fault_irq_timer);
     s->fault_irq_timer = NULL;
-    if (s->render_bh) {
-        qemu_bh_delete(s->render_bh);
-        s->render_bh = NULL;
-    }
     g_free(s->fifo);
     s->fifo = NULL;
     g_free(s->latch_hi);
@@ -1535,11 +1747,30 @@ static int hilbox_post_load(void *opaque, int version_id)
     /* §11: faults are not in the stream; the restored device has none */
     hilbox_fault_clear(s);
 
-    /* derived state */
-    s->frame_ts = frame_start(s, s->frame_number);
-    s->frame_seq = (uint32_t)(2 * s->frames_produced);
+    /*
+     * The frame of the stream becomes current: the render in flight (of the frames this
+     * device showed before the load) is abandoned, FRAME_SEQ = 2 x FRAMES_PRODUCED, and BAR2
+     * traps and is computed until the render thread has redrawn it (§4.4, §10).
+     */
+    hilbox_frames_restart(s, s->mig_frame_number, s->mig_frames_produced);
     hilbox_latch_clear(s);
-    hilbox_fb_invalidate(s);
+    return 0;
+}
+
+/*
+ * §10: the stream's frame. The render thread runs on (BAR2 is not in the stream); a render in
+ * progress or handed over and not started counts as complete, as the source completes it: the
+ * newest frame handed over (tick_n) and every render that will have completed by then.
+ */
+static int hilbox_pre_save(void *opaque)
+{
+    HilboxState *s = opaque;
+
+    qemu_mutex_lock(&s->render_lock);
+    s->mig_frame_number = s->tick_n;
+    s->mig_frames_produced = qatomic_read_u64(&s->frames_produced) + s->busy_show +
+                             (s->job_pending && s->job_show);
+    qemu_mutex_unlock(&s->render_lock);
     return 0;
 }
 
@@ -1547,6 +1778,7 @@ static const VMStateDescription vmstate_hilbox = {
     .name = TYPE_HILBOX_PCI,
     .version_id = 2,
     .minimum_version_id = 2,
+    .pre_save = hilbox_pre_save,
     .post_load = hilbox_post_load,
     .fields = (VMStateField[]) {
         VMSTATE_PCI_DEVICE(parent_obj, HilboxState),
@@ -1562,8 +1794,8 @@ static const VMStateDescription vmstate_hilbox = {
                              "hilbox-pci: property 'fifo-depth' differs between the migration "
                              "stream and this device"),
         VMSTATE_INT64(epoch, HilboxState),
-        VMSTATE_UINT64(frame_number, HilboxState),
-        VMSTATE_UINT64(frames_produced, HilboxState),
+        VMSTATE_UINT64(mig_frame_number, HilboxState),       /* FRAME_NUMBER */
+        VMSTATE_UINT64(mig_frames_produced, HilboxState),    /* FRAMES_PRODUCED */
         VMSTATE_UINT64(fb_write_attempts, HilboxState),
         VMSTATE_TIMER_PTR(frame_timer, HilboxState),
         VMSTATE_UINT32(control, HilboxState),
@@ -1606,15 +1838,25 @@ static Property hilbox_properties[] = {
     DEFINE_PROP_END_OF_LIST(),
 };
 
+/* QOM counters of the published frame (§9): written by the render thread, read atomically */
+static void hilbox_get_published(Object *obj, Visitor *v, const char *name, void *opaque,
+                                 Error **errp)
+{
+    uint64_t val = qatomic_read_u64((uint64_t *)opaque);
+
+    visit_type_uint64(v, name, &val, errp);
+}
+
 static void hilbox_instance_init(Object *obj)
 {
     HilboxState *s = HILBOX_PCI(obj);
     size_t i;
 
     /* Counters for qom-get (§9) */
-    object_property_add_uint64_ptr(obj, "frames-produced", &s->frames_produced,
-                                   OBJ_PROP_FLAG_READ);
-    object_property_add_uint64_ptr(obj, "frame-number", &s->frame_number, OBJ_PROP_FLAG_READ);
+    object_property_add(obj, "frames-produced", "uint64", hilbox_get_published, NULL, NULL,
+                        &s->frames_produced);
+    object_property_add(obj, "frame-number", "uint64", hilbox_get_published, NULL, NULL,
+                        &s->frame_number);
     object_property_add_uint64_ptr(obj, "fb-write-attempts", &s->fb_write_attempts,
                                    OBJ_PROP_FLAG_READ);
     object_property_add_uint64_ptr(obj, "events-produced", &s->ev_produced,

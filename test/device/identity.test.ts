@@ -198,7 +198,8 @@ describe('default configuration', () => {
     expect(await rig.rd32(REG.DEVICE_CLOCK + 4)).toBe(1); // latched with the low read
     expect(await rig.rd64('DEVICE_CLOCK')).toBe(10_000_000_123n);
     expect(await rig.rd64pair('DEVICE_CLOCK')).toBe(10_000_000_123n);
-    // FRAME_NUMBER read both ways agrees (fps 50: frame 500 at 10 s)
+    // FRAME_NUMBER read both ways agrees (fps 50: frame 500 at 10 s, once rendered)
+    await rig.settle();
     expect(await rig.rd64('FRAME_NUMBER')).toBe(500n);
     expect(await rig.rd64pair('FRAME_NUMBER')).toBe(500n);
   });
@@ -224,10 +225,10 @@ describe('default configuration', () => {
     const framesAtReset = 1n; // frame 0, rendered by the reset
     expect(await rig.qomU64('frames-produced')).toBe(framesAtReset);
     // device clock restarts at 0 and runs with the virtual clock; frame 1 at 20 ms
-    await qt.clockStep(19_999_999n);
+    await rig.clockStep(19_999_999n);
     expect(await rig.rd64('DEVICE_CLOCK')).toBe(19_999_999n);
     expect(await rig.rd64('FRAME_NUMBER')).toBe(0n);
-    await qt.clockStep(1n);
+    await rig.clockStep(1n); // frame 1, once its render is published (SPEC §4.1)
     expect(await rig.rd64('FRAME_NUMBER')).toBe(1n);
     expect(await rig.rd64('FRAME_TIMESTAMP')).toBe(20_000_000n);
     expect(await rig.rd64('FRAMES_PRODUCED')).toBe(framesAtReset + 1n);

@@ -19,7 +19,7 @@ describe('per-register 64-bit latch', () => {
     const { qt } = rig;
     const rd = async (off: number) => (await qt.readl(rig.regs + off)) >>> 0;
     const c = 2n ** 33n - 1000n; // device clock just below a change of its high word (1 -> 2)
-    await qt.clockSet(c);
+    await rig.clockSet(c); // and frame 8 rendered (the settle reads 64-bit registers atomically: no latch)
     const clkLo = await rd(REG.DEVICE_CLOCK); // latches DEVICE_CLOCK's high word (1)
     const fnLo = await rd(REG.FRAME_NUMBER); // latches FRAME_NUMBER's; must not replace the clock's
     await qt.clockStep(2000n);
@@ -32,10 +32,10 @@ describe('per-register 64-bit latch', () => {
     await using rig = await startRig({ props: { width: 16, height: 16, fps: 1, 'mouse-rate-hz': 0 } });
     const { qt } = rig;
     const rd = async (off: number) => (await qt.readl(rig.regs + off)) >>> 0;
-    await qt.clockSet(frameTimestamp(4n, 1)); // 4.0 s: high words 0
+    await rig.clockSet(frameTimestamp(4n, 1)); // 4.0 s: high words 0 (frame 4 rendered)
     const tsLo = await rd(REG.FRAME_TIMESTAMP);
     const clkLo = await rd(REG.DEVICE_CLOCK);
-    await qt.clockSet(frameTimestamp(5n, 1)); // 5.0 s > 2^32 ns: high words 1
+    await rig.clockSet(frameTimestamp(5n, 1)); // 5.0 s > 2^32 ns: high words 1
     expect(await rig.rd64('FRAME_TIMESTAMP')).toBe(5_000_000_000n);
     expect(pair(tsLo, await rd(REG.FRAME_TIMESTAMP + 4)), 'FRAME_TIMESTAMP pair').toBe(4_000_000_000n);
     expect(pair(clkLo, await rd(REG.DEVICE_CLOCK + 4)), 'DEVICE_CLOCK pair').toBe(4_000_000_000n);

@@ -137,7 +137,7 @@ describe('CONTROL.RESET of a large direct-mode framebuffer', () => {
 
   it('returns at once, QEMU stays responsive, and BAR2 shows frame 0 throughout', async () => {
     await using rig = await startRig({ props, start: { timeoutMs: 30_000 } });
-    await rig.qt.clockSet(frameTimestamp(3n, 1));
+    await rig.clockSet(frameTimestamp(3n, 1)); // and frame 3 rendered by the render thread
     expect(await rig.rd64('FRAME_NUMBER')).toBe(3n);
     expect(await checkPixels(rig, 3n, 1)).toEqual([]);
 

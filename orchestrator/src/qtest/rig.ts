@@ -5,7 +5,7 @@
  * security suite's vmstate-hostile case (a crafted stream refused by a fresh QEMU).
  */
 import { ensureQemu } from '../products/ensure.ts';
-import { QemuExitError, QtestSession, type QtestStartOptions } from './client.ts';
+import { QemuExitError, QtestSession, qcmd, type QtestStartOptions } from './client.ts';
 import { findDevice, type BarInfo, type PciDevice } from './pci.ts';
 import {
   BAR,
@@ -15,6 +15,7 @@ import {
   PCI_ID,
   REG,
   effectiveStride,
+  frameNumberAt,
   parseEventHeadWords,
   type DeviceProps,
   type EventRecord,
@@ -55,6 +56,17 @@ export interface HilboxRig {
   /** Pops up to `max` records (head read + EV_POP) while EV_COUNT > 0. */
   drain(max?: number): Promise<EventRecord[]>;
   qomU64(prop: string): Promise<bigint>;
+  /**
+   * Waits until the device shows the frame of its clock: `FRAME_SEQ` even and `FRAME_NUMBER`
+   * the frame of `DEVICE_CLOCK` (SPEC §4.1, §4.3). In `fb-mode=direct` frames are rendered in
+   * the device's own thread and published a render time after the clock reaches them, so a
+   * test that moved the qtest clock (which then stands still) waits here before it looks at
+   * the frame registers or BAR2. Not for a device whose link is down (reads are all ones).
+   */
+  settle(timeoutMs?: number): Promise<void>;
+  /** `qt.clockStep` / `qt.clockSet`, then {@link settle}; resolves with the clock. */
+  clockStep(ns?: number | bigint): Promise<bigint>;
+  clockSet(ns: number | bigint): Promise<bigint>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -112,6 +124,26 @@ export async function startRig(opts: RigOptions = {}): Promise<HilboxRig> {
         return out;
       },
       qomU64: async (prop) => BigInt(await qt.qmp!.qomGet<number | string>(DEV_QOM, prop)),
+      settle: async (timeoutMs = 10_000) => {
+        const deadline = Date.now() + timeoutMs;
+        const probe = [qcmd.read(4, off('FRAME_SEQ')), qcmd.read(8, off('FRAME_NUMBER')), qcmd.read(8, off('DEVICE_CLOCK'))];
+        for (;;) {
+          const [seq, n, clock] = (await qt.batch(probe)).map((v) => BigInt(v));
+          if (seq! % 2n === 0n && n === frameNumberAt(clock!, props.fps)) return;
+          if (Date.now() > deadline) throw new Error(`the device did not settle in ${timeoutMs} ms: FRAME_SEQ ${seq}, FRAME_NUMBER ${n}, DEVICE_CLOCK ${clock}`);
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      },
+      clockStep: async (ns) => {
+        const t = await qt.clockStep(ns);
+        await rig.settle();
+        return t;
+      },
+      clockSet: async (ns) => {
+        const t = await qt.clockSet(ns);
+        await rig.settle();
+        return t;
+      },
       close: () => qt.close(),
       [Symbol.asyncDispose]: () => qt.close(),
     };
