@@ -83,6 +83,9 @@ typedef enum {
     HILBOX_FAULT_IRQ_STORM,
     HILBOX_FAULT_FIFO_BURST,
     HILBOX_FAULT_MMIO_SPIKE,
+    HILBOX_FAULT_FRAME_STALL,
+    HILBOX_FAULT_FRAME_STALL_ODD,
+    HILBOX_FAULT_BIT_FLIP,
     HILBOX_FAULT__MAX,
 } HilboxFault;
 
@@ -95,6 +98,9 @@ static const char *const hilbox_fault_names[HILBOX_FAULT__MAX] = {
     [HILBOX_FAULT_IRQ_STORM] = "irq-storm",
     [HILBOX_FAULT_FIFO_BURST] = "fifo-burst",
     [HILBOX_FAULT_MMIO_SPIKE] = "mmio-spike",
+    [HILBOX_FAULT_FRAME_STALL] = "frame-stall",
+    [HILBOX_FAULT_FRAME_STALL_ODD] = "frame-stall-odd",
+    [HILBOX_FAULT_BIT_FLIP] = "bit-flip",
 };
 
 struct HilboxState {
@@ -229,6 +235,7 @@ struct HilboxState {
     uint32_t fault_burst;
     uint32_t fault_every;
     uint32_t fault_latency_us;
+    uint32_t fault_rate;        /* bit-flip: flipped bytes per million; read by the thread */
     uint64_t faults_injected;
     uint64_t fault_accesses;    /* mmio-spike: trapping accesses counted */
     QEMUTimer *fault_timer;     /* surprise-removal: link down -> card gone */
@@ -415,6 +422,44 @@ static void hilbox_build_tile(HilboxState *s, uint64_t n)
     }
 }
 
+/* §11 bit-flip: places and bits that follow from the frame number (splitmix64). */
+static uint64_t hilbox_mix(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Render thread, direct mode: fault-rate per million of frame @n's visible bytes flip a bit. */
+static void hilbox_flip_bits(HilboxState *s, uint64_t n)
+{
+    uint64_t visible = (uint64_t)HB_RGB24_BYTES_PER_PIXEL * s->width * s->height;
+    uint64_t k = MAX(1, visible * qatomic_read(&s->fault_rate) / 1000000), i;
+
+    for (i = 0; i < k; i++) {
+        uint64_t h = hilbox_mix((n << 24) ^ i);
+        uint64_t y = h % s->height;
+        uint64_t x3 = (h >> 32) % (HB_RGB24_BYTES_PER_PIXEL * s->width);
+
+        s->fb_ptr[y * s->stride + x3] ^= (uint8_t)(1u << (h >> 61));
+    }
+}
+
+/* mmio mode: the byte at @off of frame @n, flipped with probability fault-rate per million. */
+static uint8_t hilbox_fb_byte_faulty(HilboxState *s, uint64_t n, uint64_t off)
+{
+    uint8_t b = hilbox_fb_byte(s, n, off);
+    uint64_t h;
+
+    if (s->fault != HILBOX_FAULT_BIT_FLIP || off >= s->fb_bytes ||
+        off % s->stride >= (uint64_t)HB_RGB24_BYTES_PER_PIXEL * s->width) {
+        return b;
+    }
+    h = hilbox_mix((n << 32) ^ off);
+    return h % 1000000 < s->fault_rate ? b ^ (uint8_t)(1u << (h >> 61)) : b;
+}
+
 /*
  * Render thread: writes frame @n into BAR2's RAM, the tile's line periods copied along each
  * line (padding past 3 x width is never written, so it stays 0). Returns false, abandoning the
@@ -485,6 +530,9 @@ static void *hilbox_render_thread(void *opaque)
         qemu_mutex_unlock(&s->render_lock);
 
         done = hilbox_render_frame(s, n, gen);      /* no lock held: the long part */
+        if (done && qatomic_read(&s->fault) == HILBOX_FAULT_BIT_FLIP) {
+            hilbox_flip_bits(s, n);                 /* §11: before it is published */
+        }
 
         qemu_mutex_lock(&s->render_lock);
         s->busy_show = false;
@@ -559,8 +607,11 @@ static void hilbox_frames_restart(HilboxState *s, uint64_t n, uint64_t produced)
 static void hilbox_frame_tick(void *opaque)
 {
     HilboxState *s = opaque;
-    uint64_t n = frame_at(s, hilbox_clock(s));
+    uint64_t cur = frame_at(s, hilbox_clock(s)), n = cur;
 
+    if (s->fault == HILBOX_FAULT_FRAME_STALL || s->fault == HILBOX_FAULT_FRAME_STALL_ODD) {
+        n = s->tick_n;              /* §11: the frame engine hands nothing over */
+    }
     if (n != s->tick_n) {
         s->tick_n = n;
         qemu_mutex_lock(&s->render_lock);
@@ -575,7 +626,7 @@ static void hilbox_frame_tick(void *opaque)
         }
         qemu_mutex_unlock(&s->render_lock);
     }
-    timer_mod(s->frame_timer, s->epoch + frame_start(s, n + 1));
+    timer_mod(s->frame_timer, s->epoch + frame_start(s, cur + 1));
 }
 
 /* Realize (direct mode): the thread, waiting for its first job. */
@@ -646,7 +697,7 @@ static uint64_t hilbox_fb_read(void *opaque, hwaddr addr, unsigned size)
     /* mmio mode, or direct mode while the RAM is being redrawn (§4.4): the published frame */
     n = qatomic_read_u64(&s->frame_number);
     for (i = 0; i < size; i++) {
-        val |= (uint64_t)hilbox_fb_byte(s, n, addr + i) << (8 * i);
+        val |= (uint64_t)hilbox_fb_byte_faulty(s, n, addr + i) << (8 * i);
     }
     if (s->mmio_latency_ns && current_cpu) {
         /* charged to the reading vCPU once it leaves the access, not under the lock */
@@ -1259,14 +1310,43 @@ static void hilbox_link_update(HilboxState *s)
 
 static void hilbox_fault_clear(HilboxState *s)
 {
+    HilboxFault was = s->fault;
+
     if (s->fault_timer) {
         timer_del(s->fault_timer);
     }
     if (s->fault_irq_timer) {
         timer_del(s->fault_irq_timer);
     }
-    s->fault = HILBOX_FAULT_NONE;
+    qatomic_set(&s->fault, HILBOX_FAULT_NONE);
     s->link_down = false;
+    if (!DEVICE(s)->realized) {
+        return;
+    }
+    if (was == HILBOX_FAULT_FRAME_STALL_ODD) {
+        /* the dead writer is gone: FRAME_SEQ even again, as many frames as were published */
+        qemu_mutex_lock(&s->render_lock);
+        qatomic_store_release(&s->frame_seq,
+                              (uint32_t)(2 * qatomic_read_u64(&s->frames_produced)));
+        qemu_mutex_unlock(&s->render_lock);
+    }
+    if (was == HILBOX_FAULT_FRAME_STALL || was == HILBOX_FAULT_FRAME_STALL_ODD) {
+        s->tick_n = UINT64_MAX;     /* the current frame is handed over at once */
+        hilbox_frame_tick(s);
+    }
+}
+
+/* §11 frame-stall-odd: the render in flight stops where it is; FRAME_SEQ stays odd. */
+static void hilbox_frame_writer_dies(HilboxState *s)
+{
+    qemu_mutex_lock(&s->render_lock);
+    qatomic_set(&s->render_gen, s->render_gen + 1);     /* the thread abandons its frame */
+    s->job_pending = false;
+    if (!(qatomic_read(&s->frame_seq) & 1)) {
+        qatomic_store_release(&s->frame_seq, qatomic_read(&s->frame_seq) + 1);
+    }
+    s->busy_show = false;
+    qemu_mutex_unlock(&s->render_lock);
 }
 
 /* §11 spurious-irq: an interrupt with nothing to report, every fault-period-us. */
@@ -1299,6 +1379,9 @@ static void hilbox_fault_start(HilboxState *s)
         break;
     case HILBOX_FAULT_SPURIOUS_IRQ:
         timer_mod(s->fault_irq_timer, now + (int64_t)s->fault_period_us * SCALE_US);
+        break;
+    case HILBOX_FAULT_FRAME_STALL_ODD:
+        hilbox_frame_writer_dies(s);
         break;
     case HILBOX_FAULT_FIFO_BURST:
         for (i = 0; i < s->fault_burst; i++) {
@@ -1434,7 +1517,7 @@ static void hilbox_set_fault(Object *obj, const char *value, Error **errp)
     if (f == HILBOX_FAULT__MAX) {
         error_setg(errp, "hilbox-pci: fault '%s' is not allowed; allowed: none, link-down, "
                    "surprise-removal, irq-lost, spurious-irq, irq-storm, fifo-burst, "
-                   "mmio-spike", value);
+                   "mmio-spike, frame-stall, frame-stall-odd, bit-flip", value);
         return;
     }
     if (f == HILBOX_FAULT_SURPRISE_REMOVAL && !hilbox_pull_slot(s, errp)) {
@@ -1446,7 +1529,7 @@ static void hilbox_set_fault(Object *obj, const char *value, Error **errp)
         return;
     }
     hilbox_fault_clear(s);
-    s->fault = f;
+    qatomic_set(&s->fault, f);      /* the render thread reads it (bit-flip) */
     s->link_down = f == HILBOX_FAULT_LINK_DOWN || f == HILBOX_FAULT_SURPRISE_REMOVAL;
     if (f != HILBOX_FAULT_NONE) {
         s->faults_injected++;
@@ -1476,6 +1559,8 @@ static const HilboxFaultParam hilbox_fault_params[] = {
     { "fault-latency-us", offsetof(HilboxState, fault_latency_us),
       HB_PROP_FAULT_LATENCY_US_MIN, HB_PROP_FAULT_LATENCY_US_MAX,
       HB_PROP_FAULT_LATENCY_US_DEFAULT },
+    { "fault-rate", offsetof(HilboxState, fault_rate), HB_PROP_FAULT_RATE_MIN,
+      HB_PROP_FAULT_RATE_MAX, HB_PROP_FAULT_RATE_DEFAULT },
 };
 
 static uint32_t *hilbox_fault_param(Object *obj, const HilboxFaultParam *p)

@@ -18,8 +18,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { QtestSession } from '../../orchestrator/src/qtest/client.ts';
 import { PciDevice, PCI_CFG, q35IntxGsi, scanBus } from '../../orchestrator/src/qtest/pci.ts';
-import { CONTROL, INT, PCI_ID } from '../../orchestrator/src/device/spec.ts';
-import { BUILD_TIMEOUT_MS, DEV_QOM, deviceArg, qemuBinary, startRig } from './helpers.ts';
+import { CONTROL, INT, PCI_ID, expectedFbBytes } from '../../orchestrator/src/device/spec.ts';
+import { BUILD_TIMEOUT_MS, DEV_QOM, deviceArg, qemuBinary, startRig, type HilboxRig } from './helpers.ts';
 
 let qemu: string;
 beforeAll(async () => {
@@ -103,7 +103,7 @@ describe('fault values and parameters', () => {
     await using rig = await startRig({ map: false });
     const qmp = rig.qt.qmp!;
     await expect(qmp.execute('qom-set', { path: DEV_QOM, property: 'fault', value: 'link-dwon' })).rejects.toThrow(
-      "hilbox-pci: fault 'link-dwon' is not allowed; allowed: none, link-down, surprise-removal, irq-lost, spurious-irq, irq-storm, fifo-burst, mmio-spike",
+      "hilbox-pci: fault 'link-dwon' is not allowed; allowed: none, link-down, surprise-removal, irq-lost, spurious-irq, irq-storm, fifo-burst, mmio-spike, frame-stall, frame-stall-odd, bit-flip",
     );
     await expect(qmp.execute('qom-set', { path: DEV_QOM, property: 'fault-delay-ms', value: 60001 })).rejects.toThrow(
       "hilbox-pci: property 'fault-delay-ms' 60001 is out of range; allowed 0..60000",
@@ -257,7 +257,7 @@ describe('interrupt and FIFO faults', () => {
 
   it('the parameters refuse out-of-range values with the SPEC message', async () => {
     await using rig = await startRig({ map: false });
-    for (const [name, bad, range] of [['fault-period-us', 9, '10..1000000'], ['fault-burst', 0, '1..65536'], ['fault-every', 1000001, '1..1000000'], ['fault-latency-us', 0, '1..100000']] as const) {
+    for (const [name, bad, range] of [['fault-period-us', 9, '10..1000000'], ['fault-burst', 0, '1..65536'], ['fault-every', 1000001, '1..1000000'], ['fault-latency-us', 0, '1..100000'], ['fault-rate', 0, '1..1000000']] as const) {
       await expect(set(rig, name, bad)).rejects.toThrow(`hilbox-pci: property '${name}' ${bad} is out of range; allowed ${range}`);
     }
     await set(rig, 'fault-every', 7);
@@ -265,4 +265,76 @@ describe('interrupt and FIFO faults', () => {
     expect(await rig.qt.qmp!.qomGet(DEV_QOM, 'fault')).toBe('mmio-spike');
     expect(await rig.rd32('ID'), 'qtest accesses are not a vCPU\'s: not delayed, and the link is up').not.toBe(0xffffffff);
   });
+});
+
+describe('frame faults', () => {
+  const set = (rig: { qt: QtestSession }, property: string, value: string | number) => rig.qt.qmp!.execute('qom-set', { path: DEV_QOM, property, value });
+  const FPS = 50;
+  const PERIOD = 20_000_000n;
+  /** Lets the render thread finish what it was handed (direct mode renders off the main loop). */
+  const settle = async (rig: HilboxRig) => {
+    for (let i = 0; i < 200 && (await rig.rd32('FRAME_SEQ')) & 1; i++) await new Promise((r) => setTimeout(r, 5));
+  };
+
+  for (const mode of ['direct', 'mmio'] as const) {
+    it(`frame-stall (${mode}): nothing new is published while the clock runs; clearing it shows the current frame`, async () => {
+      await using rig = await startRig({ props: { 'fb-mode': mode, width: 64, height: 48, fps: FPS, 'mouse-rate-hz': 0 } });
+      await rig.qt.clockStep(3n * PERIOD);
+      await settle(rig);
+      const n0 = await rig.rd64('FRAME_NUMBER');
+      const p0 = await rig.rd64('FRAMES_PRODUCED');
+      await set(rig, 'fault', 'frame-stall');
+      await rig.qt.clockStep(5n * PERIOD);
+      await settle(rig);
+      expect(await rig.rd64('FRAME_NUMBER')).toBe(n0);
+      expect(await rig.rd64('FRAMES_PRODUCED')).toBe(p0);
+      expect((await rig.rd32('FRAME_SEQ')) & 1, 'even: the last frame is whole').toBe(0);
+      expect(Buffer.compare(await rig.qt.b64read(rig.fb, rig.geo.stride), Buffer.from(expectedFbBytes(n0, rig.geo, 0, rig.geo.stride)))).toBe(0);
+      await set(rig, 'fault', 'none');
+      await settle(rig);
+      expect(await rig.rd64('FRAME_NUMBER'), 'the current frame, numbers skipped').toBe(n0 + 5n);
+    });
+  }
+
+  it('frame-stall-odd: FRAME_SEQ stays odd and nothing is published; clearing it makes it even again', async () => {
+    await using rig = await startRig({ props: { width: 64, height: 48, fps: FPS, 'mouse-rate-hz': 0 } });
+    await rig.qt.clockStep(2n * PERIOD);
+    await settle(rig);
+    const produced = await rig.rd64('FRAMES_PRODUCED');
+    await set(rig, 'fault', 'frame-stall-odd');
+    await rig.qt.clockStep(4n * PERIOD);
+    expect((await rig.rd32('FRAME_SEQ')) & 1, 'a writer that died mid-frame').toBe(1);
+    expect(await rig.rd64('FRAMES_PRODUCED')).toBe(produced);
+    await set(rig, 'fault', 'none');
+    await settle(rig);
+    const seq = await rig.rd32('FRAME_SEQ');
+    expect(seq & 1).toBe(0);
+    expect(seq).toBe(Number(2n * (await rig.rd64('FRAMES_PRODUCED'))));
+    expect(await rig.rd64('FRAME_NUMBER')).toBe(6n);
+  });
+
+  for (const mode of ['direct', 'mmio'] as const) {
+    it(`bit-flip (${mode}): about fault-rate per million bytes of each frame differ from the pixel function by one bit`, async () => {
+      await using rig = await startRig({ props: { 'fb-mode': mode, width: 64, height: 48, fps: FPS, 'mouse-rate-hz': 0 } });
+      await set(rig, 'fault-rate', 10_000); // 1 %: 92 of the 9216 visible bytes
+      await set(rig, 'fault', 'bit-flip');
+      await rig.qt.clockStep(PERIOD);
+      await settle(rig);
+      const n = await rig.rd64('FRAME_NUMBER');
+      const len = rig.geo.stride * rig.geo.height;
+      const got = await rig.qt.b64read(rig.fb, len);
+      const want = Buffer.from(expectedFbBytes(n, rig.geo, 0, len));
+      // bits, not bytes: two flips may land on one byte (different bits)
+      let bits = 0;
+      for (let i = 0; i < len; i++) for (let x = got[i]! ^ want[i]!; x; x &= x - 1) bits++;
+      expect(bits, `${bits} flipped bits`).toBeGreaterThan(40);
+      expect(bits).toBeLessThan(200);
+      expect((await rig.rd32('FRAME_SEQ')) & 1, 'the seqlock says nothing of it').toBe(0);
+      await set(rig, 'fault', 'none');
+      await rig.qt.clockStep(PERIOD);
+      await settle(rig);
+      const m = await rig.rd64('FRAME_NUMBER');
+      expect(Buffer.compare(await rig.qt.b64read(rig.fb, len), Buffer.from(expectedFbBytes(m, rig.geo, 0, len))), 'clean again').toBe(0);
+    });
+  }
 });

@@ -348,8 +348,8 @@ describe.each(CONFIGS)('seeded fuzz: $name', (cfg) => {
  */
 describe('seeded fault fuzz (SPEC §11)', () => {
   const FAULT_OPS = Math.max(2000, Math.floor(OPS / 10));
-  const FAULT_VALUES = ['none', 'link-down', 'surprise-removal', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'bogus'];
-  const PARAMS: Array<[string, number]> = [['fault-delay-ms', 0], ['fault-delay-ms', 5], ['fault-delay-ms', 70000], ['fault-period-us', 10], ['fault-period-us', 5], ['fault-burst', 65536], ['fault-burst', 0], ['fault-every', 1], ['fault-latency-us', 1]];
+  const FAULT_VALUES = ['none', 'link-down', 'surprise-removal', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'frame-stall', 'frame-stall-odd', 'bit-flip', 'bogus'];
+  const PARAMS: Array<[string, number]> = [['fault-delay-ms', 0], ['fault-delay-ms', 5], ['fault-delay-ms', 70000], ['fault-period-us', 10], ['fault-period-us', 5], ['fault-burst', 65536], ['fault-burst', 0], ['fault-every', 1], ['fault-latency-us', 1], ['fault-rate', 1000000], ['fault-rate', 0]];
 
   it(`survives ${FAULT_OPS} random fault operations with no sanitizer report`, { timeout: 120_000 + FAULT_OPS * 40 }, async () => {
     const { QtestSession } = await import('../../orchestrator/src/qtest/client.ts');

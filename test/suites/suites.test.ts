@@ -24,7 +24,7 @@ const SECURITY_CASES = [
   'many-threads-map-read-close', 'bad-ioctls', 'short-read-buffer', 'unplug-while-mapped', 'unplug-reads-pending',
   'surprise-removal-while-mapped', 'surprise-removal-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile',
 ];
-const ROBUSTNESS_CASES = ['link-down', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'surprise-removal', 'load-unload', 'unplug-replug', 'open-close'];
+const ROBUSTNESS_CASES = ['link-down', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'frame-stall', 'frame-stall-odd', 'bit-flip', 'surprise-removal', 'load-unload', 'unplug-replug', 'open-close'];
 
 const outDir = mkdtempSync(join(tmpdir(), 'hilbox-suites-test-'));
 let results: RunResults;

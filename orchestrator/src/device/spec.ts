@@ -173,7 +173,7 @@ export const PROP_LIMITS = {
 } as const;
 
 /** SPEC §11 — the faults, in the order of the SPEC table (QOM property `fault`, run time). */
-export const FAULTS = ['none', 'link-down', 'surprise-removal', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike'] as const;
+export const FAULTS = ['none', 'link-down', 'surprise-removal', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'frame-stall', 'frame-stall-odd', 'bit-flip'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 /** SPEC §11 — fault parameters (QOM, run time): range and default. */
@@ -183,6 +183,7 @@ export const FAULT_PARAMS = {
   'fault-burst': { min: 1, max: 65536, default: 256 },
   'fault-every': { min: 1, max: 1000000, default: 100 },
   'fault-latency-us': { min: 1, max: 100000, default: 1000 },
+  'fault-rate': { min: 1, max: 1000000, default: 10 },
 } as const;
 
 /** Upper bound of `stride × height`. */

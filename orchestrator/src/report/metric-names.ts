@@ -83,6 +83,7 @@ export const HOST_METRICS: Readonly<Record<string, string>> = {
   // robustness
   reader_end_ms: 'ms',
   command_during_storm_ms: 'ms',
+  consumer_end_ms: 'ms',
   burst: 'records',
 };
 

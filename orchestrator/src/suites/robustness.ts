@@ -19,7 +19,7 @@ import { deviceAnswers } from './answers.ts';
 import { applyPostChecks, postChecks } from './post-checks.ts';
 import { orderly, replug, surprise } from './removal.ts';
 
-export const ROBUSTNESS_CASES = ['link-down', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'surprise-removal', 'load-unload', 'unplug-replug', 'open-close'] as const;
+export const ROBUSTNESS_CASES = ['link-down', 'irq-lost', 'spurious-irq', 'irq-storm', 'fifo-burst', 'mmio-spike', 'frame-stall', 'frame-stall-odd', 'bit-flip', 'surprise-removal', 'load-unload', 'unplug-replug', 'open-close'] as const;
 export type RobustnessCase = (typeof ROBUSTNESS_CASES)[number];
 
 /** Stress counts: the default run's and the issue's full ones. */
@@ -36,6 +36,9 @@ const POLICY: Record<RobustnessCase, string> = {
   'irq-storm': 'A stuck interrupt (fault irq-storm: EV_READY stuck through ACK): throttled (masked and polled, STATS.irq_storms), the guest stays responsive, events still reach a reader.',
   'fifo-burst': 'Half a FIFO of records at once (fault fifo-burst): they reach a reader in order and every record the device did not count as dropped arrives.',
   'mmio-spike': 'Every 50th register or trapping framebuffer access takes 1 ms more (fault mmio-spike): copies and mapped reads still verify and events flow.',
+  'frame-stall': 'The frame engine stops (fault frame-stall): a consumer waiting for new frames gets a timeout error within its budget, never hangs, and the last frame still copies whole and correct.',
+  'frame-stall-odd': 'A writer dies mid-frame (fault frame-stall-odd: FRAME_SEQ stays odd): COPY_FRAME and the mapped seqlocked read give up with a timeout error within their budget, never hang, and return no frame.',
+  'bit-flip': 'Pixels are corrupted (fault bit-flip, 100 per million bytes): copies and mapped reads report the corruption (mismatched pixels), never pass such a frame as good.',
   'surprise-removal': 'The card is pulled with nobody holding it (fault surprise-removal): the driver lets go cleanly and a card put back into the slot works.',
   'load-unload': 'The driver loads and unloads N times, a mapped read and an event reader active in every cycle: each cycle works and each unload succeeds.',
   'unplug-replug': 'An orderly hot-unplug and a re-plug N times: each removal completes and each re-plugged device answers.',
@@ -240,6 +243,44 @@ const CASES: Record<RobustnessCase, CaseFn> = {
     await setFault(ctx, 'mmio-spike', { 'fault-every': 50, 'fault-latency-us': 1000 });
     await framesVerify(ctx, f, 'with slow accesses');
     await eventsFlow(ctx, f, 'with slow accesses');
+  },
+
+  async 'frame-stall'(ctx, f) {
+    await setFault(ctx, 'frame-stall');
+    const t0 = Date.now();
+    const c = await probeOne(ctx, ['verify-frames', '--frames', '3', '--method', 'both', '--timeout-s', '3']);
+    f.metrics['consumer_end_ms'] = { value: Date.now() - t0, unit: 'ms' };
+    if (c.status === 'pass' || !/timed out/.test(c.reason ?? '')) f.problems.push(`waiting for new frames of a stalled engine: ${c.reason ?? c.status} (want a timeout)`);
+    if ((c.metrics?.['copy_frames_verified']?.value ?? 0) < 1) f.problems.push('the last frame did not copy whole');
+    for (const m of ['copy_mismatched_pixels', 'map_mismatched_pixels'] as const) if ((c.metrics?.[m]?.value ?? 0) !== 0) f.problems.push(`${m}: ${c.metrics?.[m]?.value}`);
+    if (Date.now() - t0 > ctx.vm.scaled(15_000)) f.problems.push(`the consumer took ${Date.now() - t0} ms to give up (budget 3 s)`);
+    await setFault(ctx, 'none');
+    await framesVerify(ctx, f, 'after the stall');
+  },
+
+  async 'frame-stall-odd'(ctx, f) {
+    await setFault(ctx, 'frame-stall-odd');
+    const t0 = Date.now();
+    const c = await probeOne(ctx, ['verify-frames', '--frames', '1', '--method', 'both', '--timeout-s', '3']);
+    f.metrics['consumer_end_ms'] = { value: Date.now() - t0, unit: 'ms' };
+    if (c.status === 'pass' || !/timed out/.test(c.reason ?? '')) f.problems.push(`copying while FRAME_SEQ stays odd: ${c.reason ?? c.status} (want a timeout)`);
+    if ((c.metrics?.['copy_frames_verified']?.value ?? 0) !== 0) f.problems.push('a frame was returned while FRAME_SEQ was odd');
+    if (Date.now() - t0 > ctx.vm.scaled(15_000)) f.problems.push(`the consumer took ${Date.now() - t0} ms to give up (budget 3 s)`);
+    await setFault(ctx, 'none');
+    await framesVerify(ctx, f, 'after the writer came back');
+  },
+
+  async 'bit-flip'(ctx, f) {
+    await setFault(ctx, 'bit-flip', { 'fault-rate': 100 });
+    const c = await probeOne(ctx, ['verify-frames', '--frames', '2', '--method', 'both']);
+    const copy = c.metrics?.['copy_mismatched_pixels']?.value ?? 0;
+    const map = c.metrics?.['map_mismatched_pixels']?.value ?? 0;
+    f.metrics['copy_mismatched_pixels'] = { value: copy, unit: 'px' };
+    f.metrics['map_mismatched_pixels'] = { value: map, unit: 'px' };
+    if (c.status === 'pass') f.problems.push('corrupted frames passed as good');
+    if (copy < 1 || map < 1) f.problems.push(`corruption not reported by both methods (copy ${copy}, map ${map} mismatched pixels)`);
+    await setFault(ctx, 'none');
+    await framesVerify(ctx, f, 'after the corruption stopped');
   },
 
   async 'surprise-removal'(ctx, f) {
