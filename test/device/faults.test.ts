@@ -12,7 +12,8 @@
  *  - interrupt faults: `irq-lost` (status set, no line; raised when cleared), `spurious-irq`
  *    (pulses with nothing in INT_STATUS), `irq-storm` (EV_READY stuck through ACK);
  *    `fifo-burst` (N records at once, one-shot), `mmio-spike` accepted with its parameters
- *    (its stall is a vCPU's, which qtest has not: test/suites/robustness covers it).
+ *    (its stall is a vCPU's: lock.test.ts measures it with a real TCG vCPU);
+ *  - frame faults: `frame-stall`, `frame-stall-odd`, `bit-flip` in both fb modes.
  *  - bad values are refused with the SPEC's messages and change nothing.
  */
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -106,6 +106,42 @@ describe('mmio-latency-ns delays the reading vCPU, not QEMU (TCG vCPU, tiny BIOS
     expect(await qt.readl(FB_ADDR)).toBe(Buffer.from(expectedFbBytes(n, { width: 16, height: 16, stride: 48 }, 0, 4)).readUInt32LE(0));
   });
 
+  it('fault=mmio-spike (SPEC §11): every fault-every-th vCPU access waits fault-latency-us more, off the lock', async () => {
+    const bios = join(dir, 'loop-spike.rom');
+    await writeFile(bios, tinyBios());
+    const props = { width: 16, height: 16, fps: 1, 'fb-mode': 'mmio', 'mouse-rate-hz': 0 } as const;
+    await using qt = await QtestSession.start({ qemu, accel: 'tcg', args: ['-bios', bios, '-m', '32', '-device', deviceArg(props)] });
+    const pci = await findDevice(qt, PCI_ID.vendorId, PCI_ID.deviceId);
+    await pci!.write32(PCI_CFG.BAR0 + 4 * BAR.regs, 0xc000_0000);
+    await pci!.write32(PCI_CFG.BAR0 + 4 * BAR.fb, FB_ADDR);
+    await pci!.enable(PCI_COMMAND.MEMORY);
+    const readsPerSecond = async (): Promise<[number, number]> => {
+      const c0 = await qt.readl(COUNTER);
+      const t0 = process.hrtime.bigint();
+      const rtts: number[] = [];
+      while (Number(process.hrtime.bigint() - t0) / 1e6 < 700) rtts.push((await timeMs(() => qt.readl(0xc000_0000 + REG.ID)))[1]);
+      const c1 = await qt.readl(COUNTER);
+      rtts.sort((a, b) => a - b);
+      return [((c1 - c0) >>> 0) / (Number(process.hrtime.bigint() - t0) / 1e9), rtts[Math.floor(rtts.length / 2)]!];
+    };
+    await new Promise((r) => setTimeout(r, 200));
+    const [free] = await readsPerSecond();
+    // every 10th read 2 ms: at most 5000 reads/s, whatever the machine
+    await qt.qmp!.execute('qom-set', { path: '/machine/peripheral/hb0', property: 'fault-every', value: 10 });
+    await qt.qmp!.execute('qom-set', { path: '/machine/peripheral/hb0', property: 'fault-latency-us', value: 2000 });
+    await qt.qmp!.execute('qom-set', { path: '/machine/peripheral/hb0', property: 'fault', value: 'mmio-spike' });
+    await new Promise((r) => setTimeout(r, 100));
+    const [spiked, median] = await readsPerSecond();
+    const summary = `free ${free.toFixed(0)} reads/s, spiked ${spiked.toFixed(0)} reads/s, qtest median ${median.toFixed(2)} ms`;
+    expect(spiked, summary).toBeLessThan(5000 * 1.05);
+    expect(spiked, summary).toBeLessThan(free / 2);
+    expect(spiked, `${summary}: the vCPU still runs`).toBeGreaterThan(500);
+    expect(median, `${summary}: QEMU's main loop stays free`).toBeLessThan(2);
+    await qt.qmp!.execute('qom-set', { path: '/machine/peripheral/hb0', property: 'fault', value: 'none' });
+    const [again] = await readsPerSecond();
+    expect(again, `${summary}, after: ${again.toFixed(0)} reads/s`).toBeGreaterThan(spiked * 2);
+  });
+
   it('accesses that are not made by a vCPU (qtest) are not delayed', async () => {
     await using rig = await startRig({ props: { width: 64, height: 64, 'fb-mode': 'mmio', 'mmio-latency-ns': LATENCY, 'mouse-rate-hz': 0 } });
     expect(await rig.rd32('MMIO_LATENCY_NS')).toBe(LATENCY);
