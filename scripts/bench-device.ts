@@ -315,6 +315,7 @@ async function main(): Promise<void> {
       const col = (f: (x: Repeat) => number, fmt = f3): string => spread(repeats.map(f), fmt);
       console.log(`  fps ${String(fps).padStart(3)}: render ${col((x) => x.render[fps]!.renderMs)} ms/frame, memset ${col((x) => x.mem[fps]!.memset)}, memcpy ${col((x) => x.mem[fps]!.memcpy)} ms/frame`);
       console.log(`           render/memset ${col((x) => x.render[fps]!.renderMs / x.mem[fps]!.memset, f2)}, render/memcpy ${col((x) => x.render[fps]!.renderMs / x.mem[fps]!.memcpy, f2)}`);
+      console.log(`           main loop ${col((x) => x.render[fps]!.mainMsPerS, f2)} ms/s of CPU (idle ${col((x) => x.idle.mainMsPerS, f2)})`);
       console.log(`           QMP p50 ${col((x) => x.render[fps]!.rtt.p50)} p99 ${col((x) => x.render[fps]!.rtt.p99)} max ${col((x) => x.render[fps]!.rtt.max)} ms`);
     }
     const col = (f: (x: Repeat) => number): string => spread(repeats.map(f), f3);
