@@ -280,6 +280,24 @@ void info_report(struct result *r, const struct hilbox_info *in,
 /* ------------------------------------------------------------------ */
 /* pixel function (SPEC 4.2)                                           */
 
+void frame_fill(uint8_t *buf, const struct hilbox_info *in, uint64_t n)
+{
+	uint32_t n0 = n & 0xff, n1 = (n >> 8) & 0xff;
+	uint32_t x, y;
+
+	memset(buf, 0, in->fb_bytes);	/* padding reads 0 */
+	for (y = 0; y < in->height; y++) {
+		uint8_t *row = buf + (size_t)y * in->stride;
+		uint32_t by = (y ^ n1) & 0xff;
+
+		for (x = 0; x < in->width; x++) {
+			row[3 * x] = (uint8_t)(x + n0);
+			row[3 * x + 1] = (uint8_t)(y + n0);
+			row[3 * x + 2] = (uint8_t)(x ^ by);
+		}
+	}
+}
+
 void verify_frame(const uint8_t *buf, const struct hilbox_info *in, uint64_t n,
 		  struct verify_res *v)
 {

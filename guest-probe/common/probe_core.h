@@ -100,6 +100,8 @@ struct verify_res {
 	uint64_t bad_pad;	/* non-zero padding bytes */
 };
 
+/* frame n as SPEC 4.2 draws it (padding 0): fb_bytes bytes */
+void frame_fill(uint8_t *buf, const struct hilbox_info *in, uint64_t n);
 void verify_frame(const uint8_t *buf, const struct hilbox_info *in, uint64_t n,
 		  struct verify_res *v);
 /* one frame number (mod 65536) for all lines; it goes to *n16 unless NULL */
