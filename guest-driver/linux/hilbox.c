@@ -25,6 +25,7 @@
 #include <linux/miscdevice.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
 #include <linux/slab.h>
@@ -54,7 +55,7 @@
 #define HB_IRQ_BUDGET		1024	/* records per run of the interrupt thread */
 #define HB_STORM_RUNS		64	/* empty EV_READY runs in a row: a storm */
 #define HB_FAULT_RETRIES	8	/* read(): fault-in + retry rounds */
-#define HB_COPY_CHUNK		(16 * 1024)	/* COPY_FRAME bounce buffer */
+#define HB_COPY_CHUNK		(16 * 1024)	/* COPY_FRAME: bytes per hw_lock hold */
 #define HB_COPY_SLICE_MMIO	512	/* BAR2 bytes per hw_lock hold, fb-mode=mmio */
 #define HB_FAULT_AROUND		512	/* pages inserted per fault */
 #define HB_ODD_SEQ_WAIT_NS	(1000ULL * NSEC_PER_MSEC)
@@ -1143,6 +1144,40 @@ static int hb_copy_bar2(struct hilbox_dev *hdev, void *dst, size_t off, size_t l
 	return 0;
 }
 
+/*
+ * fb-mode=direct (BAR2 prefetchable): BAR2 bytes [off, off + len) straight
+ * into user memory, one pass, no bounce buffer.  The copy runs under hw_lock
+ * with page faults disabled, so it never sleeps on the user buffer (a page
+ * not present, userfaultfd) while removal may be waiting for the lock: a
+ * short copy drops the lock, faults the rest in without it, and goes on.
+ * Prefetchable memory takes ordinary loads of any width and alignment.
+ * The caller has checked access_ok() for the whole buffer.
+ */
+static int hb_copy_bar2_user(struct hilbox_dev *hdev, u8 __user *dst, size_t off, size_t len)
+{
+	size_t done = 0, left;
+	int ret;
+
+	while (done < len) {
+		ret = hb_hw_enter(hdev);
+		if (ret)
+			return ret;
+		pagefault_disable();
+		left = __copy_to_user_inatomic(dst + done,
+					       (const void __force *)(hdev->fb + off + done),
+					       len - done);
+		pagefault_enable();
+		hb_hw_exit(hdev);
+		done = len - left;
+		if (left && fault_in_writeable((char __user *)dst + done, left) == left)
+			return -EFAULT;
+		if (signal_pending(current))
+			return -EINTR;
+	}
+	cond_resched();
+	return 0;
+}
+
 /* Sleep until FRAME_SEQ differs from @seq and is even, bounded by @deadline. */
 static int hb_wait_seq(struct hilbox_dev *hdev, u32 seq, bool wait_change,
 		       u64 deadline, u32 *out)
@@ -1172,7 +1207,8 @@ static int hb_wait_seq(struct hilbox_dev *hdev, u32 seq, bool wait_change,
 /*
  * One attempt; returns 0 and fills *s1, *s2 or a negative errno.  After a
  * failed attempt (@after_seq valid) it first waits for the next frame, so
- * the copy gets a whole frame period.
+ * the copy gets a whole frame period.  @bounce NULL: fb-mode=direct, BAR2 is
+ * copied to user memory directly; else through @bounce (fb-mode=mmio).
  */
 static int hb_copy_once(struct hilbox_dev *hdev, struct hilbox_copy_frame *cf,
 			void *bounce, bool seqlock, bool wait_next,
@@ -1200,9 +1236,15 @@ static int hb_copy_once(struct hilbox_dev *hdev, struct hilbox_copy_frame *cf,
 	cf->frame_timestamp = hb_rd64(hdev, HB_REG_FRAME_TS);
 	hb_hw_exit(hdev);
 
-	/* hw_lock is never held across copy_to_user() (it may fault) */
+	/* hw_lock is never held across a user fault: see hb_copy_bar2_user() */
 	for (off = 0; off < len; off += chunk) {
 		chunk = min_t(size_t, len - off, HB_COPY_CHUNK);
+		if (!bounce) {
+			ret = hb_copy_bar2_user(hdev, dst + off, off, chunk);
+			if (ret)
+				return ret;
+			continue;
+		}
 		ret = hb_copy_bar2(hdev, bounce, off, chunk);
 		if (ret)
 			return ret;
@@ -1248,9 +1290,17 @@ static long hb_ioc_copy_frame(struct hilbox_file *hf, void __user *uarg)
 	cf.bytes_copied = min_t(u64, cf.buf_len, hdev->info.fb_bytes);
 	cf.retries = 0;
 
-	bounce = kvmalloc(HB_COPY_CHUNK, GFP_KERNEL);
-	if (!bounce)
-		return -ENOMEM;
+	if (hdev->fb_wc) {
+		/* BAR2 is prefetchable memory: one pass, no bounce buffer */
+		bounce = NULL;
+		if (!access_ok(u64_to_user_ptr(cf.buf), cf.bytes_copied))
+			return -EFAULT;
+	} else {
+		/* every access traps: wide loads into a bounce buffer, in slices */
+		bounce = kvmalloc(HB_COPY_CHUNK, GFP_KERNEL);
+		if (!bounce)
+			return -ENOMEM;
+	}
 
 	for (;;) {
 		ret = hb_copy_once(hdev, &cf, bounce, seqlock, cf.retries > 0,

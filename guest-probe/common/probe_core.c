@@ -284,6 +284,24 @@ void info_report(struct result *r, const struct hilbox_info *in,
 /* ------------------------------------------------------------------ */
 /* pixel function (SPEC 4.2)                                           */
 
+void frame_fill(uint8_t *buf, const struct hilbox_info *in, uint64_t n)
+{
+	uint32_t n0 = n & 0xff, n1 = (n >> 8) & 0xff;
+	uint32_t x, y;
+
+	memset(buf, 0, in->fb_bytes);	/* padding reads 0 */
+	for (y = 0; y < in->height; y++) {
+		uint8_t *row = buf + (size_t)y * in->stride;
+		uint32_t by = (y ^ n1) & 0xff;
+
+		for (x = 0; x < in->width; x++) {
+			row[3 * x] = (uint8_t)(x + n0);
+			row[3 * x + 1] = (uint8_t)(y + n0);
+			row[3 * x + 2] = (uint8_t)(x ^ by);
+		}
+	}
+}
+
 void verify_frame(const uint8_t *buf, const struct hilbox_info *in, uint64_t n,
 		  struct verify_res *v)
 {
@@ -448,8 +466,6 @@ void dump_report(struct result *r, const char *out, const char *metapath,
 
 const char *const method_name[] = { "copy", "map", "bytewise", "qword", "ram" };
 
-uint64_t g_bytes_read;
-
 bool raw_copy(uint8_t *dst, const uint8_t *src, size_t len, enum fb_method m,
 	      uint64_t deadline)
 {
@@ -471,33 +487,62 @@ bool raw_copy(uint8_t *dst, const uint8_t *src, size_t len, enum fb_method m,
 		} else {
 			memcpy(dst + off, src + off, chunk);
 		}
-		g_bytes_read += chunk;
 		if (deadline && now_ns() > deadline)
 			return true;
 	}
 	return false;
 }
 
+bool fb_buf_alloc(struct fb_buf *b, size_t len, const void *other)
+{
+	uintptr_t o = (uintptr_t)other, p;
+
+	b->raw = malloc(len + 3 * FB_PAGE);
+	if (!b->raw)
+		return false;
+	p = ((uintptr_t)b->raw + FB_PAGE - 1) & ~(uintptr_t)(FB_PAGE - 1);
+	if (other) {
+		p += o & (FB_PAGE - 1);
+		/* (p - o) is a multiple of the page; its page count must be odd */
+		if (!(((p - o) / FB_PAGE) & 1))
+			p += FB_PAGE;
+	}
+	b->p = (uint8_t *)p;
+	memset(b->p, 0, len);	/* populated before any timing */
+	return true;
+}
+
 void tp_metrics(struct result *r, const struct tp_stats *s, const char *sfx)
 {
 	double wall = (double)s->wall_ns / 1e9;
+	double rd = (double)s->read_ns / 1e9;
+	/* the phase's own time: without the interleaved reference's reads */
+	double own = (double)(s->wall_ns - (s->ref_ns < s->wall_ns ? s->ref_ns : 0)) / 1e9;
 	char k[64];
 
 	if (wall <= 0)
 		wall = 1e-9;
+	if (own <= 0)
+		own = 1e-9;
 #define M(name, val, unit) do { \
 		snprintf(k, sizeof(k), "%s%s", name, sfx); \
 		r_metric(r, k, val, unit); \
 	} while (0)
-	M("mb_per_s", (double)s->bytes / wall / 1e6, "MB/s");
-	M("frames_per_s", (double)s->frames / wall, "frames/s");
+	/* bytes of frame data read per second spent reading */
+	M("mb_per_s", rd > 0 ? (double)s->bytes / rd / 1e6 : 0, "MB/s");
+	M("frames_read", (double)s->reads, "frames");
+	M("read_time", rd, "s");
+	M("wait_time", (double)s->wait_ns / 1e9, "s");
+	M("frames_per_s", (double)s->frames / own, "frames/s");
 	M("frames_copied", (double)s->frames, "frames");
-	M("distinct_frames", (double)s->distinct, "frames");
-	M("frames_missed", (double)s->missed, "frames");
-	M("torn_frames", (double)s->torn, "frames");
-	M("seq_mismatch", (double)s->seq_mismatch, "frames");
-	M("seqlock_retries", (double)s->retries, "retries");
-	M("seqlock_giveups", (double)s->giveups, "copies");
+	if (s->checked) {
+		M("distinct_frames", (double)s->distinct, "frames");
+		M("frames_missed", (double)s->missed, "frames");
+		M("torn_frames", (double)s->torn, "frames");
+		M("seq_mismatch", (double)s->seq_mismatch, "frames");
+		M("seqlock_retries", (double)s->retries, "retries");
+		M("seqlock_giveups", (double)s->giveups, "copies");
+	}
 	M("cpu_time", (double)s->cpu_ns / 1e9, "s");
 	M("cpu_percent", s->wall_ns ? (double)s->cpu_ns / (double)s->wall_ns * 100.0 : 0, "%");
 	M("wall_time", wall, "s");
@@ -654,6 +699,8 @@ int opts_parse(struct probe_opts *o, int argc, char **argv, int i)
 			o->seconds = strtod(v, NULL);
 		else if (ARG("--seqlock"))
 			o->seqlock = v;
+		else if (ARG("--peer-bar"))
+			o->peer_bar = v;
 		else if (ARG("--pending"))
 			o->pending = (unsigned int)strtoul(v, NULL, 0);
 		else if (ARG("--mode"))

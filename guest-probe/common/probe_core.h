@@ -100,6 +100,8 @@ struct verify_res {
 	uint64_t bad_pad;	/* non-zero padding bytes */
 };
 
+/* frame n as SPEC 4.2 draws it (padding 0): fb_bytes bytes */
+void frame_fill(uint8_t *buf, const struct hilbox_info *in, uint64_t n);
 void verify_frame(const uint8_t *buf, const struct hilbox_info *in, uint64_t n,
 		  struct verify_res *v);
 /* one frame number (mod 65536) for all lines; it goes to *n16 unless NULL */
@@ -136,9 +138,6 @@ enum fb_method { M_COPY, M_MAP, M_BYTEWISE, M_QWORD, M_RAM };
 
 extern const char *const method_name[];
 
-/* Bytes really read by raw_copy, whole frames or not: what a bandwidth figure must count. */
-extern uint64_t g_bytes_read;
-
 /* copy with a deadline check every 64 KiB; true when the deadline passed */
 bool raw_copy(uint8_t *dst, const uint8_t *src, size_t len, enum fb_method m,
 	      uint64_t deadline);
@@ -149,11 +148,33 @@ struct copy_out {
 	uint32_t retries;
 };
 
-/* fb-throughput: one phase */
+/*
+ * fb-throughput buffers: len bytes at the same offset within a page as
+ * `other` and an odd number of pages away from it (other NULL: page
+ * aligned).  Under TCG two buffers an even number of pages apart can share
+ * slots of QEMU's direct-mapped software TLB (guest-driver/INTERFACE.md §6).
+ * Free with free(b->raw).
+ */
+#define FB_PAGE	4096u
+struct fb_buf {
+	void *raw;
+	uint8_t *p;
+};
+bool fb_buf_alloc(struct fb_buf *b, size_t len, const void *other);
+
+/* fb-throughput: one phase (guest-driver/INTERFACE.md §6) */
 struct tp_stats {
-	uint64_t frames, bytes, torn, seq_mismatch, retries, missed, distinct;
+	uint64_t frames;	/* delivered: consistent (seqlock) or any (none) */
+	uint64_t reads;		/* whole-frame reads, retried attempts included */
+	uint64_t bytes;		/* reads x fb_bytes */
+	uint64_t read_ns;	/* inside the reads: the timed region */
+	uint64_t wait_ns;	/* seqlock waits before a read */
+	uint64_t torn, seq_mismatch, retries, missed, distinct;
 	uint64_t giveups;
+	uint64_t ref_reads, ref_ns;	/* the interleaved RAM reference */
 	uint64_t wall_ns, cpu_ns;
+	bool checked;		/* the frames were checked (hilbox frames) */
+	bool cut;		/* a read was cut off at the phase's hard limit */
 	unsigned long err;	/* errno (Linux), Win32 error (Windows) */
 };
 
@@ -185,7 +206,7 @@ void ev_tp_report(struct result *r, struct ev_acc *a, const struct hilbox_stats 
 /* command-line options                                                */
 
 struct probe_opts {
-	const char *method, *mode, *out, *seqlock, *sec_case, *state_dir;
+	const char *method, *mode, *out, *seqlock, *sec_case, *state_dir, *peer_bar;
 	double seconds;
 	uint64_t count;
 	unsigned int frames, pending, timeout_s;

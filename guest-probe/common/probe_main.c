@@ -297,76 +297,211 @@ out:
 /* ------------------------------------------------------------------ */
 /* fb-throughput                                                       */
 
-static void fb_phase(os_handle h, const uint8_t *src, uint8_t *dst,
-		     const struct hilbox_info *in, enum fb_method m,
-		     bool seqlock, double seconds, struct tp_stats *s)
+/*
+ * What and how (guest-driver/INTERFACE.md §6): one read = one whole frame
+ * into dst, and reads are the only thing timed; FRAME_STATE, the seqlock's
+ * waits, the tear check and the RAM reference's reads happen outside.
+ */
+#define FB_MAP_RETRIES	64	/* mapping methods: torn reads before a give-up */
+#define FB_COPY_RETRIES	16	/* COPY_FRAME's max_retries */
+#define FB_GRACE_S	5	/* a read may run this long past its phase */
+
+struct fb_run {
+	os_handle h;
+	const struct hilbox_info *in;
+	enum fb_method m;
+	const uint8_t *src;	/* mapping, peer BAR or RAM frame; NULL for copy */
+	uint8_t *dst;
+	const uint8_t *ref;	/* a frame in RAM: the reference */
+	bool state;		/* src shows the device's frames: FRAME_STATE applies */
+};
+
+/* The timed region: one whole frame into f->dst; *reads: attempts made. */
+static os_err fb_read(const struct fb_run *f, bool seqlock, uint64_t cut_at,
+		      struct copy_out *o, uint64_t *ns, uint32_t *reads)
+{
+	struct hilbox_copy_frame cf;
+	uint64_t t0 = now_ns();
+	os_err e = 0;
+
+	*reads = 1;
+	if (f->m == M_COPY) {
+		e = os_copy(f->h, f->dst, f->in->fb_bytes, seqlock ? 0 : HILBOX_COPY_NO_SEQLOCK,
+			    FB_COPY_RETRIES, &cf);
+		if (!e) {
+			o->frame_number = cf.frame_number;
+			o->seq1 = cf.frame_seq;
+			o->seq2 = cf.frame_seq_end;
+			o->retries = cf.retries;
+			*reads = 1 + cf.retries;
+		} else if (e == OS_EAGAIN) {
+			*reads = 1 + FB_COPY_RETRIES;
+		}
+	} else if (raw_copy(f->dst, f->src, f->in->fb_bytes, f->m, cut_at)) {
+		e = OS_ETIMEOUT;
+	}
+	*ns = now_ns() - t0;
+	return e;
+}
+
+/* Untimed: FRAME_STATE until FRAME_SEQ is even (and not `after` when wait_next). */
+static os_err fb_wait_even(const struct fb_run *f, bool wait_next, uint32_t after,
+			   uint64_t deadline, struct hilbox_frame_state *fs, uint64_t *wait_ns)
+{
+	uint64_t t0 = now_ns();
+	os_err e;
+
+	for (;;) {
+		e = os_frame_state(f->h, fs);
+		if (e)
+			break;
+		if (!(fs->frame_seq & 1) && !(wait_next && fs->frame_seq == after))
+			break;
+		if (now_ns() > deadline) {
+			e = OS_ETIMEOUT;
+			break;
+		}
+		os_yield();
+	}
+	*wait_ns += now_ns() - t0;
+	return e;
+}
+
+static void fb_phase(const struct fb_run *f, bool seqlock, bool with_ref, double seconds,
+		     struct tp_stats *s)
 {
 	uint64_t t0 = now_ns(), c0 = os_cpu_ns();
 	uint64_t deadline = t0 + (uint64_t)(seconds * 1e9);
-	uint64_t last = UINT64_MAX;
-	uint64_t user_bytes0 = g_bytes_read;
+	uint64_t cut_at = deadline + (uint64_t)FB_GRACE_S * 1000000000ull;
+	uint64_t fb_bytes = f->in->fb_bytes, last = UINT64_MAX, ns;
+	bool check = f->state, wait_next = false;
+	struct hilbox_frame_state s1, s2;
+	uint32_t after = 0, tries = 0, reads, n16;
 	struct copy_out o;
-	uint32_t n16;
 	os_err e;
 
 	memset(s, 0, sizeof(*s));
-	/* a frame copy must not outlive the phase: interrupt it */
-	os_alarm(seconds + 2);
+	s->checked = check;
+	/* a COPY_FRAME still running at cut_at is interrupted (Linux) */
+	os_alarm(seconds + FB_GRACE_S);
 	while (!os_alarm_fired() && now_ns() < deadline) {
 		memset(&o, 0, sizeof(o));
-		if (m == M_RAM)
-			e = raw_copy(dst, src, in->fb_bytes, M_RAM, deadline) ? OS_ETIMEOUT : 0;
-		else
-			e = copy_frame_any(h, src, dst, in, m, seqlock, deadline, &o);
-		if (e == OS_ETIMEOUT || e == OS_EINTR) {
-			s->retries += o.retries;
-			break;
-		}
-		if (e == OS_EAGAIN) {	/* seqlock gave up on this frame */
-			s->giveups++;
-			continue;
+		memset(&s1, 0, sizeof(s1));
+		if (f->state && seqlock) {
+			e = fb_wait_even(f, wait_next && f->m != M_COPY, after, deadline, &s1, &s->wait_ns);
+			if (e == OS_ETIMEOUT)
+				break;	/* the phase ended while waiting */
+		} else if (f->state && f->m != M_COPY) {
+			e = os_frame_state(f->h, &s1);
+		} else {
+			e = 0;
 		}
 		if (e) {
 			s->err = e;
 			break;
 		}
-		s->frames++;
-		if (m == M_COPY)	/* the driver copied it: count the frame */
-			s->bytes += in->fb_bytes;
-		s->retries += o.retries;
-		if (o.seq1 != o.seq2)
-			s->seq_mismatch++;
-		if (m != M_RAM && !frame_consistent(dst, in, &n16))
-			s->torn++;
-		if (m != M_RAM && o.frame_number != last) {
-			if (last != UINT64_MAX && o.frame_number > last + 1)
-				s->missed += o.frame_number - last - 1;
-			s->distinct++;
-			last = o.frame_number;
+
+		e = fb_read(f, seqlock, cut_at, &o, &ns, &reads);
+		if (e == OS_ETIMEOUT || e == OS_EINTR) {
+			s->cut = true;	/* cut off: not counted */
+			break;
+		}
+		if (e && e != OS_EAGAIN) {
+			s->err = e;
+			break;
+		}
+		s->reads += reads;
+		s->bytes += reads * fb_bytes;
+		s->read_ns += ns;
+		if (f->state && f->m != M_COPY) {
+			e = os_frame_state(f->h, &s2);
+			if (e) {
+				s->err = e;
+				break;
+			}
+			o.frame_number = s1.frame_number;
+			o.seq1 = s1.frame_seq;
+			o.seq2 = s2.frame_seq;
+		}
+		if (e == OS_EAGAIN) {	/* COPY_FRAME gave up on this frame */
+			s->retries += FB_COPY_RETRIES;
+			s->giveups++;
+		} else if (seqlock && f->m != M_COPY && f->state &&
+			   ((o.seq1 & 1) || o.seq1 != o.seq2)) {
+			/* torn: the next attempt waits for the next frame */
+			s->retries++;
+			wait_next = true;
+			after = o.seq2;
+			if (++tries > FB_MAP_RETRIES) {
+				s->giveups++;
+				tries = 0;
+			}
+		} else {
+			s->retries += o.retries;
+			tries = 0;
+			wait_next = false;
+			s->frames++;
+			if (check) {
+				if (o.seq1 != o.seq2 || (o.seq1 & 1))
+					s->seq_mismatch++;
+				if (!frame_consistent(f->dst, f->in, &n16))
+					s->torn++;
+				if (o.frame_number != last) {
+					if (last != UINT64_MAX && o.frame_number > last + 1)
+						s->missed += o.frame_number - last - 1;
+					s->distinct++;
+					last = o.frame_number;
+				}
+			}
+		}
+		if (with_ref) {	/* the reference: the ram loop into the same dst */
+			uint64_t r0 = now_ns();
+
+			if (raw_copy(f->dst, f->ref, fb_bytes, M_RAM, cut_at))
+				break;
+			s->ref_ns += now_ns() - r0;
+			s->ref_reads++;
 		}
 	}
 	os_alarm(0);
-	/* user-space methods: every byte read counts, torn or partial frames included */
-	s->bytes += g_bytes_read - user_bytes0;
 	s->wall_ns = now_ns() - t0;
 	s->cpu_ns = os_cpu_ns() - c0;
+}
+
+static void fb_phase_report(struct result *r, const struct tp_stats *s, const char *sfx,
+			    bool seqlock)
+{
+	const char *phase = seqlock ? "with the seqlock" : "without the seqlock";
+
+	tp_metrics(r, s, sfx);
+	if (s->err)
+		r_fail(r, "read %s failed: %s", phase, os_strerror(s->err));
+	if (seqlock && s->torn)
+		r_fail(r, "%llu torn frames despite the seqlock", (unsigned long long)s->torn);
+	if (s->cut)
+		r_dstr(r, *sfx ? "cut_no_seqlock" : "cut",
+		       "a read still running 5 s after the phase ended was cut off and not counted");
+	if (!s->frames && !s->err)
+		r_dstr(r, *sfx ? "note_no_seqlock" : "note", seqlock ?
+		       "no consistent frame: one read takes longer than a frame period" :
+		       "no whole frame read in the phase");
 }
 
 static int cmd_fb_throughput(struct probe_opts *o)
 {
 	const char *method = o->method ? o->method : "copy";
 	const char *seqlock_mode = o->seqlock;
-	struct hilbox_copy_frame cf;
+	struct fb_buf dst = { 0 }, ref = { 0 }, src = { 0 };
 	struct hilbox_info in;
-	struct tp_stats s1, s2;
+	struct tp_stats s1, s2, *bw;
+	struct fb_run f;
 	struct result r;
 	enum fb_method m;
-	const uint8_t *fb = NULL, *mapped = NULL;
-	uint8_t *dst = NULL, *ram = NULL;
+	const uint8_t *mapped = NULL, *peer = NULL;
+	size_t peer_len = 0;
 	bool both = !strcmp(seqlock_mode, "both");
 	bool lock = strcmp(seqlock_mode, "off") != 0;
 	char name[64];
-	unsigned int i;
 	os_err e;
 	os_handle h;
 
@@ -377,6 +512,10 @@ static int cmd_fb_throughput(struct probe_opts *o)
 		dbg("unknown method %s", method);
 		return 2;
 	}
+	if (o->peer_bar && (m == M_COPY || m == M_RAM)) {
+		dbg("--peer-bar reads a mapping: --method map, qword or bytewise");
+		return 2;
+	}
 	snprintf(name, sizeof(name), "fb-%s", method);
 	r_init(&r, "throughput", name, NULL);
 	h = open_checked(&r, 0, &in);
@@ -384,70 +523,90 @@ static int cmd_fb_throughput(struct probe_opts *o)
 		goto out;
 	info_into(&r, &in);
 	r_dstr(&r, "method", method);
-	r_dstr(&r, "seqlock", seqlock_mode);
-	dst = calloc(1, in.fb_bytes);
-	if (!dst) {
-		r_fail(&r, "out of memory");
-		goto out_close;
-	}
-	if (m == M_RAM) {
-		ram = malloc(in.fb_bytes);
-		if (!ram || os_copy(h, ram, in.fb_bytes, 0, 256, &cf)) {
-			r_fail(&r, "cannot prepare the RAM frame");
+	memset(&f, 0, sizeof(f));
+	f.h = h;
+	f.in = &in;
+	f.m = m;
+	f.state = true;
+	if (o->peer_bar) {
+		f.src = peer = os_map_peer(o->peer_bar, in.fb_bytes, &peer_len, &e);
+		if (!peer) {
+			r_fail(&r, "map %s: %s", o->peer_bar, os_strerror(e));
 			goto out_close;
 		}
-		fb = ram;
-		both = false;
-		lock = false;
+		f.state = false;
+		r_dstr(&r, "source", o->peer_bar);
+	} else if (m == M_RAM) {
+		if (!fb_buf_alloc(&src, in.fb_bytes, NULL)) {
+			r_fail(&r, "out of memory");
+			goto out_close;
+		}
+		frame_fill(src.p, &in, 0);
+		f.src = src.p;
+		f.state = false;
+		r_dstr(&r, "source", "ram");
 	} else if (m != M_COPY) {
-		fb = mapped = os_map(h, &in, &e);
-		if (!fb) {
+		f.src = mapped = os_map(h, &in, &e);
+		if (!mapped) {
 			r_fail(&r, "%s: %s", os_desc.map_op, os_strerror(e));
 			goto out_close;
 		}
 		/* fault the whole mapping in outside the measurement */
-		for (i = 0; i < in.fb_bytes; i += 4096)
-			(void)((const volatile uint8_t *)fb)[i];
+		for (size_t i = 0; i < in.fb_bytes; i += FB_PAGE)
+			(void)((const volatile uint8_t *)mapped)[i];
+		r_dstr(&r, "source", "mapping");
+	} else {
+		r_dstr(&r, "source", "driver");
 	}
+	if (!f.state) {		/* no seqlock and no frame checks: one phase */
+		both = false;
+		lock = false;
+	}
+	r_dstr(&r, "seqlock", both ? "both" : lock ? "on" : "off");
+	/*
+	 * Odd page distances: src -> dst -> RAM reference (INTERFACE.md §6).  The
+	 * RAM copies hold a frame as SPEC 4.2 draws it, computed here: reading
+	 * the device for them could take seconds in fb-mode=mmio.
+	 */
+	if (!fb_buf_alloc(&dst, in.fb_bytes, f.src) || !fb_buf_alloc(&ref, in.fb_bytes, dst.p)) {
+		r_fail(&r, "out of memory");
+		goto out_unmap;
+	}
+	frame_fill(ref.p, &in, 0);
+	f.dst = dst.p;
+	f.ref = ref.p;
 
-	fb_phase(h, fb, dst, &in, m, lock, o->seconds, &s1);
-	tp_metrics(&r, &s1, "");
-	if (s1.err)
-		r_fail(&r, "copy failed: %s", os_strerror(s1.err));
-	if (lock && s1.torn)
-		r_fail(&r, "%llu torn frames despite the seqlock", (unsigned long long)s1.torn);
-	if (!s1.frames)
-		r_dstr(&r, "note", "no consistent frame: one copy takes longer than a frame period");
+	fb_phase(&f, lock, !both, o->seconds, &s1);
+	fb_phase_report(&r, &s1, "", lock);
+	bw = &s1;
 	if (both) {
-		fb_phase(h, fb, dst, &in, m, false, o->seconds, &s2);
-		tp_metrics(&r, &s2, "_no_seqlock");
-		if (s2.err)
-			r_fail(&r, "copy without seqlock failed: %s", os_strerror(s2.err));
+		fb_phase(&f, false, true, o->seconds, &s2);
+		fb_phase_report(&r, &s2, "_no_seqlock", false);
+		bw = &s2;
 	}
 	{
-		/*
-		 * Read bandwidth: bytes moved per second, torn or not. The seqlocked phase can
-		 * report 0 when one copy outlasts a frame period (it never gets a consistent
-		 * frame); the unlocked phase then still tells how fast the bytes move.
-		 */
-		double w1 = s1.wall_ns ? (double)s1.wall_ns / 1e9 : 1e-9;
-		double bw = (double)s1.bytes / w1 / 1e6;
+		/* the bandwidth phase: reads and the interleaved reference of the same loop */
+		double rd = (double)bw->read_ns / 1e9, rr = (double)bw->ref_ns / 1e9;
+		double mb = rd > 0 ? (double)bw->bytes / rd / 1e6 : 0;
+		double ram = rr > 0 ? (double)bw->ref_reads * (double)in.fb_bytes / rr / 1e6 : 0;
 
-		if (both && s2.wall_ns) {
-			double bw2 = (double)s2.bytes / ((double)s2.wall_ns / 1e9) / 1e6;
-
-			if (bw2 > bw)
-				bw = bw2;
+		r_metric(&r, "read_mb_per_s", mb, "MB/s");
+		if (ram > 0) {
+			r_metric(&r, "ram_mb_per_s", ram, "MB/s");
+			r_metric(&r, "ram_ratio", mb / ram, "x RAM");
 		}
-		r_metric(&r, "read_mb_per_s", bw, "MB/s");
 	}
+out_unmap:
 	if (mapped)
 		os_unmap(h, mapped, &in);
+	if (peer)
+		os_unmap_peer(peer, peer_len);
 out_close:
 	os_close(h);
 out:
-	free(ram);
-	free(dst);
+	free(src.raw);
+	free(ref.raw);
+	free(dst.raw);
 	r_emit(&r);
 	return 0;
 }
@@ -635,7 +794,7 @@ static void usage(void)
 		"  write-mapping\n"
 		"  dump-frame --out FILE            (raw rgb24 + FILE.json)\n"
 		"  fb-throughput --method map|copy|bytewise|qword|ram [--seconds S]\n"
-		"                [--seqlock on|off|both]\n"
+		"                [--seqlock on|off|both] [--peer-bar FILE]\n"
 		"%s"
 		"  security --list | --case NAME|all [--state-dir D] [--max-wait-s S]\n"
 		"           NAME also unplug-prepare, unplug-check\n",

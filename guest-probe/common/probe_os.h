@@ -94,6 +94,11 @@ os_err os_copy(os_handle h, void *buf, size_t len, unsigned int flags,
 /* all of BAR2, read-only; NULL with *e set */
 const uint8_t *os_map(os_handle h, const struct hilbox_info *in, os_err *e);
 void os_unmap(os_handle h, const uint8_t *p, const struct hilbox_info *in);
+/* fb-throughput --peer-bar: another PCI device's BAR named by `file` (Linux: its
+   sysfs resource file), at least len bytes of it, read-only and shared; NULL with
+   *e set.  *maplen: what to pass os_unmap_peer. */
+const uint8_t *os_map_peer(const char *file, size_t len, size_t *maplen, os_err *e);
+void os_unmap_peer(const uint8_t *p, size_t maplen);
 /* Reads up to len bytes of records, waiting up to timeout_ms: 0 and *got, or
    OS_ETIMEOUT when nothing came (try again), or the error. */
 os_err os_read(os_handle h, void *buf, size_t len, unsigned int timeout_ms, size_t *got);

@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
- * fb.c - the Linux probe's framebuffer: BAR2 through mmap of the device, and
- * the alarm that interrupts a frame copy outliving an fb-throughput phase.
+ * fb.c - the Linux probe's framebuffer: BAR2 through mmap of the device, a
+ * peer device's BAR through sysfs (fb-throughput --peer-bar), and the alarm
+ * that interrupts a frame copy outliving an fb-throughput phase.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "probe_linux.h"
 
@@ -30,6 +34,43 @@ void os_unmap(os_handle h, const uint8_t *p, const struct hilbox_info *in)
 {
 	(void)h;
 	munmap((void *)p, in->bar2_size);
+}
+
+/*
+ * A sysfs resource file (/sys/bus/pci/devices/<bdf>/resourceN) maps the BAR
+ * with remap_pfn_range; the kernel refuses it (EINVAL) for a BAR a driver has
+ * claimed, and under lockdown (EPERM).
+ */
+const uint8_t *os_map_peer(const char *file, size_t len, size_t *maplen, os_err *e)
+{
+	struct stat st;
+	void *p;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		*e = (os_err)errno;
+		return NULL;
+	}
+	if (fstat(fd, &st))
+		*e = (os_err)errno;
+	else if ((size_t)st.st_size < len)
+		*e = EINVAL;	/* smaller than one frame */
+	else
+		*e = 0;
+	if (*e) {
+		close(fd);
+		return NULL;
+	}
+	*maplen = (size_t)st.st_size;
+	p = mmap(NULL, *maplen, PROT_READ, MAP_SHARED, fd, 0);
+	*e = p == MAP_FAILED ? (os_err)errno : 0;
+	close(fd);	/* the mapping keeps the file */
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void os_unmap_peer(const uint8_t *p, size_t maplen)
+{
+	munmap((void *)p, maplen);
 }
 
 static volatile sig_atomic_t g_alarm;

@@ -34,6 +34,14 @@
  *	THREADS threads each open the device, read STATS and close it, COUNT
  *	times in all (the robustness suite's open/close stress): every open,
  *	ioctl and close must succeed.
+ *   _hb-copy-uffd HOLD_MS
+ *	COPY_FRAME (no seqlock) into a buffer whose second half is registered
+ *	with userfaultfd and never served: the copy stops in a fault on it.
+ *	Says "blocked" on stderr when the fault arrives, holds it HOLD_MS,
+ *	then closes the userfaultfd (the fault completes) and reports how
+ *	the copy ended (copy_errno: ENODEV after an unbind meanwhile).  The
+ *	copy must take the fault without the hardware lock, or the unbind
+ *	waits for the userfaultfd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +53,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/userfaultfd.h>
 
 #include "probe_linux.h"
 
@@ -630,6 +641,103 @@ static void cmd_open_close(unsigned int count, unsigned int threads)
 }
 
 /* ------------------------------------------------------------------ */
+/* _hb-copy-uffd                                                       */
+
+struct uffd_copier {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+	int err;
+};
+
+static void *uffd_copy_thread(void *arg)
+{
+	struct uffd_copier *c = arg;
+	struct hilbox_copy_frame cf;
+
+	c->err = -dev_copy(c->fd, c->buf, c->len, HILBOX_COPY_NO_SEQLOCK, 0, &cf);
+	return NULL;
+}
+
+static int cmd_copy_uffd(unsigned int hold_ms)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	struct uffd_msg msg;
+	struct uffd_copier c = { .fd = -1 };
+	struct hilbox_info in;
+	struct pollfd p;
+	struct result r;
+	pthread_t t;
+	uint64_t t_fault = 0, t_done;
+	size_t half, len;
+	int uffd = -1;
+
+	r_init(&r, HB_SUITE, "copy-uffd", NULL);
+	c.fd = open_or_fail(&r, O_RDONLY);
+	if (c.fd < 0)
+		goto out;
+	if (dev_info(c.fd, &in)) {
+		r_fail(&r, "HILBOX_IOC_INFO: %s", strerror(errno));
+		goto out_close;
+	}
+	len = ((size_t)in.fb_bytes + 4095) & ~(size_t)4095;
+	half = (len / 2) & ~(size_t)4095;
+	c.buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c.buf == MAP_FAILED) {
+		r_fail(&r, "mmap: %s", strerror(errno));
+		goto out_close;
+	}
+	memset(c.buf, 0, half);		/* present: the copy gets that far */
+	c.len = in.fb_bytes;
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (uffd < 0 || ioctl(uffd, UFFDIO_API, &api)) {
+		r_fail(&r, "userfaultfd: %s", strerror(errno));
+		goto out_unmap;
+	}
+	memset(&reg, 0, sizeof(reg));
+	reg.range.start = (uintptr_t)c.buf + half;
+	reg.range.len = len - half;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (ioctl(uffd, UFFDIO_REGISTER, &reg)) {
+		r_fail(&r, "UFFDIO_REGISTER: %s", strerror(errno));
+		goto out_unmap;
+	}
+	if (pthread_create(&t, NULL, uffd_copy_thread, &c)) {
+		r_fail(&r, "pthread_create failed");
+		goto out_unmap;
+	}
+	p.fd = uffd;
+	p.events = POLLIN;
+	if (poll(&p, 1, 20000) == 1 && read(uffd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg) &&
+	    msg.event == UFFD_EVENT_PAGEFAULT) {
+		t_fault = now_ns();
+		dbg("blocked: COPY_FRAME faulted at buffer offset %llu",
+		    (unsigned long long)(msg.arg.pagefault.address - (uintptr_t)c.buf));
+		r_dnum(&r, "fault_offset", (double)(msg.arg.pagefault.address - (uintptr_t)c.buf));
+		sleep_ms(hold_ms);
+	} else {
+		r_fail(&r, "the copy never faulted on the userfaultfd range");
+	}
+	close(uffd);	/* wakes the fault: it completes without the userfaultfd */
+	uffd = -1;
+	pthread_join(t, NULL);
+	t_done = now_ns();
+	r_dstr(&r, "copy_errno", c.err ? errname(c.err) : "OK");
+	if (t_fault)
+		r_dnum(&r, "released_to_return_ms", (double)(t_done - t_fault) / 1e6 - hold_ms);
+out_unmap:
+	if (uffd >= 0)
+		close(uffd);
+	munmap(c.buf, len);
+out_close:
+	close(c.fd);
+out:
+	r_emit(&r);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 
 int hardening_command(const char *cmd, int argc, char **argv, int i)
 {
@@ -659,6 +767,10 @@ int hardening_command(const char *cmd, int argc, char **argv, int i)
 		if (left < 1)
 			return 2;
 		cmd_uring_pending((unsigned int)atoi(argv[i]));
+	} else if (!strcmp(cmd, "_hb-copy-uffd")) {
+		if (left < 1)
+			return 2;
+		cmd_copy_uffd((unsigned int)atoi(argv[i]));
 	} else {
 		return -1;
 	}

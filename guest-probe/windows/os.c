@@ -385,6 +385,22 @@ void os_unmap(os_handle h, const uint8_t *p, const struct hilbox_info *in)
 	unmap_fb((HANDLE)h, p);
 }
 
+/* fb-throughput --peer-bar: Windows has no user-space path to another device's BAR */
+const uint8_t *os_map_peer(const char *file, size_t len, size_t *maplen, os_err *e)
+{
+	(void)file;
+	(void)len;
+	*maplen = 0;
+	*e = ERROR_NOT_SUPPORTED;
+	return NULL;
+}
+
+void os_unmap_peer(const uint8_t *p, size_t maplen)
+{
+	(void)p;
+	(void)maplen;
+}
+
 os_err os_read(os_handle h, void *buf, size_t len, unsigned int timeout_ms, size_t *got)
 {
 	DWORD n = 0, e = read_timed((HANDLE)h, buf, (DWORD)len, timeout_ms, &n);

@@ -3,6 +3,7 @@
  * interrupt handler keeps interrupts off, one interrupt per record (SPEC §7: drain, then ACK),
  * non-blocking reads next to poll, a faulting read buffer next to a good reader, io_uring reads
  * as INTERFACE.md describes them, COPY_FRAME against SIGKILL and unbind in slow fb-mode=mmio,
+ * COPY_FRAME stuck in a userfaultfd fault on its destination against unbind (both fb modes),
  * and records a previous binding left in the device FIFO.
  *
  * The main device is the slow one (fb-mode=mmio, 100 µs per BAR2 access) with a 65536-record
@@ -256,6 +257,42 @@ describe('hilbox.ko hardening', () => {
       expect(JSON.parse(result!).reason ?? '', result).toMatch(/No such device/);
       expect(took, `unbind took ${took.toFixed(2)} s (trial ${i + 1})`).toBeLessThan(limit);
     }
+  }, 300_000);
+
+  // The copy must take faults on its destination without the hardware lock: a destination whose
+  // fault never completes (userfaultfd) would otherwise hold up removal indefinitely. In
+  // fb-mode=direct the copy goes straight to user memory with page faults off under the lock
+  // and faults the rest in without it; in fb-mode=mmio copy_to_user runs from the bounce buffer.
+  it.each(['direct', 'mmio'] as const)('COPY_FRAME held in a userfaultfd fault on its destination (fb-mode=%s) does not hold up an unbind, then gets ENODEV', async (mode) => {
+    const run = async (dev: string) => {
+      const bdf = await bdfOf(dev);
+      const out = await sh(
+        [
+          `hilbox-probe --dev ${dev} _hb-copy-uffd 3000 >/tmp/hb-uffd.out 2>/tmp/hb-uffd.err &`,
+          'pid=$!',
+          'for i in $(seq 400); do grep -q blocked /tmp/hb-uffd.err && break; usleep 50000; done',
+          'grep -q blocked /tmp/hb-uffd.err || echo NOT-BLOCKED',
+          'read t0 x </proc/uptime',
+          `echo ${bdf} > /sys/bus/pci/drivers/hilbox/unbind`,
+          'read t1 x </proc/uptime',
+          'wait $pid',
+          'echo "T $t0 $t1"',
+          'cat /tmp/hb-uffd.out',
+        ].join('\n'),
+        vm.scaled(120_000),
+      );
+      await rebind(bdf, dev);
+      return out;
+    };
+    const out = mode === 'mmio' ? await run('/dev/hilbox0') : await withExtraDevice(vm, { id: 'hbuffd', bus: 'rp1', props: { ...GEOMETRY, 'fb-mode': 'direct', 'mouse-rate-hz': 0 }, runDir }, (d) => run(d.dev));
+    expect(out, 'the copy reached the userfaultfd range').not.toMatch(/NOT-BLOCKED/);
+    const [, t0, t1] = /^T (\S+) (\S+)$/m.exec(out)!;
+    const took = Number(t1) - Number(t0);
+    console.log(`hardening: unbind with COPY_FRAME in a userfaultfd fault (fb-mode=${mode}) took ${took.toFixed(2)} s`);
+    expect(took, 'the unbind did not wait for the held fault (3 s)').toBeLessThan(0.25 * vm.scaled(1));
+    const result = JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as CaseResult;
+    expect(result.status, result.reason).toBe('pass');
+    expect(detail(result, 'copy_errno')).toBe('ENODEV');
   }, 300_000);
 
   it('leaves the kernel log clean and unloads', async () => {

@@ -104,8 +104,30 @@ describe('short throughput run', () => {
         expect(c!.status, c!.reason).toBe('pass');
         expect(metric(c, 'mb_per_s'), `fb-${m}-${mode} MB/s`).toBeGreaterThan(0);
         expect(metric(c, 'torn_frames'), 'seqlocked copies are never torn').toBe(0);
+        // the RAM reference, read by read in the same loop: bandwidth = whole frames per read time
+        expect(metric(c, 'ram_mb_per_s'), `fb-${m}-${mode} RAM reference`).toBeGreaterThan(0);
+        expect(metric(c, 'ram_ratio')).toBeCloseTo(metric(c, 'read_mb_per_s')! / metric(c, 'ram_mb_per_s')!, 3);
+        expect(metric(c, 'read_time_no_seqlock')!).toBeLessThanOrEqual(metric(c, 'wall_time_no_seqlock')!);
       }
     }
+    // the same loop on two RAM buffers: the noise floor of a ratio
+    expect(metric(byName('fb-ram-direct'), 'ram_ratio')).toBeGreaterThan(0.8);
+    expect(metric(byName('fb-ram-direct'), 'ram_ratio')).toBeLessThan(1.25);
+    // nothing in the mapping costs a direct-mode read under TCG (no caches, no memory types)
+    expect(metric(byName('fb-map-direct'), 'ram_ratio')).toBeGreaterThan(0.8);
+  });
+
+  it('reads a stock QEMU device (ivshmem-plain, hot-plugged) the same way, beside hilbox', () => {
+    const c = byName('fb-map-ivshmem');
+    expect(c, 'fb-map-ivshmem').toBeDefined();
+    expect(c!.status, c!.reason).toBe('pass');
+    expect(c!.params).toEqual({ method: 'map', peer: 'ivshmem-plain' });
+    expect(String(c!.details?.source)).toMatch(/^\/sys\/bus\/pci\/devices\/[0-9a-f:.]+\/resource2$/);
+    expect(metric(c, 'read_mb_per_s')).toBeGreaterThan(0);
+    expect(metric(c, 'ram_ratio')).toBeGreaterThan(0.8);
+    // no hilbox frame there: no frame checks, no seqlock phase
+    expect(metric(c, 'torn_frames')).toBeUndefined();
+    expect(metric(c, 'mb_per_s_no_seqlock')).toBeUndefined();
   });
 
   it('measures inverted call and polling with no record delivered twice and every loss counted', () => {
@@ -123,6 +145,7 @@ describe('short throughput run', () => {
     for (const c of results.cases.filter((c) => c.suite === 'throughput' && c.status !== 'skip')) {
       expect(c.params, c.name).toBeDefined();
       if (c.name.startsWith('mouse-')) expect(c.params).toMatchObject({ mode: expect.stringMatching(/^(inverted-call|polling|host-fed)$/), rate_hz: expect.any(Number), bundle: expect.any(Number), pending: expect.any(Number) });
+      else if (c.params?.peer !== undefined) expect(c.params).toEqual({ method: 'map', peer: 'ivshmem-plain' });
       else expect(c.params).toMatchObject({ method: expect.any(String), fb_mode: expect.stringMatching(/^(direct|mmio)$/) });
     }
     for (const c of results.cases) for (const m of Object.keys(c.metrics ?? {})) expect(isMetricName(m), `${c.name}: ${m}`).toBe(true);

@@ -34,6 +34,33 @@ describe('bench metrics', () => {
   });
 });
 
+describe('the RAM reference of a framebuffer case', () => {
+  // A case that measured its own reference read by read is divided by that, not by the `ram`
+  // case measured seconds earlier (which a shared TCG host can make faster or slower).
+  const own = (name: string, params: Record<string, string>, read: number, ram: number) => ({
+    suite: 'throughput', name, status: 'pass' as const, params,
+    metrics: { read_mb_per_s: { value: read, unit: 'MB/s' }, ram_mb_per_s: { value: ram, unit: 'MB/s' }, ram_ratio: { value: read / ram, unit: 'x RAM' } },
+  });
+
+  it('is the case’s own when it has one, the ram case’s otherwise', () => {
+    const cases = [...throughputCases(), own('fb-copy-direct', { method: 'copy', fb_mode: 'direct' }, 1500, 1600), own('fb-map-ivshmem', { method: 'map', peer: 'ivshmem-plain' }, 1580, 1600)];
+    const byName = Object.fromEntries(benchMetrics(cases).map((m) => [m.name, m]));
+    expect(byName['fb-copy-direct.fb_copy_ratio']?.value).toBeCloseTo(1500 / 1600);
+    expect(byName['fb-map-ivshmem.fb_copy_ratio']).toMatchObject({ kind: 'ratio', unit: '× RAM' });
+    expect(byName['fb-map-ivshmem.fb_copy_ratio']?.value).toBeCloseTo(1580 / 1600);
+    expect(byName['fb-map-ivshmem.ram_mb_per_s']).toMatchObject({ value: 1600, kind: 'info' });
+    // fb-map-direct carries no reference of its own: the ram case's 4000 MB/s
+    expect(byName['fb-map-direct.fb_copy_ratio']?.value).toBe(0.5);
+  });
+
+  it('survives a slow host during the ram case: only the case’s own reference moves with it', () => {
+    const slowRam = throughputCases().map((c) => (c.name === 'fb-ram-direct' ? { ...c, metrics: { read_mb_per_s: { value: 1000, unit: 'MB/s' } } } : c));
+    const cases = [...slowRam, own('fb-copy-direct', { method: 'copy', fb_mode: 'direct' }, 1500, 1600)];
+    const r = benchMetrics(cases).find((m) => m.name === 'fb-copy-direct.fb_copy_ratio');
+    expect(r?.value).toBeCloseTo(0.9375);
+  });
+});
+
 describe('bench compare', () => {
   it('tolerates a uniform machine-speed change', () => {
     for (const speed of [0.4, 3]) {

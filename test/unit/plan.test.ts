@@ -33,6 +33,9 @@ describe('the plan of the default scenario (Linux)', () => {
     expect(tp['fb-ram-direct']?.params).toEqual({ method: 'ram', fb_mode: 'direct' });
     expect(tp['fb-map-mmio']?.params).toEqual({ method: 'map', fb_mode: 'mmio' });
     expect(tp['fb-ram-mmio']).toBeUndefined(); // the RAM reference is measured once
+    // the peer: the same zero-copy reads of a stock QEMU device's BAR, once, after the booted mode's rows
+    expect(tp['fb-map-ivshmem']?.params).toEqual({ method: 'map', peer: 'ivshmem-plain' });
+    expect(plan.throughput.map((c) => c.name).indexOf('fb-map-ivshmem')).toBe(plan.throughput.map((c) => c.name).indexOf('fb-bytewise-direct') + 1);
     expect(tp['mouse-inverted-call-r8000-b4-p64']?.params).toEqual({ mode: 'inverted-call', rate_hz: 8000, bundle: 4, pending: 64 });
     expect(tp['mouse-polling-r8000-b1']?.params).toEqual({ mode: 'polling', rate_hz: 8000, bundle: 1, pending: 1 });
     expect(tp['mouse-host-fed-r1000']?.params).toMatchObject({ mode: 'host-fed' });
@@ -48,6 +51,8 @@ describe('the same scenario on a Windows guest', () => {
     const traits = guestTraits('windows');
     expect(traits.findsHotplugged).toBe(false);
     expect(guestTraits('linux').findsHotplugged).toBe(true);
+    expect(traits.mapsPeerBars).toBe(false);
+    expect(guestTraits('linux').mapsPeerBars).toBe(true);
     expect(traits.securityCases).toContain('duplicate-handle-map');
     expect(traits.securityCases).not.toContain('scm-rights-map');
     // an orderly removal is vetoed while open there; the surprise removal is the same case pair
@@ -66,6 +71,7 @@ describe('the same scenario on a Windows guest', () => {
     const byName = Object.fromEntries(tp.map((c) => [c.name, c]));
     expect(byName['fb-map-direct']?.skip).toBeUndefined();
     expect(byName['fb-map-mmio']?.skip).toMatch(/hot-plugged device \(fb-mode mmio\), which a windows guest cannot find yet/);
+    expect(byName['fb-map-ivshmem']?.skip).toMatch(/another PCI device's BAR mapped by the probe, which a windows guest cannot do yet/);
     // the booted device's rate and bundle (8000 Hz is not the default 1000) are measured on it
     expect(byName['mouse-inverted-call-r1000-b1-p1']?.skip).toBeUndefined();
     expect(byName['mouse-host-fed-r1000']?.skip).toMatch(/host feed/);

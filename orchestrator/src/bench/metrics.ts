@@ -3,8 +3,9 @@
  * that can be compared across machines.
  *
  * - `ratio` metrics divide by a reference measured in the same run, so a faster or slower host
- *   moves numerator and denominator together: `<case>.fb_copy_ratio` (fb copy MB/s ÷ RAM copy
- *   MB/s of the `ram` method), `<case>.events_ratio` (events/s ÷ `polling` mode events/s at the
+ *   moves numerator and denominator together: `<case>.fb_copy_ratio` (fb read MB/s ÷ the RAM
+ *   reference the case measured read by read in the same loop — the `ram` method's copy — or,
+ *   for a case without one, ÷ the `ram` case's MB/s), `<case>.events_ratio` (events/s ÷ `polling` mode events/s at the
  *   same rate and bundle). Higher is better.
  * - `count` metrics must not exceed a maximum: `<case>.duplicates` (mouse cases),
  *   `<case>.torn_frames_seqlock` (fb cases that used the seqlock).
@@ -27,7 +28,7 @@ export interface BenchMetric {
 // order depend on host load under TCG (and order is restored by sequence number), so they are
 // shown as info, not judged.
 const COUNT_METRICS: readonly [MetricKey, string][] = [['duplicates', 'duplicates']];
-const INFO_METRICS: readonly MetricKey[] = ['fbMbPerS', 'framesPerS', 'eventsPerS', 'eventsLost', 'orderViolations', 'latencyP50', 'latencyP99', 'cpuTime'];
+const INFO_METRICS: readonly MetricKey[] = ['fbMbPerS', 'ramMbPerS', 'framesPerS', 'eventsPerS', 'eventsLost', 'orderViolations', 'latencyP50', 'latencyP99', 'cpuTime'];
 
 export function benchMetrics(cases: readonly CaseResult[]): BenchMetric[] {
   const out: BenchMetric[] = [];

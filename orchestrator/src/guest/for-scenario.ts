@@ -44,5 +44,5 @@ export function guestForScenario(g: GuestConfig, o: EnsureOptions & { baseDir?: 
 /** What a guest OS offers the suites, from the OS alone: plans are checked with this before anything boots. */
 export function guestTraits(os: GuestOs): GuestTraits {
   const { impl } = KINDS[os];
-  return { os, eventModes: impl.eventModes, securityCases: impl.securityCases, orderlyRemoval: impl.orderlyRemoval, findsHotplugged: typeof (impl.prototype as Partial<Guest>).listDeviceNodes === 'function' };
+  return { os, eventModes: impl.eventModes, securityCases: impl.securityCases, orderlyRemoval: impl.orderlyRemoval, findsHotplugged: typeof (impl.prototype as Partial<Guest>).listDeviceNodes === 'function', mapsPeerBars: typeof (impl.prototype as Partial<Guest>).findPeerBar === 'function' };
 }

@@ -9,7 +9,8 @@
  *  - how to reach it (`sshTarget`) and what its crashes look like (`crashSignatures`);
  *  - verbs on the running guest, each given a GuestSession: driver install/uninstall, the
  *    probe's command line and set-up, the kernel log, killing leftover probes, listing device
- *    nodes (when extra devices can be hot-plugged and found), the reboot command;
+ *    nodes (when extra devices can be hot-plugged and found), finding another PCI device's
+ *    BAR for the probe to map (the peer of the framebuffer benchmark), the reboot command;
  *  - the probe's vocabulary where the OSes differ (`eventModes`, `securityCases`).
  */
 import type { BootableGuest } from '../vm/bootable.ts';
@@ -37,6 +38,12 @@ export interface DriverOptions {
   path?: string;
   /** Linux module parameters, e.g. { debug: 1 }. */
   params?: Record<string, string | number>;
+}
+
+/** A PCI function's vendor and device ID. */
+export interface PciId {
+  vendor: number;
+  device: number;
 }
 
 /** How the guest's probe names the two event-delivery modes (SPEC: the inverted call vs polling). */
@@ -94,6 +101,12 @@ export interface Guest extends BootableGuest {
    * off, waits 1 s, then turns the indicator off — a card inserted in that second would go.)
    */
   settleAfterSurpriseRemoval(s: GuestSession): Promise<void>;
+  /**
+   * What the probe's `fb-throughput --peer-bar` takes for BAR `bar` of a PCI function with these
+   * IDs that no driver holds (Linux: its sysfs resource file), or undefined while there is none
+   * (absent: the guest cannot map another device's BAR; the peer case is skipped, saying why).
+   */
+  findPeerBar?(s: GuestSession, id: PciId, bar: number): Promise<string | undefined>;
   /** Command that reboots the guest at once. */
   readonly rebootCommand: string;
 
@@ -112,4 +125,6 @@ export interface GuestTraits {
   readonly orderlyRemoval: OrderlyRemoval;
   /** Devices hot-plugged at run time can be found in the guest (it has listDeviceNodes). */
   readonly findsHotplugged: boolean;
+  /** Another PCI device's BAR can be mapped by the probe (it has findPeerBar). */
+  readonly mapsPeerBars: boolean;
 }

@@ -10,7 +10,7 @@ import { LINUX_CRASH_SIGNATURES } from '../vm/crash-scan.ts';
 import { optPath } from '../vm/qemu-args.ts';
 import { ConsoleLineReadiness } from '../vm/readiness.ts';
 import { shellQuote, type ExecResult, type SshTarget } from '../ssh/client.ts';
-import type { DriverOptions, EventModes, Guest, GuestSession } from './guest.ts';
+import type { DriverOptions, EventModes, Guest, GuestSession, PciId } from './guest.ts';
 import { securityCaseNames } from './probe-cases.ts';
 
 export const GuestManifestSchema = z.looseObject({
@@ -153,5 +153,13 @@ export class LinuxGuest implements Guest {
   async listDeviceNodes(s: GuestSession): Promise<string[]> {
     const r = await s.exec('ls /dev/ | grep "^hilbox[0-9]" || true', { timeoutMs: 30_000 });
     return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).map((n) => `/dev/${n}`);
+  }
+
+  /** The sysfs resource file of the first function with these IDs (the probe maps it read-only). */
+  async findPeerBar(s: GuestSession, id: PciId, bar: number): Promise<string | undefined> {
+    const hex = (v: number) => `0x${v.toString(16).padStart(4, '0')}`;
+    if (![id.vendor, id.device].every((v) => Number.isInteger(v) && v >= 0 && v <= 0xffff) || !Number.isInteger(bar) || bar < 0 || bar > 5) throw new TypeError(`PCI ${JSON.stringify(id)} BAR ${bar}`);
+    const r = await s.exec(`for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor):$(cat $d/device)" = ${hex(id.vendor)}:${hex(id.device)} ] && [ -e $d/resource${bar} ] && echo $d/resource${bar}; done; true`, { timeoutMs: 30_000 });
+    return r.stdout.split('\n').map((l) => l.trim()).find(Boolean);
   }
 }

@@ -16,7 +16,7 @@ export const PROBE_METRICS: Readonly<Record<string, string>> = {
   cycles: 'cycles', threads: 'threads', failures: 'cycles', open_close_ms: 'ms',
   // frames
   mismatched_pixels: 'px', bar2_tail_nonzero: 'B', copy_time: 'ns', fb_write_attempts_delta: 'writes',
-  read_mb_per_s: 'MB/s',
+  read_mb_per_s: 'MB/s', ram_mb_per_s: 'MB/s', ram_ratio: 'x RAM',
   // events
   records: 'records', events: 'events', events_per_s: 'events/s', lost: 'events', duplicates: 'events', seq_gaps: 'events',
   order_violations: 'records', latency_p50: 'ns', latency_p99: 'ns', latency_max: 'ns', latency_samples: 'samples',
@@ -34,7 +34,8 @@ export const PROBE_METRICS: Readonly<Record<string, string>> = {
 
 /** fb-throughput's per-phase metrics (probe core tp_metrics), each also with `_no_seqlock`. */
 export const FB_PHASE_METRICS: Readonly<Record<string, string>> = {
-  mb_per_s: 'MB/s', frames_per_s: 'frames/s', frames_copied: 'frames', distinct_frames: 'frames', frames_missed: 'frames',
+  mb_per_s: 'MB/s', frames_read: 'frames', read_time: 's', wait_time: 's',
+  frames_per_s: 'frames/s', frames_copied: 'frames', distinct_frames: 'frames', frames_missed: 'frames',
   torn_frames: 'frames', seq_mismatch: 'frames', seqlock_retries: 'retries', seqlock_giveups: 'copies',
   cpu_time: 's', cpu_percent: '%', wall_time: 's',
 };

@@ -4,10 +4,13 @@
  * parameters in `params` (set by the suite that planned it) and each metric has one spelling
  * (report/metric-names.ts).
  *
- * Framebuffer cases: `params.method` ∈ copy|map|bytewise|qword|ram, `params.fb_mode`; metrics
- * `read_mb_per_s` (every byte read, torn or not), `frames_per_s`, `torn_frames` (with the
- * seqlock), `torn_frames_no_seqlock`, `cpu_time`. The RAM reference is the case with method
- * `ram` (the same copy loop on ordinary RAM, same run).
+ * Framebuffer cases: `params.method` ∈ copy|map|bytewise|qword|ram, `params.fb_mode` (hilbox's
+ * BAR2) or `params.peer` (another device's BAR, e.g. ivshmem-plain); metrics `read_mb_per_s`
+ * (bytes of whole frames read per second spent reading, torn or not), `ram_mb_per_s` (the RAM
+ * reference, read by read in the same loop of the same case), `frames_per_s`, `torn_frames`
+ * (with the seqlock), `torn_frames_no_seqlock`, `cpu_time` (guest-driver/INTERFACE.md §6). A
+ * case without its own reference (results of older probes) is compared with the case of method
+ * `ram` of the same run.
  *
  * Mouse cases: `params.mode` ∈ inverted-call|polling|host-fed, `params.rate_hz`, `params.bundle`,
  * `params.pending`; metrics `events_per_s`, `lost`, `order_violations`, `duplicates`,
@@ -18,6 +21,7 @@ import type { CaseResult } from './results.ts';
 /** The metric each table column reads. */
 export const METRIC = {
   fbMbPerS: 'read_mb_per_s',
+  ramMbPerS: 'ram_mb_per_s',
   framesPerS: 'frames_per_s',
   tornFrames: 'torn_frames',
   tornFramesNoSeqlock: 'torn_frames_no_seqlock',
@@ -75,8 +79,13 @@ export function isMouseCase(c: CaseResult): boolean {
   return (MOUSE_MODES as readonly string[]).includes(str(c.params?.mode) ?? '') && metric(c, 'eventsPerS') !== undefined;
 }
 
-/** RAM reference MB/s for an FB case: the RAM case of the same suite and run. */
+/**
+ * RAM reference MB/s for an FB case: its own, measured read by read in the same loop; else the
+ * RAM case of the same suite and run.
+ */
 export function ramReference(c: CaseResult, all: readonly CaseResult[]): number | undefined {
+  const own = metric(c, 'ramMbPerS');
+  if (own !== undefined && own > 0) return own;
   for (const o of all) {
     if (o.suite !== c.suite || o.status === 'skip' || !isRamReference(o)) continue;
     const v = metric(o, 'fbMbPerS');

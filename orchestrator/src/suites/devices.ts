@@ -1,12 +1,15 @@
 /**
- * Extra hilbox-pci devices for one part of a run: hot-plugged on a spare root port, found as
- * the device node that appears in the guest (guest.listDeviceNodes), unplugged afterwards.
- * Nothing is left plugged.
+ * Extra devices for one part of a run, hot-plugged on a spare root port and unplugged
+ * afterwards: hilbox-pci devices, found as the device node that appears in the guest
+ * (guest.listDeviceNodes), and QEMU's ivshmem-plain as the framebuffer benchmark's peer, found
+ * by its PCI IDs (guest.findPeerBar). Nothing is left plugged.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { InfraError } from '../core/errors.ts';
+import type { PciId } from '../guest/guest.ts';
 import type { StartedHilboxVm } from '../lib/started-vm.ts';
+import { deviceDel } from '../qmp/device.ts';
 import { plugDevice, unplugDevice, type PropValue } from '../qmp/hotplug.ts';
 
 export interface ExtraDevice {
@@ -39,5 +42,43 @@ export async function withExtraDevice<T>(
     return await body({ id: o.id, dev, ...(feedSocket ? { feedSocket } : {}) });
   } finally {
     await unplugDevice(vm.qmp, o.id, vm.scaled(30_000), Boolean(feedSocket));
+  }
+}
+
+/** QEMU's ivshmem-plain (Red Hat 1af4:1110): BAR2 is the memory backend's RAM, mapped by the guest. */
+export const IVSHMEM_PLAIN: PciId = { vendor: 0x1af4, device: 0x1110 };
+
+export interface PeerDevice {
+  id: string;
+  /** What the probe's `--peer-bar` maps (the guest's file for the device's BAR2). */
+  bar: string;
+}
+
+/**
+ * A stock QEMU device beside hilbox for the framebuffer benchmark: `-object memory-backend-ram`
+ * of `size` bytes (a power of two) and `device_add ivshmem-plain` on a spare root port, found in
+ * the guest by its IDs (guest.findPeerBar), unplugged and its memory deleted afterwards.
+ */
+export async function withIvshmem<T>(vm: StartedHilboxVm, o: { id: string; bus: 'rp1' | 'rp2'; size: number }, body: (d: PeerDevice) => Promise<T>): Promise<T> {
+  const find = vm.guest.findPeerBar?.bind(vm.guest);
+  if (!find) throw new InfraError(`a ${vm.guest.os} guest cannot map another device's BAR (no findPeerBar)`);
+  if (!Number.isInteger(Math.log2(o.size))) throw new TypeError(`ivshmem size ${o.size}: not a power of two`);
+  if (await find(vm.session, IVSHMEM_PLAIN, 2)) throw new InfraError('an ivshmem-plain device is already present in the guest');
+  const memdev = `${o.id}-mem`;
+  await vm.qmp.execute('object-add', { 'qom-type': 'memory-backend-ram', id: memdev, size: o.size, share: true });
+  let plugged = false;
+  try {
+    await vm.qmp.execute('device_add', { driver: 'ivshmem-plain', id: o.id, bus: o.bus, memdev });
+    plugged = true;
+    const deadline = Date.now() + vm.scaled(20_000);
+    let bar: string | undefined;
+    while (!(bar = await find(vm.session, IVSHMEM_PLAIN, 2))) {
+      if (Date.now() > deadline) throw new Error(`hot-plugged ${o.id} (ivshmem-plain): the guest found no such PCI device`);
+      await sleep(200);
+    }
+    return await body({ id: o.id, bar });
+  } finally {
+    if (plugged) await deviceDel(vm.qmp, o.id, vm.scaled(30_000));
+    await vm.qmp.execute('object-del', { id: memdev });
   }
 }

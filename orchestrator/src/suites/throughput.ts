@@ -2,7 +2,10 @@
  * The throughput suite: the seeds' questions answered by measurement in one run.
  *  - Framebuffer, per fb-mode: zero-copy reads through the mapping, the driver's copy path,
  *    byte-wise reads (the thread's memcmp), 8-byte reads, and the same copy from ordinary guest
- *    RAM as the physical-limit reference; with and without the seqlock.
+ *    RAM as the physical-limit reference; with and without the seqlock. Every case also
+ *    measures the RAM reference itself, read by read in the same loop (guest-driver/INTERFACE.md
+ *    §6). Beside them, the peer: the same zero-copy reads of a stock QEMU device's BAR
+ *    (ivshmem-plain, hot-plugged), `fb-map-ivshmem`.
  *  - Mouse: generator rates × bundles × reads pending, inverted call vs polling, and the
  *    host-fed path (orchestrator → chardev → device → guest process).
  * Device settings other than the booted device's are measured on a hot-plugged device when the
@@ -16,7 +19,7 @@ import type { Scenario } from '../scenario/schema.ts';
 import type { PlannedCase } from './plan.ts';
 import { probeCase, skipped } from './probe.ts';
 import type { SuiteContext } from './context.ts';
-import { withExtraDevice } from './devices.ts';
+import { withExtraDevice, withIvshmem } from './devices.ts';
 
 export const FB_METHODS = ['ram', 'map', 'copy', 'qword', 'bytewise'] as const;
 /** Rate of the host-fed case (events/s). */
@@ -26,6 +29,12 @@ interface FbPlanned extends PlannedCase {
   kind: 'fb';
   method: (typeof FB_METHODS)[number];
   fbMode: 'direct' | 'mmio';
+}
+/** The same reads from a stock QEMU device's RAM BAR: hilbox's zero copy beside a peer. */
+interface FbPeerPlanned extends PlannedCase {
+  kind: 'fb-peer';
+  method: 'map';
+  peer: 'ivshmem-plain';
 }
 interface MousePlanned extends PlannedCase {
   kind: 'mouse';
@@ -39,7 +48,7 @@ interface MousePlanned extends PlannedCase {
 interface HostFedPlanned extends PlannedCase {
   kind: 'host-fed';
 }
-export type ThroughputPlanned = FbPlanned | MousePlanned | HostFedPlanned;
+export type ThroughputPlanned = FbPlanned | FbPeerPlanned | MousePlanned | HostFedPlanned;
 
 const NEEDS_HOTPLUG = (os: string, what: string): string => `needs a hot-plugged device (${what}), which a ${os} guest cannot find yet; only the booted device is measured`;
 
@@ -53,6 +62,12 @@ export function planThroughput(s: Scenario, traits: GuestTraits): ThroughputPlan
     for (const method of FB_METHODS.filter((m) => m !== 'ram' || fbMode === booted)) {
       const c: FbPlanned = { suite: 'throughput', kind: 'fb', name: `fb-${method}-${fbMode}`, params: { method, fb_mode: fbMode }, method, fbMode };
       if (fbMode !== booted && !traits.findsHotplugged) c.skip = NEEDS_HOTPLUG(traits.os, `fb-mode ${fbMode}`);
+      out.push(c);
+    }
+    // The peer reads the booted device's geometry: measured once, beside the booted mode's rows.
+    if (fbMode === booted) {
+      const c: FbPeerPlanned = { suite: 'throughput', kind: 'fb-peer', name: 'fb-map-ivshmem', params: { method: 'map', peer: 'ivshmem-plain' }, method: 'map', peer: 'ivshmem-plain' };
+      if (!traits.mapsPeerBars) c.skip = `needs another PCI device's BAR mapped by the probe, which a ${traits.os} guest cannot do yet`;
       out.push(c);
     }
   }
@@ -101,6 +116,23 @@ async function fbCase(ctx: SuiteContext, c: FbPlanned, dev?: string): Promise<Ca
   ctx.out.step(`throughput: framebuffer ${c.method} (${c.fbMode})`);
   const seconds = String(ctx.scenario.suites.throughput.seconds);
   return probeCase(ctx.vm, c, ['fb-throughput', '--method', c.method, '--seconds', seconds, '--seqlock', 'both'], { timeoutMs: extraTime(ctx), ...(dev ? { dev } : {}) });
+}
+
+/** The smallest power of two that holds the booted device's frame: BAR2's size (SPEC §2). */
+function frameBarSize(s: Scenario): number {
+  const d = s.device;
+  const bytes = (d.stride || 3 * d.width) * d.height;
+  return 2 ** Math.ceil(Math.log2(Math.max(bytes, 4096)));
+}
+
+async function fbPeerCase(ctx: SuiteContext, c: FbPeerPlanned): Promise<CaseResult> {
+  return withIvshmem(ctx.vm, { id: 'ivfb', bus: 'rp2', size: frameBarSize(ctx.scenario) }, async (d) => {
+    ctx.out.step(`throughput: framebuffer ${c.method} (${c.peer} peer)`);
+    const seconds = String(ctx.scenario.suites.throughput.seconds);
+    const r = await probeCase(ctx.vm, c, ['fb-throughput', '--method', c.method, '--seconds', seconds, '--peer-bar', d.bar], { timeoutMs: extraTime(ctx) });
+    r.details = { ...(r.details ?? {}), peer: c.peer };
+    return r;
+  });
 }
 
 async function mouseCase(ctx: SuiteContext, c: MousePlanned, dev?: string): Promise<CaseResult> {
@@ -158,6 +190,7 @@ export async function runThroughputSuite(ctx: SuiteContext, plan: readonly Throu
     const props = { ...geometry(s), 'fb-mode': mode, 'mouse-rate-hz': 0 };
     await runGroup(group, (c, dev) => fbCase(ctx, c, dev), mode === booted ? undefined : { id: `hbfb${mode}`, props });
   }
+  for (const c of plan) if (c.kind === 'fb-peer' && !c.skip) done.set(c, await fbPeerCase(ctx, c));
   const mouse = plan.filter((c): c is MousePlanned => c.kind === 'mouse');
   for (const key of [...new Set(mouse.map((c) => `${c.rate}x${c.bundle}`))]) {
     const group = mouse.filter((c) => `${c.rate}x${c.bundle}` === key);
