@@ -34,7 +34,7 @@ program
   .command('bench')
   .description('repeat the throughput cases, compare with a baseline, exit 1 on a regression')
   .argument('[scenario]', 'scenario YAML file (default: the embedded default scenario)')
-  .option('--baseline <file>', 'baseline file (default: fixtures/baseline/default.json)')
+  .option('--baseline <file>', 'baseline file (default: fixtures/bench-baseline.json)')
   .option('--update-baseline', 'record the measured metrics as the new baseline')
   .option('--repeat <n>', 'repetitions of each case', '3')
   .option('--out <dir>', 'artifact directory')
