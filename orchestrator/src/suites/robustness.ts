@@ -142,11 +142,6 @@ async function framesVerify(ctx: SuiteContext, f: Found, what: string): Promise<
   if (c.status !== 'pass') f.problems.push(`${what}: verify-frames: ${c.reason ?? c.status}`);
 }
 
-/** Polls `info` until the device answers again (after a link comes back). */
-async function answersWithin(ctx: SuiteContext, ms: number): Promise<string | undefined> {
-  return deviceAnswers(ctx, ms);
-}
-
 const EIO = /EIO|Input\/output error/;
 
 // ---------------------------------------------------------------------------------------------
@@ -170,7 +165,7 @@ const CASES: Record<RobustnessCase, CaseFn> = {
     const info = await probeOne(ctx, ['info']);
     if (info.status === 'pass' || !EIO.test(info.reason ?? '')) f.problems.push(`STATS during the link loss: ${info.reason ?? info.status} (want EIO)`);
     await setFault(ctx, 'none');
-    const back = await answersWithin(ctx, vm.scaled(10_000));
+    const back = await deviceAnswers(ctx, vm.scaled(10_000)); // polls until the link is back
     if (back) {
       f.problems.push(`after the link came back the device does not answer: ${back}`);
       return;
