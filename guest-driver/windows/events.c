@@ -600,7 +600,15 @@ void HbFlushFileRequests(PHB_DEVICE Dev, PHB_FILE File)
 		HbCompleteEventIrp(Dev, irp, STATUS_CANCELLED, 0);
 }
 
-/* Surprise removal / removal: every pended request fails, new ones too. */
+/* Completes every request still in the cancel-safe queue with Status. */
+static void HbCompletePended(PHB_DEVICE Dev, NTSTATUS Status)
+{
+	PIRP irp;
+
+	while ((irp = IoCsqRemoveNextIrp(&Dev->Csq, NULL)) != NULL)
+		HbCompleteEventIrp(Dev, irp, Status, 0);
+}
+
 /*
  * The link went down (Down): pended requests complete with
  * STATUS_IO_DEVICE_ERROR and new ones fail with it; or it came back.
@@ -608,28 +616,23 @@ void HbFlushFileRequests(PHB_DEVICE Dev, PHB_FILE File)
 void HbFailPendingForLink(PHB_DEVICE Dev, BOOLEAN Down)
 {
 	KIRQL irql;
-	PIRP irp;
 
 	KeAcquireSpinLock(&Dev->DeliverLock, &irql);
 	Dev->EvLinkDown = Down;
 	KeReleaseSpinLock(&Dev->DeliverLock, irql);
-	if (!Down)
-		return;
-	while ((irp = IoCsqRemoveNextIrp(&Dev->Csq, NULL)) != NULL)
-		HbCompleteEventIrp(Dev, irp, STATUS_IO_DEVICE_ERROR, 0);
+	if (Down)
+		HbCompletePended(Dev, STATUS_IO_DEVICE_ERROR);
 }
 
+/* Surprise removal / removal: every pended request fails, new ones too. */
 void HbFailAllRequests(PHB_DEVICE Dev, NTSTATUS Status)
 {
 	KIRQL irql;
-	PIRP irp;
 
 	KeAcquireSpinLock(&Dev->DeliverLock, &irql);
 	Dev->EvDead = TRUE;
 	KeReleaseSpinLock(&Dev->DeliverLock, irql);
-
-	while ((irp = IoCsqRemoveNextIrp(&Dev->Csq, NULL)) != NULL)
-		HbCompleteEventIrp(Dev, irp, Status, 0);
+	HbCompletePended(Dev, Status);
 }
 
 /* IOCTL_HILBOX_SET_EVENTS (METHOD_BUFFERED, in/out struct hilbox_events_ctl). */

@@ -144,6 +144,17 @@ async function framesVerify(ctx: SuiteContext, f: Found, what: string): Promise<
 
 const EIO = /EIO|Input\/output error/;
 
+/** verify-frames for `frames` frames with a 3 s budget must end in a timeout, within the budget (scaled). */
+async function consumerGivesUp(ctx: SuiteContext, f: Found, frames: number, what: string): Promise<CaseResult> {
+  const t0 = Date.now();
+  const c = await probeOne(ctx, ['verify-frames', '--frames', String(frames), '--method', 'both', '--timeout-s', '3']);
+  const ms = Date.now() - t0;
+  f.metrics['consumer_end_ms'] = { value: ms, unit: 'ms' };
+  if (c.status === 'pass' || !/timed out/.test(c.reason ?? '')) f.problems.push(`${what}: ${c.reason ?? c.status} (want a timeout)`);
+  if (ms > ctx.vm.scaled(15_000)) f.problems.push(`the consumer took ${ms} ms to give up (budget 3 s)`);
+  return c;
+}
+
 // ---------------------------------------------------------------------------------------------
 // the cases
 
@@ -242,25 +253,17 @@ const CASES: Record<RobustnessCase, CaseFn> = {
 
   async 'frame-stall'(ctx, f) {
     await setFault(ctx, 'frame-stall');
-    const t0 = Date.now();
-    const c = await probeOne(ctx, ['verify-frames', '--frames', '3', '--method', 'both', '--timeout-s', '3']);
-    f.metrics['consumer_end_ms'] = { value: Date.now() - t0, unit: 'ms' };
-    if (c.status === 'pass' || !/timed out/.test(c.reason ?? '')) f.problems.push(`waiting for new frames of a stalled engine: ${c.reason ?? c.status} (want a timeout)`);
+    const c = await consumerGivesUp(ctx, f, 3, 'waiting for new frames of a stalled engine');
     if ((c.metrics?.['copy_frames_verified']?.value ?? 0) < 1) f.problems.push('the last frame did not copy whole');
     for (const m of ['copy_mismatched_pixels', 'map_mismatched_pixels'] as const) if ((c.metrics?.[m]?.value ?? 0) !== 0) f.problems.push(`${m}: ${c.metrics?.[m]?.value}`);
-    if (Date.now() - t0 > ctx.vm.scaled(15_000)) f.problems.push(`the consumer took ${Date.now() - t0} ms to give up (budget 3 s)`);
     await setFault(ctx, 'none');
     await framesVerify(ctx, f, 'after the stall');
   },
 
   async 'frame-stall-odd'(ctx, f) {
     await setFault(ctx, 'frame-stall-odd');
-    const t0 = Date.now();
-    const c = await probeOne(ctx, ['verify-frames', '--frames', '1', '--method', 'both', '--timeout-s', '3']);
-    f.metrics['consumer_end_ms'] = { value: Date.now() - t0, unit: 'ms' };
-    if (c.status === 'pass' || !/timed out/.test(c.reason ?? '')) f.problems.push(`copying while FRAME_SEQ stays odd: ${c.reason ?? c.status} (want a timeout)`);
+    const c = await consumerGivesUp(ctx, f, 1, 'copying while FRAME_SEQ stays odd');
     if ((c.metrics?.['copy_frames_verified']?.value ?? 0) !== 0) f.problems.push('a frame was returned while FRAME_SEQ was odd');
-    if (Date.now() - t0 > ctx.vm.scaled(15_000)) f.problems.push(`the consumer took ${Date.now() - t0} ms to give up (budget 3 s)`);
     await setFault(ctx, 'none');
     await framesVerify(ctx, f, 'after the writer came back');
   },
