@@ -469,11 +469,17 @@ static void fb_phase(const struct fb_run *f, bool seqlock, bool with_ref, double
 }
 
 static void fb_phase_report(struct result *r, const struct tp_stats *s, const char *sfx,
-			    bool seqlock)
+			    bool seqlock, uint32_t fps)
 {
 	const char *phase = seqlock ? "with the seqlock" : "without the seqlock";
+	uint64_t period = fps ? 1000000000ull / fps : 0;
 
 	tp_metrics(r, s, sfx);
+	/* the same frame read again and again is a stalled engine, not throughput */
+	if (s->distinct == 1 && s->frames > 1 && period && s->wall_ns > 3 * period)
+		r_fail(r, "the frames stopped changing %s: 1 distinct frame in %.1f s at %u fps "
+		       "(a stalled frame engine; its reads are not throughput)", phase,
+		       (double)s->wall_ns / 1e9, fps);
 	if (s->err)
 		r_fail(r, "read %s failed: %s", phase, os_strerror(s->err));
 	if (seqlock && s->torn)
@@ -577,11 +583,11 @@ static int cmd_fb_throughput(struct probe_opts *o)
 	f.ref = ref.p;
 
 	fb_phase(&f, lock, !both, o->seconds, &s1);
-	fb_phase_report(&r, &s1, "", lock);
+	fb_phase_report(&r, &s1, "", lock, peer ? 0 : in.fps);
 	bw = &s1;
 	if (both) {
 		fb_phase(&f, false, true, o->seconds, &s2);
-		fb_phase_report(&r, &s2, "_no_seqlock", false);
+		fb_phase_report(&r, &s2, "_no_seqlock", false, peer ? 0 : in.fps);
 		bw = &s2;
 	}
 	{
