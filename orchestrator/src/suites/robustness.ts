@@ -117,6 +117,17 @@ async function clearFault(ctx: SuiteContext, f: Found): Promise<void> {
   }
 }
 
+/** Waits until the device has published `n` more frames (its `frames-produced` counter). */
+async function framesPublished(ctx: SuiteContext, n: number): Promise<void> {
+  const count = async (): Promise<number> => Number(await ctx.vm.qmp.qomGet<number>(qomPath(ctx), 'frames-produced'));
+  const target = (await count()) + n;
+  const deadline = Date.now() + ctx.vm.scaled(10_000);
+  while ((await count()) < target) {
+    if (Date.now() > deadline) throw new Error(`the device published fewer than ${n} frames in ${ctx.vm.scaled(10_000)} ms`);
+    await sleep(10);
+  }
+}
+
 async function probeOne(ctx: SuiteContext, args: string[], timeoutMs = ctx.caseTimeoutMs): Promise<CaseResult> {
   const [c] = await runProbe(ctx.vm, args, { suite: 'robustness', step: args[0]!, timeoutMs });
   return c ?? { suite: 'robustness', name: args[0]!, status: 'fail', reason: 'no result' };
@@ -278,6 +289,7 @@ const CASES: Record<RobustnessCase, CaseFn> = {
     if (c.status === 'pass') f.problems.push('corrupted frames passed as good');
     if (copy < 1 || map < 1) f.problems.push(`corruption not reported by both methods (copy ${copy}, map ${map} mismatched pixels)`);
     await setFault(ctx, 'none');
+    await framesPublished(ctx, 2); // SPEC §11: the frame in BAR2 keeps its flips until the next one
     await framesVerify(ctx, f, 'after the corruption stopped');
   },
 
