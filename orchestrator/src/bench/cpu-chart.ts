@@ -15,7 +15,8 @@ export interface CpuChartOptions {
   width?: number;
 }
 
-const FONT = 'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="11"';
+const FAMILY = 'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace"';
+const FONT = `${FAMILY} font-size="11"`;
 const PAD = 10;
 const BAR = 9;
 const ROW = 2 * BAR + 8;
@@ -50,7 +51,7 @@ export function renderCpuChart(rows: readonly CpuRow[], o: CpuChartOptions = {})
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`);
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(`<text x="${PAD}" y="${PAD + 14}" ${FONT} font-size="15" font-weight="bold" fill="#1e1e1e">${xmlText(title)}</text>`);
+  out.push(`<text x="${PAD}" y="${PAD + 14}" ${FAMILY} font-size="15" font-weight="bold" fill="#1e1e1e">${xmlText(title)}</text>`);
   const legend: [string, string][] = [
     [KEPT_UP[0], 'seqlock, every frame consumed'],
     [KEPT_UP[1], 'no seqlock'],
@@ -83,7 +84,7 @@ export function renderCpuChart(rows: readonly CpuRow[], o: CpuChartOptions = {})
       const color = (p.missed ?? 0) > 0 ? MISSED[k] : KEPT_UP[k];
       const w = scale(p.cpuPercent ?? 0);
       out.push(`<rect x="${x0}" y="${by}" width="${w.toFixed(1)}" height="${BAR}" fill="${color}"><title>${xmlText(`${r.name} (${what}): ${note(p)}`)}</title></rect>`);
-      out.push(`<text x="${(x0 + w + 4).toFixed(1)}" y="${by + BAR - 1}" ${FONT} font-size="9" fill="#1e1e1e">${xmlText(note(p))}</text>`);
+      out.push(`<text x="${(x0 + w + 4).toFixed(1)}" y="${by + BAR - 1}" ${FAMILY} font-size="9" fill="#1e1e1e">${xmlText(note(p))}</text>`);
     });
   });
   out.push('</svg>');
