@@ -55,7 +55,8 @@ describe('the CPU table plan', () => {
   it('plans every picture × BAR × method of the default scenario, with its parameters as data', () => {
     const s = loadDefaultScenario();
     expect(s.suites.cpu.enabled).toBe(false); // hilbox run leaves it out
-    expect(benchSuites(s)).toEqual(['throughput', 'cpu']); // hilbox bench runs it
+    expect(benchSuites(s)).toEqual(['throughput', 'cpu']); // hilbox bench runs it, once: in the last repetition
+    expect([1, 2, 3].map((i) => benchSuites(s, i, 3))).toEqual([['throughput'], ['throughput'], ['throughput', 'cpu']]);
     const plan = planCpuTable(s, guestTraits('linux'));
     expect(plan).toHaveLength(2 * 4 * 4);
     expect(plan.every((c) => !c.skip && c.suite === 'cpu')).toBe(true);

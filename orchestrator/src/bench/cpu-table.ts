@@ -1,7 +1,7 @@
 /**
- * `hilbox bench`'s CPU table: which suites a benchmark runs (the throughput cases, and the CPU
- * table unless the scenario's `suites.cpu.bench` is false), and the table it prints, appends to
- * bench.md and draws as cpu-table.svg. One job: the bench command's hook for the CPU table.
+ * `hilbox bench`'s CPU table: which suites a benchmark runs (the throughput cases, and — in the
+ * last repetition, unless the scenario's `suites.cpu.bench` is false — the CPU table), and the
+ * table it prints, appends to bench.md and draws as cpu-table.svg. One job: the bench command's hook for the CPU table.
  */
 import { join } from 'node:path';
 import { cpuRows, cpuTableSpec } from '../report/cpu-table.ts';
@@ -17,9 +17,12 @@ const LEGEND =
   'CPU % = the consumer process\'s CPU time over wall time (100 = one guest CPU busy), the tear check left out; ' +
   'missed = frames published during the phase and not consumed / frames published; torn = consumed frames whose pixels hold more than one frame.';
 
-/** The suites `hilbox bench` runs for this scenario. */
-export function benchSuites(s: Scenario): SuiteName[] {
-  return s.suites.cpu.bench ? ['throughput', 'cpu'] : ['throughput'];
+/**
+ * The suites `hilbox bench` runs in a repetition: the throughput cases in each, the CPU table
+ * once, in the last (it is shown, not compared, and takes minutes).
+ */
+export function benchSuites(s: Scenario, repetition = 1, repeat = 1): SuiteName[] {
+  return s.suites.cpu.bench && repetition === repeat ? ['throughput', 'cpu'] : ['throughput'];
 }
 
 export interface CpuTableReport {

@@ -46,7 +46,7 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
   let environment: Record<string, unknown> = {};
   for (let i = 1; i <= a.repeat; i++) {
     a.out.info(`repetition ${i}/${a.repeat}`);
-    const { results, error } = await runScenario({ scenario, baseDir, outDir: join(outDir, `run-${i}`), out: a.out, suites: benchSuites(scenario), measureReset: i === 1 });
+    const { results, error } = await runScenario({ scenario, baseDir, outDir: join(outDir, `run-${i}`), out: a.out, suites: benchSuites(scenario, i, a.repeat), measureReset: i === 1 });
     if (error !== undefined) {
       process.stderr.write(`hilbox bench: repetition ${i} failed: ${(error as Error).message}\n`);
       return exitCodeFor(error);
