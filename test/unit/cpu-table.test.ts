@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { describe, expect, it } from 'vitest';
 import { renderCpuChart } from '../../orchestrator/src/bench/cpu-chart.ts';
-import { benchSuites, CPU_CHART_FILE, writeCpuTable } from '../../orchestrator/src/bench/cpu-table.ts';
+import { benchSuites, CPU_CHART_FILE, withoutCpuTable, writeCpuTable } from '../../orchestrator/src/bench/cpu-table.ts';
 import { benchMetrics } from '../../orchestrator/src/bench/metrics.ts';
 import { UsageError } from '../../orchestrator/src/core/errors.ts';
 import { guestTraits } from '../../orchestrator/src/guest/for-scenario.ts';
@@ -106,8 +106,11 @@ describe('the CPU table', () => {
   });
 
   it('is a section of the run summary, and the bench leaves it out of the baseline comparison', () => {
-    const sections = summarySections({ schema: 'hilbox-results/1', scenario: 't', guest: 'linux', startedAt: '', durationMs: 0, environment: {}, cases: CASES, summary: { pass: 2, fail: 0, skip: 0 } });
-    expect(sections.map((s) => s.title)).toEqual([expect.stringMatching(/^CPU to consume every frame/)]);
+    const results = { schema: 'hilbox-results/1' as const, scenario: 't', guest: 'linux', startedAt: '', durationMs: 0, environment: {}, cases: CASES, summary: { pass: 2, fail: 0, skip: 0 } };
+    expect(summarySections(results).map((s) => s.title)).toEqual([expect.stringMatching(/^CPU to consume every frame/)]);
+    // the bench prints it once, after its comparison, not in the console summary too
+    expect(summarySections(withoutCpuTable(results))).toEqual([]);
+    expect(withoutCpuTable(results).summary).toEqual(results.summary);
     expect(benchMetrics(CASES)).toEqual([]);
     for (const m of Object.keys(CASES[0]!.metrics!)) expect(isMetricName(m), m).toBe(true);
   });

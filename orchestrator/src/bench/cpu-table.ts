@@ -4,8 +4,8 @@
  * table it prints, appends to bench.md and draws as cpu-table.svg. One job: the bench command's hook for the CPU table.
  */
 import { join } from 'node:path';
-import { cpuRows, cpuTableSpec } from '../report/cpu-table.ts';
-import type { CaseResult } from '../report/results.ts';
+import { cpuRows, cpuTableSpec, isCpuCase } from '../report/cpu-table.ts';
+import type { CaseResult, RunResults } from '../report/results.ts';
 import { markdownTable, textTable } from '../report/table.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import type { SuiteName } from '../suites/plan.ts';
@@ -43,4 +43,9 @@ export function writeCpuTable(outDir: string, cases: readonly CaseResult[]): Cpu
     markdown: `## ${TITLE}\n\n${LEGEND}\n\n${markdownTable(spec)}\n\n![${TITLE}](${CPU_CHART_FILE})\n`,
     chart,
   };
+}
+
+/** The run's results for the console summary: the CPU table is printed once, after the comparison. */
+export function withoutCpuTable(r: RunResults): RunResults {
+  return { ...r, cases: r.cases.filter((c) => !isCpuCase(c)) };
 }

@@ -14,7 +14,7 @@ import { buildBaseline, DEFAULT_BASELINE_PATH, readBaseline, writeBaseline } fro
 import { compareToBaseline, regressions } from '../../bench/compare.ts';
 import { benchTableMarkdown, benchTableText, benchVerdictLine } from '../../bench/table.ts';
 import { writeBenchChart } from '../../bench/chart.ts';
-import { benchSuites, writeCpuTable } from '../../bench/cpu-table.ts';
+import { benchSuites, withoutCpuTable, writeCpuTable } from '../../bench/cpu-table.ts';
 import { environmentDifferences, describeEnvironment } from '../../report/environment.ts';
 import { toSummaryMarkdown, toSummaryText } from '../../report/summary.ts';
 import type { CaseResult } from '../../report/results.ts';
@@ -54,7 +54,7 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
     runs.push(results.cases);
     environment = results.environment;
     if (i === a.repeat) writeFileSync(join(outDir, 'summary.md'), toSummaryMarkdown(results));
-    if (i === a.repeat && !a.json) process.stdout.write(`${toSummaryText(results)}\n`);
+    if (i === a.repeat && !a.json) process.stdout.write(`${toSummaryText(withoutCpuTable(results))}\n`);
   }
   const metrics = combineRepeats(runs.map((cases) => benchMetrics(cases)));
   const cases = runs.at(-1) ?? [];
