@@ -53,10 +53,10 @@ export function renderCpuChart(rows: readonly CpuRow[], o: CpuChartOptions = {})
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="${PAD}" y="${PAD + 14}" ${FAMILY} font-size="15" font-weight="bold" fill="#1e1e1e">${xmlText(title)}</text>`);
   const legend: [string, string][] = [
-    [KEPT_UP[0], 'seqlock, every frame consumed'],
-    [KEPT_UP[1], 'no seqlock'],
-    [MISSED[0], 'frames missed (seqlock)'],
-    [MISSED[1], 'frames missed (no seqlock)'],
+    [KEPT_UP[0], 'seqlock: kept up'],
+    [KEPT_UP[1], 'no seqlock: kept up'],
+    [MISSED[0], 'seqlock: frames missed'],
+    [MISSED[1], 'no seqlock: frames missed'],
   ];
   let lx = PAD;
   for (const [color, label] of legend) {
