@@ -346,9 +346,10 @@ static void hilbox_fb_set_mapped(HilboxState *s, bool mapped)
  * 200 fps). Whatever the render does besides storing is a fixed cost per frame on top of it,
  * so it weighs more, relative to memset, the faster the memory is: that is why the previous
  * render (the line's period built with 8-byte stores into an L1 buffer, then copied with one
- * "rep movsb" per 768 bytes) cost 1.45 times memset at 50 fps but 1.6 times at 200 fps: it
- * cost 0.15 ms hot, 2.3 times memset (a string operation per 768 bytes has a start-up cost,
- * and reading back 8-byte stores with wider loads defeats store forwarding).
+ * "rep movsb" per 768 bytes) cost 1.2 times memset at 50 fps but 1.35 times at 200 fps
+ * (npm run bench:device; 1.45 and 1.64 against memset's per-call median): it cost 0.15 ms
+ * hot, 2.3 times memset (a string operation per 768 bytes has a start-up cost, and reading
+ * back 8-byte stores with wider loads defeats store forwarding).
  *
  * So on hosts with AVX2 the line is computed and stored from registers (hilbox_line_avx2):
  * one load of the frame's line-independent pattern (in the L1 cache), one XOR with the line's
