@@ -11,17 +11,19 @@
  *    renders on the main loop has no such thread, and its render is the main thread's time
  *    less the main thread's idle rate (the fps=1 run);
  *  - beside it, memset and memcpy of one frame of the same size, measured in the same run by a
- *    tiny C helper compiled on the fly (cc -O2) exactly the way the render is measured: one
- *    call per frame period at the same fps (an absolute-deadline sleep, as QEMU's frame timer),
- *    into prefaulted anonymous memory advised for transparent huge pages — what QEMU gives
- *    BAR2's RAM — so the buffer is as cold at each call as the framebuffer is at each render,
- *    and the figure is the thread's CPU time over the whole paced loop (schedstat, the same
- *    clock as the render thread's) divided by the calls. Like the render thread's, it includes
- *    the thread's sleep and wake-up once per frame (tens of µs of kernel time on this VM).
- *    The per-call median of CLOCK_THREAD_CPUTIME_ID around memset alone, which this bench
- *    used to divide by, is printed beside it: it leaves out the wake-up and the slow calls that
- *    a mean over the window keeps, so it made the render look up to ~15 % dearer than it is.
- *    (Not node's Buffer.fill: it would measure V8's heap and JS call overhead.) How much of a
+ *    tiny C helper compiled on the fly (cc -O2) exactly the way the render is measured: a
+ *    pacing thread sleeps to each frame's deadline at the same fps (as QEMU's frame timer on
+ *    the main loop) and hands the frame to a worker thread under a mutex with a condition
+ *    variable (as the device hands it to its render thread); the worker does one call per
+ *    frame into prefaulted anonymous memory advised for transparent huge pages — what QEMU
+ *    gives BAR2's RAM — so the buffer is as cold at each call as the framebuffer is at each
+ *    render; the figure is the worker's CPU time over the whole run (schedstat, the same clock
+ *    as the render thread's) divided by its calls, so it includes one wake-up a frame, as the
+ *    render thread's does. The per-call median of CLOCK_THREAD_CPUTIME_ID around memset
+ *    alone, which this bench used to divide by, is printed beside it: it leaves out the
+ *    wake-up and the slow calls that a mean over the window keeps, so it made the render look
+ *    up to ~20 % dearer than it is. (Not node's Buffer.fill: it would measure V8's heap and JS
+ *    call overhead.) How much of a
  *    frame is still in the L3 cache at the next call depends on the frame rate, so memset is
  *    cheaper at 200 fps than at 50, and a render's fixed per-frame instruction cost weighs
  *    more there (qemu-device/hilbox-pci.c, above hilbox_render_frame);
@@ -187,6 +189,7 @@ async function runDevice(qemu: string, bios: string, fps: number, idleMainMsPerS
 
 const HELPER_C = String.raw`
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,38 +233,83 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * As in hilbox-pci: a pacing thread (QEMU's main loop and its frame timer) hands each frame
+ * to a worker (the render thread) under a mutex and wakes it with a condition variable; the
+ * worker sleeps on it between frames. The worker's CPU time is what is measured.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int pending, stop, kind, iters;
+static size_t bytes;
+static uint8_t *dst, *src;
+static double *ms, paced;
+
+static void *worker(void *arg)
+{
+    double w0 = sched_ms();
+    int i = 0;
+
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        double t0;
+        while (!pending && !stop) pthread_cond_wait(&cond, &lock);
+        if (!pending) break;
+        pending = 0;
+        pthread_mutex_unlock(&lock);
+        t0 = thread_ms();
+        if (kind == 0) {
+            memset(dst, i, bytes);
+        } else {
+            memcpy(dst, src, bytes);
+        }
+        ms[i] = thread_ms() - t0;
+        __asm__ volatile("" : : "r"(dst) : "memory");  /* the writes are not dead */
+        i++;
+        pthread_mutex_lock(&lock);
+    }
+    pthread_mutex_unlock(&lock);
+    paced = (sched_ms() - w0) / i;      /* the worker's whole time, as the render thread's */
+    iters = i;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    size_t bytes = strtoull(argv[1], NULL, 0);
     long fps = strtol(argv[2], NULL, 0);
-    int iters = atoi(argv[3]), kind, i;
-    uint8_t *dst = buffer(bytes), *src = buffer(bytes);
-    double *ms = calloc(iters, sizeof(double)), sum;
+    int n = atoi(argv[3]), i;
+    double sum;
 
+    bytes = strtoull(argv[1], NULL, 0);
+    dst = buffer(bytes);
+    src = buffer(bytes);
+    ms = calloc(n, sizeof(double));
     for (kind = 0; kind < 2; kind++) {
         struct timespec next;
-        double w0, whole;
+        pthread_t t;
+
+        stop = 0;
+        pthread_create(&t, NULL, worker, NULL);
         clock_gettime(CLOCK_MONOTONIC, &next);
-        w0 = sched_ms();
-        for (i = 0, sum = 0; i < iters; i++) {
-            double t0;
+        for (i = 0; i < n; i++) {
             next.tv_nsec += 1000000000L / fps;
             while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
             clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-            t0 = thread_ms();
-            if (kind == 0) {
-                memset(dst, i, bytes);
-            } else {
-                memcpy(dst, src, bytes);
-            }
-            ms[i] = thread_ms() - t0;
-            __asm__ volatile("" : : "r"(dst) : "memory");  /* the writes are not dead */
-            sum += ms[i];
+            pthread_mutex_lock(&lock);
+            pending = 1;                /* a frame still waiting is replaced, as in the device */
+            pthread_cond_signal(&cond);
+            pthread_mutex_unlock(&lock);
         }
-        whole = (sched_ms() - w0) / iters;     /* the paced loop, as the render thread's */
+        pthread_mutex_lock(&lock);
+        stop = 1;
+        pthread_cond_signal(&cond);
+        pthread_mutex_unlock(&lock);
+        pthread_join(t, NULL);
+        for (i = 0, sum = 0; i < iters; i++) sum += ms[i];
         qsort(ms, iters, sizeof(double), cmp);
-        printf("{\"kind\":\"%s\",\"paced\":%.6f,\"median\":%.6f,\"mean\":%.6f,\"min\":%.6f}\n",
-               kind ? "memcpy" : "memset", whole, ms[iters / 2], sum / iters, ms[0]);
+        printf("{\"kind\":\"%s\",\"calls\":%d,\"paced\":%.6f,\"median\":%.6f,\"mean\":%.6f,\"min\":%.6f}\n",
+               kind ? "memcpy" : "memset", iters, paced, ms[iters / 2], sum / iters, ms[0]);
     }
     return 0;
 }
@@ -271,7 +319,7 @@ function buildHelper(dir: string): string {
   const src = join(dir, 'membench.c');
   const bin = join(dir, 'membench');
   writeFileSync(src, HELPER_C);
-  execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('cc', ['-O2', '-pthread', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] });
   return bin;
 }
 
