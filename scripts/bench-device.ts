@@ -11,15 +11,30 @@
  *    renders on the main loop has no such thread, and its render is the main thread's time
  *    less the main thread's idle rate (the fps=1 run);
  *  - beside it, memset and memcpy of one frame of the same size, measured in the same run by a
- *    tiny C helper compiled on the fly (cc -O2): thread CPU time (CLOCK_THREAD_CPUTIME_ID)
- *    around each call, one call per frame period at the same fps, into prefaulted anonymous
- *    memory advised for transparent huge pages — what QEMU gives BAR2's RAM — so the buffer
- *    is as cold at each call as the framebuffer is at each render. (Not node's Buffer.fill: it
- *    would measure V8's heap and JS call overhead, and node cannot time one call in thread
- *    CPU time);
+ *    tiny C helper compiled on the fly (cc -O2) exactly the way the render is measured: a
+ *    pacing thread sleeps to each frame's deadline at the same fps (as QEMU's frame timer on
+ *    the main loop) and hands the frame to a worker thread under a mutex with a condition
+ *    variable (as the device hands it to its render thread); the worker does one call per
+ *    frame into prefaulted anonymous memory advised for transparent huge pages — what QEMU
+ *    gives BAR2's RAM — so the buffer is as cold at each call as the framebuffer is at each
+ *    render; the figure is the worker's CPU time over the whole run (schedstat, the same clock
+ *    as the render thread's) divided by its calls, so it includes one wake-up a frame, as the
+ *    render thread's does. The per-call median of CLOCK_THREAD_CPUTIME_ID around memset
+ *    alone, which this bench used to divide by, is printed beside it: it leaves out the
+ *    wake-up and the slow calls that a mean over the window keeps, so it made the render look
+ *    up to ~20 % dearer than it is. (Not node's Buffer.fill: it would measure V8's heap and JS
+ *    call overhead.) How much of a
+ *    frame is still in the L3 cache at the next call depends on the frame rate, so memset is
+ *    cheaper at 200 fps than at 50, and a render's fixed per-frame instruction cost weighs
+ *    more there (qemu-device/hilbox-pci.c, above hilbox_render_frame);
+ *  - the main loop's CPU per second while rendering and idle (fps 1), and the difference per
+ *    frame: what the main loop spends on a frame (its timer wake-up and handing the frame to
+ *    the render thread), so, averaged over the frames, a bound on any one stretch of it;
  *  - QMP round trips (`query-status`, one after another with a 2 ms pause) while the device
- *    renders at 50 and 200 fps, against the device idle (fps=1): p50 / p99 / max. A render that
- *    ran on the main loop would delay every QMP command that arrives during it.
+ *    renders at 50 and 200 fps, against the device idle (fps=1): p50 / p99 / max, and p99
+ *    less the idle p99 of the same repeat (what rendering adds to the main loop's answer time;
+ *    the round trip itself, node and the socket, is in both). A render that ran on the main
+ *    loop would delay every QMP command that arrives during it.
  *
  * Accelerator: `-accel tcg` with a tiny idle guest (a 64 KiB BIOS that executes `cli; hlt`):
  * the vCPU halts and costs nothing, and without icount QEMU's virtual clock follows host time,
@@ -174,6 +189,7 @@ async function runDevice(qemu: string, bios: string, fps: number, idleMainMsPerS
 
 const HELPER_C = String.raw`
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,41 +216,100 @@ static double thread_ms(void)
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
+/* this thread's sum_exec_runtime, ms: the clock the bench reads for QEMU's render thread */
+static double sched_ms(void)
+{
+    FILE *f = fopen("/proc/thread-self/schedstat", "r");
+    unsigned long long ns;
+    int ok = f && fscanf(f, "%llu", &ns) == 1;
+
+    if (f) fclose(f);
+    return ok ? ns / 1e6 : thread_ms();
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
+/*
+ * As in hilbox-pci: a pacing thread (QEMU's main loop and its frame timer) hands each frame
+ * to a worker (the render thread) under a mutex and wakes it with a condition variable; the
+ * worker sleeps on it between frames. The worker's CPU time is what is measured.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int pending, stop, kind, iters;
+static size_t bytes;
+static uint8_t *dst, *src;
+static double *ms, paced;
+
+static void *worker(void *arg)
+{
+    double w0 = sched_ms();
+    int i = 0;
+
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) {
+        double t0;
+        while (!pending && !stop) pthread_cond_wait(&cond, &lock);
+        if (!pending) break;
+        pending = 0;
+        pthread_mutex_unlock(&lock);
+        t0 = thread_ms();
+        if (kind == 0) {
+            memset(dst, i, bytes);
+        } else {
+            memcpy(dst, src, bytes);
+        }
+        ms[i] = thread_ms() - t0;
+        __asm__ volatile("" : : "r"(dst) : "memory");  /* the writes are not dead */
+        i++;
+        pthread_mutex_lock(&lock);
+    }
+    pthread_mutex_unlock(&lock);
+    paced = (sched_ms() - w0) / i;      /* the worker's whole time, as the render thread's */
+    iters = i;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    size_t bytes = strtoull(argv[1], NULL, 0);
     long fps = strtol(argv[2], NULL, 0);
-    int iters = atoi(argv[3]), kind, i;
-    uint8_t *dst = buffer(bytes), *src = buffer(bytes);
-    double *ms = calloc(iters, sizeof(double)), sum;
+    int n = atoi(argv[3]), i;
+    double sum;
 
+    bytes = strtoull(argv[1], NULL, 0);
+    dst = buffer(bytes);
+    src = buffer(bytes);
+    ms = calloc(n, sizeof(double));
     for (kind = 0; kind < 2; kind++) {
         struct timespec next;
+        pthread_t t;
+
+        stop = 0;
+        pthread_create(&t, NULL, worker, NULL);
         clock_gettime(CLOCK_MONOTONIC, &next);
-        for (i = 0, sum = 0; i < iters; i++) {
-            double t0;
+        for (i = 0; i < n; i++) {
             next.tv_nsec += 1000000000L / fps;
             while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
             clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
-            t0 = thread_ms();
-            if (kind == 0) {
-                memset(dst, i, bytes);
-            } else {
-                memcpy(dst, src, bytes);
-            }
-            ms[i] = thread_ms() - t0;
-            __asm__ volatile("" : : "r"(dst) : "memory");  /* the writes are not dead */
-            sum += ms[i];
+            pthread_mutex_lock(&lock);
+            pending = 1;                /* a frame still waiting is replaced, as in the device */
+            pthread_cond_signal(&cond);
+            pthread_mutex_unlock(&lock);
         }
+        pthread_mutex_lock(&lock);
+        stop = 1;
+        pthread_cond_signal(&cond);
+        pthread_mutex_unlock(&lock);
+        pthread_join(t, NULL);
+        for (i = 0, sum = 0; i < iters; i++) sum += ms[i];
         qsort(ms, iters, sizeof(double), cmp);
-        printf("{\"kind\":\"%s\",\"median\":%.6f,\"mean\":%.6f,\"min\":%.6f}\n",
-               kind ? "memcpy" : "memset", ms[iters / 2], sum / iters, ms[0]);
+        printf("{\"kind\":\"%s\",\"calls\":%d,\"paced\":%.6f,\"median\":%.6f,\"mean\":%.6f,\"min\":%.6f}\n",
+               kind ? "memcpy" : "memset", iters, paced, ms[iters / 2], sum / iters, ms[0]);
     }
     return 0;
 }
@@ -244,24 +319,40 @@ function buildHelper(dir: string): string {
   const src = join(dir, 'membench.c');
   const bin = join(dir, 'membench');
   writeFileSync(src, HELPER_C);
-  execFileSync('cc', ['-O2', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('cc', ['-O2', '-pthread', '-o', bin, src], { stdio: ['ignore', 'ignore', 'inherit'] });
   return bin;
 }
 
-function runHelper(bin: string, fps: number): { memset: number; memcpy: number } {
+interface MemRun {
+  /** ms of thread CPU per call over the paced loop: measured as the render is */
+  memset: number;
+  memcpy: number;
+  /** median ms of one call alone (CLOCK_THREAD_CPUTIME_ID around it), for reference */
+  memsetCall: number;
+  memcpyCall: number;
+}
+
+function runHelper(bin: string, fps: number): MemRun {
   const iters = Math.max(50, Math.min(1000, Math.round(SECONDS * fps)));
   const out = execFileSync(bin, [String(FRAME_BYTES), String(fps), String(iters)], { encoding: 'utf8' });
-  const r: Record<string, number> = {};
+  const r: Record<string, { paced: number; median: number }> = {};
   for (const line of out.trim().split('\n')) {
-    const j = JSON.parse(line) as { kind: string; median: number };
-    r[j.kind] = j.median;
+    const j = JSON.parse(line) as { kind: string; paced: number; median: number };
+    r[j.kind] = j;
   }
-  return { memset: r['memset']!, memcpy: r['memcpy']! };
+  return { memset: r['memset']!.paced, memcpy: r['memcpy']!.paced, memsetCall: r['memset']!.median, memcpyCall: r['memcpy']!.median };
 }
 
 // ---- report ---------------------------------------------------------------------------------------
 
 const f3 = (v: number): string => v.toFixed(3);
+const f1 = (v: number): string => v.toFixed(1);
+/**
+ * Main-loop CPU a frame costs, µs: the main thread's CPU per second over its idle rate (fps 1),
+ * per frame. Everything the main loop does for a frame (the timer's wake-up, handing the frame
+ * to the render thread) is in it, so, averaged over the frames, no one stretch of it is longer.
+ */
+const mainUsPerFrame = (d: DeviceRun, idle: DeviceRun): number => ((d.mainMsPerS - idle.mainMsPerS) * 1000) / d.fps;
 const f2 = (v: number): string => v.toFixed(2);
 function spread(vals: number[], fmt: (v: number) => string): string {
   const s = [...vals].sort((a, b) => a - b);
@@ -272,7 +363,7 @@ function spread(vals: number[], fmt: (v: number) => string): string {
 interface Repeat {
   idle: DeviceRun;
   render: Record<number, DeviceRun>;
-  mem: Record<number, { memset: number; memcpy: number }>;
+  mem: Record<number, MemRun>;
 }
 
 async function main(): Promise<void> {
@@ -290,7 +381,7 @@ async function main(): Promise<void> {
     for (let r = 1; r <= REPEAT; r++) {
       const idle = await runDevice(qemu, bios, IDLE_FPS, undefined);
       const render: Record<number, DeviceRun> = {};
-      const mem: Record<number, { memset: number; memcpy: number }> = {};
+      const mem: Record<number, MemRun> = {};
       for (const fps of RENDER_FPS) {
         render[fps] = await runDevice(qemu, bios, fps, idle.mainMsPerS);
         mem[fps] = runHelper(helper, fps);
@@ -302,21 +393,25 @@ async function main(): Promise<void> {
         const m = mem[fps]!;
         console.log(
           `  fps ${String(fps).padStart(3)}: ${d.frames} frames in ${d.seconds.toFixed(1)} s; render ${f3(d.renderMs)} ms/frame (${d.renderFrom}); ` +
-            `memset ${f3(m.memset)}, memcpy ${f3(m.memcpy)} ms/frame; render/memset ${f2(d.renderMs / m.memset)}, render/memcpy ${f2(d.renderMs / m.memcpy)}; ` +
-            `main loop ${f2(d.mainMsPerS)} ms/s (idle ${f2(idle.mainMsPerS)})`,
+            `memset ${f3(m.memset)}, memcpy ${f3(m.memcpy)} ms/frame (one call alone: median ${f3(m.memsetCall)}, ${f3(m.memcpyCall)}); ` +
+            `render/memset ${f2(d.renderMs / m.memset)}, render/memcpy ${f2(d.renderMs / m.memcpy)}; ` +
+            `main loop ${f2(d.mainMsPerS)} ms/s (idle ${f2(idle.mainMsPerS)}): ${f1(mainUsPerFrame(d, idle))} µs a frame over idle`,
         );
       }
       const rtt = (d: DeviceRun): string => `p50 ${f3(d.rtt.p50)} p99 ${f3(d.rtt.p99)} max ${f3(d.rtt.max)} (n ${d.rtt.n})`;
       console.log(`  QMP query-status round trip, ms: idle (fps ${IDLE_FPS}) ${rtt(idle)}`);
-      for (const fps of RENDER_FPS) console.log(`                                    fps ${String(fps).padStart(3)}   ${rtt(render[fps]!)}`);
+      for (const fps of RENDER_FPS) {
+        const d = render[fps]!;
+        console.log(`                                    fps ${String(fps).padStart(3)}   ${rtt(d)}; p99 − idle p99 ${f3(d.rtt.p99 - idle.rtt.p99)}`);
+      }
     }
     console.log(`\nsummary over ${REPEAT} repeat(s): median (min–max)`);
     for (const fps of RENDER_FPS) {
       const col = (f: (x: Repeat) => number, fmt = f3): string => spread(repeats.map(f), fmt);
       console.log(`  fps ${String(fps).padStart(3)}: render ${col((x) => x.render[fps]!.renderMs)} ms/frame, memset ${col((x) => x.mem[fps]!.memset)}, memcpy ${col((x) => x.mem[fps]!.memcpy)} ms/frame`);
       console.log(`           render/memset ${col((x) => x.render[fps]!.renderMs / x.mem[fps]!.memset, f2)}, render/memcpy ${col((x) => x.render[fps]!.renderMs / x.mem[fps]!.memcpy, f2)}`);
-      console.log(`           main loop ${col((x) => x.render[fps]!.mainMsPerS, f2)} ms/s of CPU (idle ${col((x) => x.idle.mainMsPerS, f2)})`);
-      console.log(`           QMP p50 ${col((x) => x.render[fps]!.rtt.p50)} p99 ${col((x) => x.render[fps]!.rtt.p99)} max ${col((x) => x.render[fps]!.rtt.max)} ms`);
+      console.log(`           main loop ${col((x) => x.render[fps]!.mainMsPerS, f2)} ms/s of CPU (idle ${col((x) => x.idle.mainMsPerS, f2)}): ${col((x) => mainUsPerFrame(x.render[fps]!, x.idle), f1)} µs a frame over idle`);
+      console.log(`           QMP p50 ${col((x) => x.render[fps]!.rtt.p50)} p99 ${col((x) => x.render[fps]!.rtt.p99)} max ${col((x) => x.render[fps]!.rtt.max)} ms; p99 − idle p99 ${col((x) => x.render[fps]!.rtt.p99 - x.idle.rtt.p99)} ms`);
     }
     const col = (f: (x: Repeat) => number): string => spread(repeats.map(f), f3);
     console.log(`  idle (fps ${IDLE_FPS}): QMP p50 ${col((x) => x.idle.rtt.p50)} p99 ${col((x) => x.idle.rtt.p99)} max ${col((x) => x.idle.rtt.max)} ms`);
