@@ -106,10 +106,14 @@ export function otherSection(cases: readonly CaseResult[]): Section | undefined 
   };
 }
 
+function sectionsOf(cases: readonly CaseResult[]): Section[] {
+  return [throughputSection(cases), mouseSection(cases), securitySection(cases), otherSection(cases)].filter((s): s is Section => s !== undefined);
+}
+
+/** The tables of a report; a report of several scenarios has each scenario's, titled `<scenario>: <table>`. */
 export function summarySections(r: RunResults): Section[] {
-  return [throughputSection(r.cases), mouseSection(r.cases), securitySection(r.cases), otherSection(r.cases)].filter(
-    (s): s is Section => s !== undefined,
-  );
+  if (!r.scenarios || r.scenarios.length < 2) return sectionsOf(r.cases);
+  return r.scenarios.flatMap((s) => sectionsOf(r.cases.filter((c) => c.scenario === s.name)).map((x) => ({ ...x, title: `${s.name}: ${x.title}` })));
 }
 
 function headerFacts(r: RunResults, o: SummaryOptions): [string, string][] {
@@ -121,11 +125,19 @@ function headerFacts(r: RunResults, o: SummaryOptions): [string, string][] {
     ['started', r.startedAt],
     ['duration', duration(r.durationMs)],
     ['result', `${r.summary.fail === 0 ? 'PASS' : 'FAIL'} — ${r.summary.pass} passed, ${r.summary.fail} failed, ${r.summary.skip} skipped`],
+    ...shardFacts(r),
   ];
 }
 
+function shardFacts(r: RunResults): [string, string][] {
+  if (r.shard) return [['shard', `${r.shard.index}/${r.shard.count} (${r.cases.filter((c) => c.suite !== 'run').length} of the run's ${r.shard.planned.length} cases; run ${r.shard.plan})`]];
+  if (!r.merged) return [];
+  const m = r.merged;
+  return [['merged', `${m.shards.length} of ${m.count} shards (run ${m.plan})${m.missing.length ? `; missing: ${m.missing.map((k) => `${k}/${m.count}`).join(', ')}` : ''}`]];
+}
+
 function failures(r: RunResults): string[] {
-  return r.cases.filter((c) => c.status === 'fail').map((c) => visible(`${c.suite}/${c.name}: ${c.reason ?? 'failed'}`));
+  return r.cases.filter((c) => c.status === 'fail').map((c) => visible(`${c.scenario ? `${c.scenario}/` : ''}${c.suite}/${c.name}: ${c.reason ?? 'failed'}`));
 }
 
 export function toSummaryMarkdown(r: RunResults, o: SummaryOptions = {}): string {
