@@ -26,9 +26,10 @@ program
   .argument('[scenarios...]', 'scenario YAML files')
   .option('--out <dir>', 'artifact directory (default: ./hilbox-out/<scenario>-<timestamp>); with several scenarios, one subdirectory each')
   .option('--shard <K/N>', 'run only shard K of N: a deterministic split of the cases (and scenarios) balanced by expected cost; merge the shards with `hilbox merge`')
-  .action(async (scenarios: string[], opts: { out?: string; shard?: string }) => {
+  .option('--dry-run', 'build and boot nothing: print the expected cost of 1..N shards and the cases shard K runs')
+  .action(async (scenarios: string[], opts: { out?: string; shard?: string; dryRun?: boolean }) => {
     const { runScenariosCommand } = await import('./commands/run.ts');
-    process.exitCode = await runScenariosCommand({ scenarios, json: Boolean(program.opts().json), out: out(), ...(opts.out ? { outDir: opts.out } : {}), ...(opts.shard !== undefined ? { shard: opts.shard } : {}) });
+    process.exitCode = await runScenariosCommand({ scenarios, json: Boolean(program.opts().json), out: out(), dryRun: Boolean(opts.dryRun), ...(opts.out ? { outDir: opts.out } : {}), ...(opts.shard !== undefined ? { shard: opts.shard } : {}) });
   });
 
 program

@@ -5,8 +5,9 @@
  */
 import { join, resolve } from 'node:path';
 import { loadScenario } from '../../session/boot.ts';
-import { runMany, type ManyOutcome } from '../../suites/run-many.ts';
-import { parseShard, type ShardSpec } from '../../suites/shard.ts';
+import { planScenarios, runMany, type ManyOutcome } from '../../suites/run-many.ts';
+import { assignShards, parseShard, type ShardSpec } from '../../suites/shard.ts';
+import type { LoadedScenario } from '../../session/boot.ts';
 import { toSummaryText } from '../../report/summary.ts';
 import { runPassed } from '../../report/results.ts';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.ts';
@@ -26,6 +27,8 @@ export interface RunArgs {
   shard?: string;
   /** VMs side by side (`hilbox matrix -j`). */
   jobs?: number;
+  /** Plan only: print what each shard would run and its expected cost; build and boot nothing. */
+  dryRun?: boolean;
   json: boolean;
   out: Output;
 }
@@ -36,6 +39,7 @@ const minutes = (ms: number) => `${(ms / 60_000).toFixed(1)} min`;
 export async function runScenariosCommand(a: RunArgs): Promise<number> {
   const shard: ShardSpec | undefined = a.shard === undefined ? undefined : parseShard(a.shard);
   const loaded = a.scenarios.length === 0 ? [loadScenario(undefined)] : a.scenarios.map((s) => loadScenario(s));
+  if (a.dryRun) return dryRun(loaded, shard);
   const name = `${loaded.length === 1 ? loaded[0]!.scenario.name : 'matrix'}${shard ? `-shard-${shard.index}-of-${shard.count}` : ''}`;
   const outDir = resolve(a.outDir ?? defaultOutDir(name));
   for (const l of loaded) a.out.info(`scenario ${l.scenario.name} (${l.source})${l.scenario.description ? `: ${l.scenario.description}` : ''}`);
@@ -44,6 +48,24 @@ export async function runScenariosCommand(a: RunArgs): Promise<number> {
   a.out.close();
   report(outcome, outDir, a.json);
   return exitCode(outcome);
+}
+
+/** `--dry-run`: the split every shard count up to N would make, the chosen shard's cases. */
+function dryRun(loaded: readonly LoadedScenario[], shard: ShardSpec | undefined): number {
+  const planned = planScenarios(loaded);
+  const count = shard?.count ?? 1;
+  const lines: string[] = [];
+  for (let n = 1; n <= Math.max(count, 1); n++) {
+    const a = assignShards(planned, n);
+    const slowest = Math.max(...a.costMs);
+    lines.push(`N=${n}: slowest shard ${minutes(slowest)}, all shards ${minutes(a.costMs.reduce((x, y) => x + y, 0))} (boots: ${a.boots.reduce((k, b) => k + b.length, 0)}), ${(assignShards(planned, 1).costMs[0]! / slowest).toFixed(2)}× faster than one job`);
+  }
+  const k = shard?.index ?? 1;
+  const mine = assignShards(planned, count).shards[k - 1]!;
+  lines.push('', `shard ${k}/${count} runs:`);
+  for (const u of mine) for (const c of u.cases) lines.push(`  ${u.scenario}/${c.suite}/${c.name}${c.skip ? ' (skip)' : ''}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return ExitCode.ok;
 }
 
 function report(o: ManyOutcome, outDir: string, json: boolean): void {
@@ -61,7 +83,13 @@ function report(o: ManyOutcome, outDir: string, json: boolean): void {
   process.stdout.write(`${toSummaryText(o.results)}\n`);
   const frame = o.parts.some((p) => p.results.cases.some((c) => c.name === 'frame-picture'));
   if (o.parts.length <= 1) process.stdout.write(`artifacts: ${outDir} (results.json, junit.xml, summary.md${o.parts.length ? `, console.log, qmp.log${frame ? ', frame.png' : ''}` : ''})\n`);
-  else process.stdout.write(`artifacts: ${outDir} (results.json, junit.xml, summary.md; each scenario's run in ${o.parts.map((p) => `${p.name}/`).join(', ')})\n`);
+  else {
+    process.stdout.write(`artifacts: ${outDir} (results.json, junit.xml, summary.md; each scenario's run in ${o.parts.map((p) => `${p.name}/`).join(', ')})\n`);
+    // What running side by side bought, measured in this run: the runs' own durations against the wall time.
+    const sum = o.parts.reduce((n, p) => n + p.results.durationMs, 0);
+    const wall = Math.max(1, o.results.durationMs);
+    process.stdout.write(`time: ${(wall / 1000).toFixed(1)} s wall for ${o.parts.length} runs that took ${(sum / 1000).toFixed(1)} s together (${(sum / wall).toFixed(2)}× one after the other; ${o.parts.map((p) => `${p.name} ${(p.results.durationMs / 1000).toFixed(1)} s`).join(', ')})\n`);
+  }
 }
 
 /** The worst of the runs' errors (exit 3, 4, 5), else 1 when a case failed, else 0. */
