@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { XMLParser } from 'fast-xml-parser';
 import type { RunResults } from '../../orchestrator/src/report/results.ts';
-import { descendants, isQemu, runCli, startCli } from './helpers.ts';
+import { descendants, isQemu, runCli, startCli, waitFor } from './helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hilbox-scale-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -90,6 +90,16 @@ describe('matrix, shards and merge on real VMs', () => {
     expect(suites).toEqual(expect.arrayContaining(['small-a/verify', 'small-b/verify', 'small-a/security', 'small-b/security']));
   }, 600_000);
 
+  it('SIGINT stops every VM of a matrix and exits 130', async () => {
+    const run = startCli(['matrix', a, b, '-j', '2', '--out', join(dir, 'matrix-sigint')]);
+    let qemu: number[] = [];
+    expect(await waitFor(() => (qemu = descendants(run.child.pid!).filter(isQemu)).length === 2, 240_000)).toBe(true);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code === 130 || r.signal === 'SIGINT').toBe(true);
+    expect(await waitFor(() => qemu.every((q) => !isQemu(q)), 10_000)).toBe(true);
+  }, 300_000);
+
   it('the shards of a run, merged, report exactly the matrix\'s cases; other shards are refused', async () => {
     const shardDirs = [1, 2, 3].map((k) => join(dir, `shard-${k}`));
     for (const [i, d] of shardDirs.entries()) {
@@ -98,6 +108,11 @@ describe('matrix, shards and merge on real VMs', () => {
       expect(r.stderr).toMatch(new RegExp(`shard ${i + 1}/3: \\d+ of \\d+ cases`));
       expect(read(d).shard?.index).toBe(i + 1);
     }
+    // --dry-run names the very cases the shard ran, without booting.
+    const dry = await runCli(['run', a, b, '--shard', '2/3', '--dry-run']);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/^N=3: slowest shard [\d.]+ min/m);
+    expect(dry.stdout.split('shard 2/3 runs:\n')[1]!.trim().split('\n').map((l) => l.trim().replace(/ \(skip\)$/, ''))).toEqual(ids(read(shardDirs[1]!)));
     // No case twice, none lost: the shards' union is the unsharded run.
     const all = shardDirs.flatMap((d) => ids(read(d)));
     expect(new Set(all).size).toBe(all.length);
