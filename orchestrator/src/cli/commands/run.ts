@@ -88,7 +88,7 @@ function report(o: ManyOutcome, outDir: string, json: boolean): void {
     // What running side by side bought, measured in this run: the runs' own durations against the wall time.
     const sum = o.parts.reduce((n, p) => n + p.results.durationMs, 0);
     const wall = Math.max(1, o.results.durationMs);
-    process.stdout.write(`time: ${(wall / 1000).toFixed(1)} s wall for ${o.parts.length} runs that took ${(sum / 1000).toFixed(1)} s together (${(sum / wall).toFixed(2)}× one after the other; ${o.parts.map((p) => `${p.name} ${(p.results.durationMs / 1000).toFixed(1)} s`).join(', ')})\n`);
+    process.stdout.write(`time: ${(wall / 1000).toFixed(1)} s wall; the ${o.parts.length} runs' own durations add up to ${(sum / 1000).toFixed(1)} s (${(sum / wall).toFixed(2)}× the wall time; ${o.parts.map((p) => `${p.name} ${(p.results.durationMs / 1000).toFixed(1)} s`).join(', ')})\n`);
   }
 }
 
