@@ -232,4 +232,3 @@ export function plannedIds(scenarios: readonly PlannedScenario[]): string[] {
   return scenarios.flatMap((p) => planCases(p.plan).map((c) => caseId(p.scenario.name, c)));
 }
 
-export type { SuiteName };
