@@ -47,6 +47,10 @@ describe('hilbox merge', () => {
     expect(m.summary).toEqual({ pass: 8, fail: 0, skip: 0 });
     expect(m.merged).toMatchObject({ plan: 'p1', count: 3, missing: [] });
     expect(m.merged!.shards.map((s) => s.index)).toEqual([1, 2, 3]);
+    // what each shard cost, from its own results, in the summary's Shards table
+    expect(m.merged!.shards[0]).toEqual({ index: 1, from: '/ci/shard-1', boots: 1, bootMs: 0, cases: 2, caseMs: 200, durationMs: 1000 });
+    expect(toSummaryMarkdown(m)).toMatch(/## Shards\n\n\| shard \| boots \| boot s \| cases \| case s \| run s \| boot share \| × slowest \|/);
+    expect(toSummaryMarkdown(m)).toMatch(/\| 1\/3 +\| +1 \| +0\.0 \| +2 \| +0\.2 \| +1\.0 \| +0\.00 \| +0\.33 \|/);
     expect(m.startedAt).toBe('2026-12-01T12:01:00.000Z');
     expect(m.durationMs).toBe(3000); // the slowest shard
     expect(m.scenarios).toEqual(scenarios);

@@ -7,7 +7,7 @@
  * saying which shards are missing.
  */
 import { UsageError } from '../core/errors.ts';
-import { RESULTS_SCHEMA, buildRunResults, type CaseResult, type MergedInfo, type RunResults, type ScenarioInfo, type ShardInfo } from './results.ts';
+import { RESULTS_SCHEMA, buildRunResults, type CaseResult, type MergedInfo, type MergedShard, type RunResults, type ScenarioInfo, type ShardInfo } from './results.ts';
 
 /** The scenarios a report covers. */
 export function scenariosOf(r: RunResults): ScenarioInfo[] {
@@ -70,6 +70,21 @@ export function combineScenarios(parts: readonly RunResults[], o: { startedAt: D
 export interface ShardReport {
   from: string;
   results: RunResults;
+}
+
+/** What a shard cost, from its own results: its boots (`run/boot`), its cases, its whole run. */
+export function shardCost(p: ShardReport): MergedShard {
+  const boots = p.results.cases.filter((c) => c.suite === 'run' && c.name === 'boot');
+  const cases = p.results.cases.filter((c) => c.suite !== 'run');
+  return {
+    index: p.results.shard!.index,
+    from: p.from,
+    boots: boots.length,
+    bootMs: boots.reduce((n, c) => n + (c.metrics?.['boot_to_first_ssh_command_ms']?.value ?? 0), 0),
+    cases: cases.length,
+    caseMs: cases.reduce((n, c) => n + (c.durationMs ?? 0), 0),
+    durationMs: p.results.durationMs,
+  };
 }
 
 const idOf = (c: CaseResult): string => `${c.scenario}/${c.suite}/${c.name}`;
@@ -148,6 +163,6 @@ export function mergeShards(parts: readonly ShardReport[]): RunResults {
     startedAt: new Date(starts.length ? Math.min(...starts) : Date.now()),
     durationMs: Math.max(0, ...shards.map((p) => p.results.durationMs)),
     environment: shards[0]!.results.environment,
-    merged: { plan: info.plan, count: info.count, shards: shards.map((p) => ({ index: p.results.shard!.index, from: p.from })), missing },
+    merged: { plan: info.plan, count: info.count, shards: shards.map(shardCost), missing },
   });
 }

@@ -82,11 +82,24 @@ export interface ShardInfo {
   scenarios: ScenarioInfo[];
 }
 
+export interface MergedShard {
+  index: number;
+  from: string;
+  /** Scenarios the shard booted (its `run/boot` cases). */
+  boots: number;
+  bootMs: number;
+  cases: number;
+  /** Sum of its cases' durations. */
+  caseMs: number;
+  /** The shard's whole run. */
+  durationMs: number;
+}
+
 export interface MergedInfo {
   plan: string;
   count: number;
-  /** The shard indices found, with the directory each came from. */
-  shards: { index: number; from: string }[];
+  /** The shards found: the directory each came from and what it cost (its boots, its cases, its whole run). */
+  shards: MergedShard[];
   /** Shard indices no directory held. */
   missing: number[];
 }
