@@ -105,12 +105,14 @@ function ensureHostPackages(pkgs) {
 // Inputs
 
 function parseArgs(argv) {
-  const opts = { force: false };
+  const opts = { force: false, explain: false };
   for (const a of argv) {
     if (a === '--force') opts.force = true;
+    else if (a === '--explain') opts.explain = true;
     else if (a === '--help' || a === '-h') {
-      process.stderr.write('usage: zx scripts/build-guest.mjs [--force]\n'
-        + 'Builds (or finds in the cache) the hilbox Linux guest image and prints the path of its manifest.json.\n');
+      process.stderr.write('usage: zx scripts/build-guest.mjs [--force] [--explain]\n'
+        + 'Builds (or finds in the cache) the hilbox Linux guest image and prints the path of its manifest.json.\n'
+        + '--explain: say whether the image is up to date and, if not, which inputs differ from the last image built; build nothing.\n');
       process.exit(0);
     } else fail(`unknown argument ${a} (try --help)`);
   }
@@ -194,9 +196,18 @@ function sourceFiles(dir) {
   return all.filter((f) => listed.has(f));
 }
 
+/**
+ * The image key: a hash over every input. `inputs` (label -> short hash of that input) goes into
+ * the manifest, so `--explain` can name what changed since the last image.
+ */
 function computeKey({ kernelVersion, versions, sourceSets }) {
   const h = createHash('sha256');
-  const add = (label, data) => { h.update(`${label}\0${data.length}\0`); h.update(data); };
+  const inputs = {};
+  const add = (label, data) => {
+    h.update(`${label}\0${data.length}\0`);
+    h.update(data);
+    if (label !== 'x') inputs[label] = createHash('sha256').update(data).digest('hex').slice(0, 16);
+  };
   add('schema', SCHEMA);
   add('kernel', kernelVersion);
   for (const [p, v] of [...versions].sort()) add('package', `${p}=${v}`);
@@ -213,7 +224,26 @@ function computeKey({ kernelVersion, versions, sourceSets }) {
       add(`${name}/${f}`, lstatSync(abs).isSymbolicLink() ? `->${readlinkSync(abs)}` : readFileSync(abs));
     }
   }
-  return h.digest('hex');
+  return { key: h.digest('hex'), inputs };
+}
+
+/** Lines saying how `inputs` differ from those of the newest image in guestDir (for --explain). */
+function explainAgainstLast(guestDir, key, inputs) {
+  const images = existsSync(guestDir) ? readdirSync(guestDir).filter((n) => n.startsWith('linux-')) : [];
+  const manifests = images.flatMap((n) => {
+    try { return [JSON.parse(readFileSync(join(guestDir, n, 'manifest.json'), 'utf8'))]; } catch { return []; }
+  }).sort((a, b) => String(b.builtAt ?? '').localeCompare(String(a.builtAt ?? '')));
+  const last = manifests[0];
+  if (!last) return [`guest: image linux-${key.slice(0, 16)} is not built and no earlier image exists in ${guestDir}: a first build`];
+  const head = `guest: image linux-${key.slice(0, 16)} is not built; the last image (linux-${String(last.key).slice(0, 16)}, ${last.builtAt ?? 'date unknown'}) differs in:`;
+  if (!last.inputs) return [head, '  the last image recorded no inputs (built by an older script)'];
+  const lines = [];
+  for (const label of [...new Set([...Object.keys(last.inputs), ...Object.keys(inputs)])].sort()) {
+    const [was, now] = [last.inputs[label], inputs[label]];
+    if (was === now) continue;
+    lines.push(`  ${label} ${was === undefined ? 'added' : now === undefined ? 'removed' : 'changed'}`);
+  }
+  return [head, ...(lines.length ? lines : ['  no input differs (the image directory is incomplete)'])];
 }
 
 /** An image directory is usable when its manifest names this key and its files exist. */
@@ -742,10 +772,21 @@ function main() {
     ...['linux', 'include'].map((d) => [`guest-driver/${d}`, join(driverRoot, d)]),
     ...['common', 'linux'].map((d) => [`guest-probe/${d}`, join(probeRoot, d)]),
   ].map(([name, dir]) => [name, dir, sourceFiles(dir)]);
-  const key = computeKey({ kernelVersion, versions, sourceSets });
+  const { key, inputs } = computeKey({ kernelVersion, versions, sourceSets });
   const guestDir = join(cache, 'guest');
   const imageDir = join(guestDir, `linux-${key.slice(0, 16)}`);
   const manifestPath = join(imageDir, 'manifest.json');
+  if (opts.explain) {
+    const lines = validImage(imageDir, key)
+      ? [`guest: up to date (image linux-${key.slice(0, 16)}, kernel ${kernelVersion}): nothing to build`]
+      : explainAgainstLast(guestDir, key, inputs);
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return;
+  }
+  {
+    const why = validImage(imageDir, key) ? [] : explainAgainstLast(guestDir, key, inputs).slice(1).map((l) => l.trim());
+    if (why.length) log(`building because: ${why.join('; ')}`);
+  }
 
   if (!opts.force && validImage(imageDir, key)) {
     log(`up to date: ${imageDir} (kernel ${kernelVersion})`);
@@ -781,6 +822,7 @@ function main() {
       readyMarker: config.readyMarker ?? 'hilbox-guest: sshd ready',
       nic: config.nic ?? 'virtio-net-pci',
       packages: Object.fromEntries([...versions].sort()),
+      inputs,
       builtAt: new Date().toISOString(),
     };
     writeFileSync(join(tmpImage, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);

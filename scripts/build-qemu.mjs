@@ -3,11 +3,15 @@
 //
 // Source: $HILBOX_QEMU_SRC (an unpacked source tree or a .tar.* tarball), else Debian's
 // source package `qemu` (a deb-src entry is added when missing). The result is cached under
-// <cache>/qemu/<key>/, keyed by the QEMU version, the device sources (DEVICE_FILES: the device
-// and the register header it shares with the guest drivers) and this script, so an unchanged
+// <cache>/qemu/<key>/, keyed by the QEMU version, the device sources (DEVICE_FILES: the device,
+// the register header it shares with the guest drivers, the device list qemu-device/devices.mak),
+// the configure flags and this script, so an unchanged
 // second run is a no-op; a changed device file recompiles only what includes it (the source
 // and build tree persist). Progress goes to stderr; the LAST STDOUT LINE is the absolute path
 // of the built qemu-system-x86_64.
+//
+// `--explain` prints why the next build would compile (which input changed since the last
+// build), building nothing.
 //
 // `--sanitizers` (or HILBOX_QEMU_SANITIZE=1) builds a second, separately cached QEMU with
 // AddressSanitizer + UBSan (QEMU's own configure option --enable-sanitizers), same minimal
@@ -36,14 +40,17 @@ const hostPackages = JSON.parse(readFileSync(join(repo, 'scripts', 'host-package
 // Build dependencies, and the firmware a blob-free QEMU needs at run time (-L): SeaBIOS and option ROMs.
 const BUILD_DEPS = [...hostPackages.qemuBuild, ...hostPackages.qemuRuntime];
 const SANITIZE = process.argv.includes('--sanitizers') || /^(1|yes|on|true)$/i.test(process.env.HILBOX_QEMU_SANITIZE ?? '');
-const BASE_CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-features', '--enable-tcg', '--enable-kvm',
-  '--enable-slirp', '--enable-fdt=system', '--enable-tools', '--disable-docs', '--disable-werror',
-  '--meson=/usr/bin/meson', '--with-git-submodules=ignore'];
-// The sanitizer build: the same configuration plus ASan + UBSan; -fno-omit-frame-pointer
-// keeps the reports' stack traces readable.
+// Only what hilbox uses: one target, no optional features, only the devices of
+// qemu-device/devices.mak (--without-default-devices), no debug info (a third of the compile
+// time; the binary is not debugged here).
+const BASE_CONFIGURE_FLAGS = ['--target-list=x86_64-softmmu', '--without-default-features', '--without-default-devices',
+  '--enable-tcg', '--enable-kvm', '--enable-slirp', '--enable-fdt=system', '--enable-tools', '--disable-docs',
+  '--disable-werror', '--meson=/usr/bin/meson', '--with-git-submodules=ignore'];
+// The sanitizer build: the same configuration plus ASan + UBSan, with debug info and
+// -fno-omit-frame-pointer so the reports' stack traces name lines.
 const CONFIGURE_FLAGS = SANITIZE
   ? [...BASE_CONFIGURE_FLAGS, '--enable-sanitizers', '--extra-cflags=-fno-omit-frame-pointer']
-  : BASE_CONFIGURE_FLAGS;
+  : [...BASE_CONFIGURE_FLAGS, '--disable-debug-info'];
 const BUILD_DIR_NAME = SANITIZE ? 'build-sanitizers' : 'build';
 const BINARIES = SANITIZE ? ['qemu-system-x86_64'] : ['qemu-system-x86_64', 'qemu-img'];
 // A sanitizer binary's own leak report at exit is not what these builds are for.
@@ -53,6 +60,7 @@ const RUN_ENV = { ...process.env, ASAN_OPTIONS: process.env.ASAN_OPTIONS ?? 'det
 const DEVICE_FILES = [
   { from: 'qemu-device/hilbox-pci.c', to: 'hw/misc/hilbox-pci.c' },
   { from: 'guest-driver/include/hilbox_regs.h', to: 'include/hw/misc/hilbox_regs.h' },
+  { from: 'qemu-device/devices.mak', to: 'configs/devices/x86_64-softmmu/default.mak' },
 ];
 
 async function ensureDebSrc() {
@@ -131,31 +139,135 @@ function addDevice(tree) {
   }
 }
 
-function hashInputs(version) {
-  const h = createHash('sha256');
-  h.update(`qemu ${version}\n`);
-  h.update(readFileSync(fileURLToPath(import.meta.url)));
-  h.update(CONFIGURE_FLAGS.join(' '));
-  for (const { from, to } of DEVICE_FILES) {
-    h.update(`${from} -> ${to}\n`);
-    h.update(readFileSync(join(repo, from)));
+/**
+ * What a build is made of: the QEMU version, this script, the configure flags and each device
+ * file's hash. The key hashes all of it; build.json keeps it, so `--explain` can say which input
+ * a new key comes from.
+ */
+function buildInputs(version) {
+  const sha = (data) => createHash('sha256').update(data).digest('hex').slice(0, 16);
+  return {
+    qemu: version,
+    script: sha(readFileSync(fileURLToPath(import.meta.url))),
+    configure: CONFIGURE_FLAGS,
+    files: Object.fromEntries(DEVICE_FILES.map(({ from, to }) => [from, `${sha(readFileSync(join(repo, from)))} -> ${to}`])),
+  };
+}
+
+const keyOf = (inputs) => createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16);
+
+/** Human-readable differences between the inputs of the last build and of this one. */
+function inputChanges(before, now) {
+  if (!before) return ['the last build recorded no inputs (built by an older script)'];
+  const changes = [];
+  if (before.qemu !== now.qemu) changes.push(`QEMU source ${before.qemu} -> ${now.qemu}`);
+  if (before.script !== now.script) changes.push('scripts/build-qemu.mjs changed');
+  const added = now.configure.filter((f) => !before.configure.includes(f));
+  const removed = before.configure.filter((f) => !now.configure.includes(f));
+  if (added.length || removed.length) changes.push(`configure flags: ${[...added.map((f) => `+${f}`), ...removed.map((f) => `-${f}`)].join(' ')}`);
+  for (const f of new Set([...Object.keys(before.files ?? {}), ...Object.keys(now.files)])) {
+    if (before.files?.[f] !== now.files[f]) changes.push(`${f} changed`);
   }
-  return h.digest('hex').slice(0, 16);
+  return changes.length ? changes : ['no input differs (the last build was removed or is incomplete)'];
+}
+
+/** The build.json of the build <cache>/qemu/current (or current-sanitizers) points at, if any. */
+function lastBuild() {
+  try {
+    const bin = readFileSync(join(cache, 'qemu', SANITIZE ? 'current-sanitizers' : 'current'), 'utf8').trim();
+    return JSON.parse(readFileSync(join(dirname(dirname(bin)), 'build.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+const upToDate = (dir) => existsSync(join(dir, 'build.json')) && existsSync(join(dir, 'bin', 'qemu-system-x86_64'));
+
+// `--explain`: why the next build would (or would not) compile, without building or installing anything.
+if (process.argv.includes('--explain')) {
+  const dsc = existsSync(join(cache, 'qemu-src')) ? readdirSync(join(cache, 'qemu-src')).find((f) => f.endsWith('.dsc')) : undefined;
+  const version = process.env.HILBOX_QEMU_SRC
+    ? (await locateSource()).version
+    : dsc ? (/^Version:\s*(\S+)/m.exec(readFileSync(join(cache, 'qemu-src', dsc), 'utf8'))?.[1] ?? dsc) : undefined;
+  const what = SANITIZE ? 'sanitizer QEMU' : 'QEMU';
+  if (!version) {
+    console.log(`${what}: not built yet (the QEMU source is not downloaded into ${cache}): the first build downloads, configures and compiles everything`);
+    process.exit(0);
+  }
+  const inputs = buildInputs(version);
+  const key = keyOf(inputs);
+  if (upToDate(join(cache, 'qemu', key))) {
+    console.log(`${what}: up to date (key ${key}): nothing to build`);
+    process.exit(0);
+  }
+  const last = lastBuild();
+  if (!last) {
+    console.log(`${what}: key ${key} is not built and no earlier build exists in ${cache}: a first build`);
+    process.exit(0);
+  }
+  console.log(`${what}: key ${key} is not built; the last build (key ${last.key}, ${last.builtAt ?? 'date unknown'}) differs in:`);
+  for (const c of inputChanges(last.inputs, inputs)) console.log(`  ${c}`);
+  process.exit(0);
+}
+
+/**
+ * One build at a time per source tree: a lock directory holding the builder's pid. A lock whose
+ * process is gone is taken over; a live one is waited for (another command or test building the
+ * same cache), with a line every 15 s.
+ */
+async function lockTree(lockDir) {
+  let waitedSince = 0;
+  for (;;) {
+    try {
+      mkdirSync(lockDir);
+      writeFileSync(join(lockDir, 'pid'), String(process.pid));
+      process.on('exit', () => rmSync(lockDir, { recursive: true, force: true }));
+      return;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+    }
+    let pid = 0;
+    try { pid = Number(readFileSync(join(lockDir, 'pid'), 'utf8')); } catch { /* being written or removed */ }
+    let alive = true;
+    if (pid > 0) {
+      try { process.kill(pid, 0); } catch (e) { alive = e.code === 'EPERM'; }
+    } else if (Date.now() - statSync(lockDir, { throwIfNoEntry: false })?.mtimeMs > 10_000) {
+      alive = false;
+    }
+    if (!alive) {
+      log(`taking over the build lock of a build that is gone (pid ${pid || 'unknown'})`);
+      rmSync(lockDir, { recursive: true, force: true });
+      continue;
+    }
+    const now = Date.now();
+    if (!waitedSince) waitedSince = now;
+    if ((now - waitedSince) % 15_000 < 500) log(`waiting for another build of this tree to finish (pid ${pid}, ${Math.round((now - waitedSince) / 1000)} s)`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 ensureDebianPackages(BUILD_DEPS, { log, fail });
 const src = await locateSource();
-const key = hashInputs(src.version);
+const inputs = buildInputs(src.version);
+const key = keyOf(inputs);
 const outDir = join(cache, 'qemu', key);
 const outBin = join(outDir, 'bin', 'qemu-system-x86_64');
-if (existsSync(join(outDir, 'build.json')) && existsSync(outBin)) {
+const reportUpToDate = () => {
   log(`up to date (QEMU ${src.version}${SANITIZE ? ', sanitizers' : ''}, key ${key})`);
   console.log(outBin);
   process.exit(0);
+};
+if (upToDate(outDir)) reportUpToDate();
+{
+  const last = lastBuild();
+  if (last) log(`building key ${key}: ${inputChanges(last.inputs, inputs).join('; ')} (since key ${last.key})`);
 }
 
 // One persistent source+build tree per QEMU version: a device change recompiles one file.
 const tree = join(cache, 'qemu', `tree-${src.version.replace(/[^A-Za-z0-9.+-]/g, '_')}`);
+mkdirSync(tree, { recursive: true });
+await lockTree(join(tree, 'lock'));
+if (upToDate(outDir)) reportUpToDate(); // built meanwhile by the build we waited for
 const srcDir = join(tree, 'src');
 const buildDir = join(srcDir, BUILD_DIR_NAME);
 if (!existsSync(join(tree, 'unpacked'))) {
@@ -164,22 +276,36 @@ if (!existsSync(join(tree, 'unpacked'))) {
   writeFileSync(join(tree, 'unpacked'), src.version);
 }
 addDevice(srcDir);
+// ccache, when installed, keeps object files across reconfigurations and cache restores (meson
+// uses it by itself when it is on PATH); its files live in the hilbox cache.
+const ccache = (await $`sh -c 'command -v ccache'`.nothrow()).stdout.trim();
+const buildEnv = ccache ? { ...process.env, CCACHE_DIR: process.env.CCACHE_DIR ?? join(cache, 'ccache'), CCACHE_BASEDIR: srcDir } : process.env;
+if (ccache) log(`using ccache (${buildEnv.CCACHE_DIR})`);
+// A build directory configured with other flags is configured again from scratch.
+const configStamp = join(buildDir, '.hilbox-configure');
+if (existsSync(join(buildDir, 'build.ninja')) && (!existsSync(configStamp) || readFileSync(configStamp, 'utf8') !== JSON.stringify(CONFIGURE_FLAGS))) {
+  log('the build directory was configured with other flags: configuring again');
+  rmSync(buildDir, { recursive: true, force: true });
+}
 if (!existsSync(join(buildDir, 'build.ninja'))) {
   log(`configuring: ${CONFIGURE_FLAGS.join(' ')}`);
+  const tc = Date.now();
   mkdirSync(buildDir, { recursive: true });
-  const r = await $({ cwd: buildDir })`../configure ${CONFIGURE_FLAGS}`.nothrow();
+  const r = await $({ cwd: buildDir, env: buildEnv })`../configure ${CONFIGURE_FLAGS}`.nothrow();
   if (r.exitCode !== 0) {
     process.stderr.write(r.stdout.split('\n').slice(-40).join('\n'));
     rmSync(buildDir, { recursive: true, force: true });
     fail('configure failed (output above)');
   }
+  writeFileSync(configStamp, JSON.stringify(CONFIGURE_FLAGS));
+  log(`configured in ${Math.round((Date.now() - tc) / 1000)} s`);
 }
 log(`building${SANITIZE ? ' the sanitizer (ASan + UBSan) QEMU' : ''} with ninja (a few minutes on 2 cores the first time)`);
 const t0 = Date.now();
 const jobs = process.env.HILBOX_JOBS ?? '';
 // ninja's [n/N] as a progress line with an ETA, at most every 10 s (a CI log stays readable and
 // never goes quiet for long; the orchestrator turns these lines into its live line on a TTY).
-const ninjaRun = $({ cwd: buildDir, quiet: true })`ninja ${jobs ? ['-j', jobs] : []} ${BINARIES}`.nothrow();
+const ninjaRun = $({ cwd: buildDir, quiet: true, env: buildEnv })`ninja ${jobs ? ['-j', jobs] : []} ${BINARIES}`.nothrow();
 let lastReport = 0;
 let partial = '';
 ninjaRun.stdout.on('data', (chunk) => {
@@ -212,7 +338,7 @@ rmSync(tmpOut, { recursive: true, force: true });
 mkdirSync(join(tmpOut, 'bin'), { recursive: true });
 for (const b of BINARIES) copyFileSync(join(buildDir, b), join(tmpOut, 'bin', b));
 await $`chmod 0755 ${BINARIES.map((b) => join(tmpOut, 'bin', b))}`;
-writeFileSync(join(tmpOut, 'build.json'), JSON.stringify({ key, qemuVersion: src.version, source: src.kind, configure: CONFIGURE_FLAGS, sanitizers: SANITIZE, builtAt: new Date().toISOString() }, null, 2) + '\n');
+writeFileSync(join(tmpOut, 'build.json'), JSON.stringify({ key, qemuVersion: src.version, source: src.kind, configure: CONFIGURE_FLAGS, sanitizers: SANITIZE, inputs, builtAt: new Date().toISOString() }, null, 2) + '\n');
 rmSync(outDir, { recursive: true, force: true });
 renameSync(tmpOut, outDir);
 writeFileSync(join(cache, 'qemu', SANITIZE ? 'current-sanitizers' : 'current'), outBin + '\n');

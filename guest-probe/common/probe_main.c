@@ -763,6 +763,11 @@ static int cmd_write_mapping(struct probe_opts *o)
 	return core_write_mapping();
 }
 
+static int cmd_fb_consume(struct probe_opts *o)
+{
+	return core_fb_consume(o);
+}
+
 static int cmd_security(struct probe_opts *o)
 {
 	if (!o->list && !o->sec_case)
@@ -786,6 +791,7 @@ static const struct command {
 	{ "dump-frame", cmd_dump_frame },
 	{ "write-mapping", cmd_write_mapping },
 	{ "fb-throughput", cmd_fb_throughput },
+	{ "fb-consume", cmd_fb_consume },
 	{ "events-throughput", cmd_events_throughput },
 	{ "security", cmd_security },
 };
@@ -801,6 +807,7 @@ static void usage(void)
 		"  dump-frame --out FILE            (raw rgb24 + FILE.json)\n"
 		"  fb-throughput --method map|copy|bytewise|qword|ram [--seconds S]\n"
 		"                [--seqlock on|off|both] [--peer-bar FILE]\n"
+		"  fb-consume --method map|copy|bytewise|qword [--seconds S] [--seqlock on|off|both]\n"
 		"%s"
 		"  security --list | --case NAME|all [--state-dir D] [--max-wait-s S]\n"
 		"           NAME also unplug-prepare, unplug-check\n",

@@ -75,7 +75,7 @@ void os_sleep_ms(unsigned int ms);
 void os_yield(void);			/* a short pause in a seqlock spin */
 const char *os_strerror(os_err e);	/* strerror / the Win32 error name */
 bool os_err_no_device(os_err e);	/* the device node does not exist */
-/* fb-throughput: interrupt a copy that outlives the phase (0 s: stop) */
+/* fb-throughput, fb-consume: interrupt a copy that outlives the phase (0 s: stop) */
 void os_alarm(double seconds);
 bool os_alarm_fired(void);
 
@@ -203,5 +203,7 @@ bool state_read(const char *name, char *buf, size_t cap);
 /* probe_cases.c, for probe_main.c: exit status 0 or 2 */
 int core_security(const char *which, bool list, int max_wait_s);
 int core_write_mapping(void);
+/* probe_consume.c: fb-consume; exit status 0 or 2 */
+int core_fb_consume(const struct probe_opts *o);
 
 #endif /* HILBOX_PROBE_OS_H */

@@ -93,6 +93,9 @@ void os_alarm(double seconds)
 		sigaction(SIGALRM, &sa, NULL);
 		g_alarm = 0;
 		it.it_value.tv_sec = (time_t)seconds;
+		it.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
+		if (!it.it_value.tv_sec && !it.it_value.tv_usec)
+			it.it_value.tv_usec = 1;
 	}
 	setitimer(ITIMER_REAL, &it, NULL);
 }

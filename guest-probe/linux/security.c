@@ -224,11 +224,27 @@ static void ch_scm(void *arg, struct child_msg *m)
 		cm_fail(m, "read-only map of received fd failed: %s",
 			strerror(errno));
 	} else {
-		uint32_t lo = (uint8_t)(p[0] - 0), hi = p[2] & 0xff;
+		/*
+		 * Pixel (0,0) of frame n is R = G = n mod 256, B = n / 256 mod 256
+		 * (SPEC §4.2). The device renders while we read, so R and G are
+		 * read in one aligned 32-bit load, and a load that still caught
+		 * a frame change is tried again (three loads 1 ms apart cannot all
+		 * land in a render).
+		 */
+		uint32_t px = 0;
+		int tries;
 
-		cm_detail(m, "ro_map:OK pixel0_frame16:%u", hi << 8 | lo);
-		if (p[1] != (uint8_t)lo)
-			cm_fail(m, "mapped pixel 0 is not a valid frame pixel");
+		for (tries = 0; tries < 3; tries++) {
+			px = *(const volatile uint32_t *)p;
+			if ((px & 0xff) == ((px >> 8) & 0xff))
+				break;
+			usleep(1000);
+		}
+		cm_detail(m, "ro_map:OK pixel0_frame16:%u",
+			  (px >> 16 & 0xff) << 8 | (px & 0xff));
+		if (tries == 3)
+			cm_fail(m, "mapped pixel 0 is not a valid frame pixel (R %u, G %u in 3 reads)",
+				px & 0xff, px >> 8 & 0xff);
 		if (!mprotect((void *)p, 4096, PROT_READ | PROT_WRITE))
 			cm_fail(m, "mprotect(PROT_WRITE) succeeded as uid %d",
 				NOBODY_ID);

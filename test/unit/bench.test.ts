@@ -9,7 +9,7 @@ import { benchTableMarkdown, benchTableText, benchVerdictLine } from '../../orch
 import { renderBenchChart, writeBenchChart } from '../../orchestrator/src/bench/chart.ts';
 import { describeEnvironment, environmentDifferences, fingerprint } from '../../orchestrator/src/report/environment.ts';
 import { throughputCases } from './sample-run.ts';
-import { decodePng } from './png-decode.ts';
+import { decode } from 'fast-png';
 
 const env = fingerprint(
   { cpus: [{ model: 'Test CPU  @ 3GHz' }, { model: 'x' }], totalmem: 8 * 2 ** 30, platform: 'linux', arch: 'x64', release: '6.1.0', nodeVersion: 'v20.0.0' },
@@ -162,7 +162,7 @@ describe('bench chart', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hilbox-chart-'));
     const file = join(dir, 'chart.png');
     writeBenchChart(file, rows, { width: 700 });
-    const png = decodePng(readFileSync(file));
+    const png = decode(readFileSync(file)) as { width: number; height: number; data: Uint8Array };
     expect([png.width, png.height]).toEqual([img.width, img.height]);
     expect(Buffer.from(png.data).equals(Buffer.from(img.data))).toBe(true);
     let red = 0;

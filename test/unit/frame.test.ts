@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { expectedFbBytes, pixel } from '../../orchestrator/src/device/spec.ts';
 import { compareFrame, composeComparison, describeComparison, renderSpecFrame, writeComparisonPng } from '../../orchestrator/src/report/frame.ts';
 import { getPixel } from '../../orchestrator/src/report/image.ts';
-import { decodePng } from './png-decode.ts';
+import { decode } from 'fast-png';
 
 /** A guest buffer holding frame n with line padding, as BAR2 would. */
 function guestBuffer(n: number, width: number, height: number, stride: number): Uint8Array {
@@ -88,7 +88,7 @@ describe('side-by-side PNG', () => {
     const file = join(dir, 'cmp.png');
     const c = writeComparisonPng(file, buf, geo, { maxPanelWidth: 960 });
     expect(c.mismatches).toBe(1);
-    const png = decodePng(readFileSync(file));
+    const png = decode(readFileSync(file)) as { width: number; height: number; data: Uint8Array };
     const panelW = 960;
     expect(png.width).toBe(3 * panelW + 4 * 8);
     const img = { width: png.width, height: png.height, data: png.data };

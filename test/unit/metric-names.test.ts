@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../orchestrator/src/core/paths.ts';
-import { FB_METHOD_NAMES, FB_PHASE_METRICS, isMetricName, PROBE_METRICS, VERIFY_METHOD_METRICS } from '../../orchestrator/src/report/metric-names.ts';
+import { FB_CONSUME_METRICS, FB_METHOD_NAMES, FB_PHASE_METRICS, isMetricName, PROBE_METRICS, VERIFY_METHOD_METRICS } from '../../orchestrator/src/report/metric-names.ts';
 
 const probeDir = join(repoRoot, 'guest-probe');
 const sources = readdirSync(probeDir, { recursive: true, encoding: 'utf8' })
@@ -26,7 +26,7 @@ describe('metric names', () => {
     expect(seen.length).toBeGreaterThan(40);
   });
 
-  it('fb-throughput phase metrics and verify-frames method metrics match the probe core', () => {
+  it('fb-throughput and fb-consume phase metrics and verify-frames method metrics match the probe core', () => {
     const core = sources.find((s) => s.f.endsWith('probe_core.c'))!.text;
     const phase = Object.fromEntries([...core.matchAll(/\bM\("([a-z_]+)",[^;]*?"([^"]*)"\);/g)].map((m) => [m[1], m[2]]));
     expect(phase).toEqual(FB_PHASE_METRICS);
@@ -36,6 +36,9 @@ describe('metric names', () => {
     expect(methods).toEqual([...FB_METHOD_NAMES]);
     expect(isMetricName('torn_frames_no_seqlock')).toBe(true);
     expect(isMetricName('map_mismatched_pixels')).toBe(true);
+    const consume = sources.find((s) => s.f.endsWith('probe_consume.c'))!.text;
+    expect(Object.fromEntries([...consume.matchAll(/\bCM\("([a-z_]+)",[^;]*?"([^"]*)"\);/g)].map((m) => [m[1], m[2]]))).toEqual(FB_CONSUME_METRICS);
+    for (const unit of ['frames_consumed', 'frames_published_no_seqlock', 'frame_polls', 'check_cpu_time_no_seqlock']) expect(isMetricName(unit), unit).toBe(true);
     for (const gone of ['events_lost', 'latency_p50_us', 'cpu_ms', 'fb_copy_mb_per_s', 'torn_frames_seqlock']) expect(isMetricName(gone), gone).toBe(false);
   });
 });

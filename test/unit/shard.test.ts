@@ -56,6 +56,25 @@ describe('--shard K/N', () => {
     }
   });
 
+  it('keeps the CPU table\'s methods on one picture × BAR (one hot-plugged device) in one shard', () => {
+    const cpu = [planned('name: cpu\nsuites:\n  cpu:\n    enabled: true\n')];
+    const all = planCases(cpu[0]!.plan).filter((c) => c.suite === 'cpu');
+    expect(all.length).toBeGreaterThan(8);
+    for (const n of [2, 3, 4]) {
+      const where = new Map<string, Set<number>>();
+      for (let k = 1; k <= n; k++) {
+        for (const p of selectShard(cpu, parseShard(`${k}/${n}`))) {
+          for (const c of p.plan.cpu) {
+            const device = c.name.replace(/^cpu-\w+?-/, '');
+            where.set(device, (where.get(device) ?? new Set()).add(k));
+          }
+        }
+      }
+      expect(where.size).toBe(all.length / new Set(all.map((c) => c.params?.['method'])).size);
+      for (const shards of where.values()) expect(shards.size).toBe(1);
+    }
+  });
+
   it('more shards than units: the extra shards have nothing to run', () => {
     const units = assignShards(run, 200).shards.filter((s) => s.length > 0).length;
     expect(shardIds(`200/200`)).toEqual([]);

@@ -13,6 +13,7 @@
  *   the generator's rate, which a slow host can lower legitimately) are shown, never judged.
  */
 import type { CaseResult } from '../report/results.ts';
+import { isCpuCase } from '../report/cpu-table.ts';
 import { fbRatio, findMetric, isFbCase, isMouseCase, isRamReference, metric, mouseParams, mouseRatio, tornFrames, type MetricKey } from '../report/metrics.ts';
 
 export type BenchKind = 'ratio' | 'count' | 'info';
@@ -34,6 +35,9 @@ export function benchMetrics(cases: readonly CaseResult[]): BenchMetric[] {
   const out: BenchMetric[] = [];
   for (const c of cases) {
     if (c.status === 'skip') continue;
+    // The CPU table (suite cpu) is shown as its own table (bench/cpu-table.ts), not compared:
+    // CPU shares under TCG follow host load, with no reference measured beside them.
+    if (isCpuCase(c)) continue;
     if (isFbCase(c) && !isRamReference(c)) {
       const r = fbRatio(c, cases);
       if (r !== undefined) out.push({ name: `${c.name}.fb_copy_ratio`, value: r, kind: 'ratio', unit: '× RAM' });

@@ -92,7 +92,13 @@ program
   .command('build')
   .description('build (or reuse from cache) QEMU with hilbox-pci and the guest image')
   .addOption(new Option('--only <what>', 'build only this').choices(['qemu', 'guest']))
-  .action(async (opts: { only?: 'qemu' | 'guest' }) => {
+  .option('--explain', 'say whether each build is up to date and, if not, which input changed since the last build; build nothing')
+  .action(async (opts: { only?: 'qemu' | 'guest'; explain?: boolean }) => {
+    if (opts.explain) {
+      const { explainCommand } = await import('./commands/build.ts');
+      process.stdout.write(`${await explainCommand(opts.only ?? 'all')}\n`);
+      return;
+    }
     const { buildCommand } = await import('./commands/build.ts');
     const result = await buildCommand(opts.only ?? 'all', out());
     out().close();

@@ -57,6 +57,23 @@ async function runBuildScript(script: string, opts: EnsureOptions): Promise<stri
 }
 
 /**
+ * What the next `hilbox build` would do and why: each build script's `--explain` (which input
+ * changed the key since the last build), building nothing. $HILBOX_QEMU / $HILBOX_GUEST say so.
+ */
+export async function explainBuilds(what: 'qemu' | 'guest' | 'all' = 'all'): Promise<string[]> {
+  const zx = join(repoRoot, 'node_modules', '.bin', 'zx');
+  const explain = async (script: string): Promise<string[]> => {
+    const r = await execa(zx, [join(repoRoot, 'scripts', script), '--explain'], { cwd: repoRoot, reject: false });
+    if (r.exitCode !== 0) throw new Error(`scripts/${script} --explain failed (exit ${r.exitCode}):\n${String(r.stderr).trim()}`);
+    return String(r.stdout).trim().split('\n');
+  };
+  return [
+    ...(what === 'guest' ? [] : process.env.HILBOX_QEMU ? [`QEMU: $HILBOX_QEMU=${process.env.HILBOX_QEMU} is used; nothing is built`] : await explain('build-qemu.mjs')),
+    ...(what === 'qemu' ? [] : process.env.HILBOX_GUEST ? [`guest: $HILBOX_GUEST=${process.env.HILBOX_GUEST} is used; nothing is built`] : await explain('build-guest.mjs')),
+  ];
+}
+
+/**
  * One build per process: the first call runs the script, later calls share its result; a failed
  * build is forgotten so the next call tries again.
  */

@@ -41,6 +41,13 @@ export const FB_PHASE_METRICS: Readonly<Record<string, string>> = {
 };
 export const NO_SEQLOCK_SUFFIX = '_no_seqlock';
 
+/** fb-consume's per-phase metrics (probe core probe_consume.c fc_report), each also with `_no_seqlock`. */
+export const FB_CONSUME_METRICS: Readonly<Record<string, string>> = {
+  cpu_percent: '%', cpu_time: 's', wall_time: 's', frames_published: 'frames', frames_consumed: 'frames',
+  frames_missed: 'frames', torn_frames: 'frames', frames_discarded: 'frames', frame_polls: 'polls',
+  frame_sleeps: 'sleeps', consume_time: 's', check_cpu_time: 's',
+};
+
 /** verify-frames' per-method metrics (probe core verify_report): `<method>_<metric>`. */
 export const FB_METHOD_NAMES = ['copy', 'map', 'bytewise', 'qword', 'ram'] as const;
 export const VERIFY_METHOD_METRICS: Readonly<Record<string, string>> = {
@@ -93,6 +100,7 @@ export const METRIC_NAMES: readonly string[] = [
   ...new Set([
     ...Object.keys(PROBE_METRICS),
     ...Object.keys(FB_PHASE_METRICS).flatMap((m) => [m, `${m}${NO_SEQLOCK_SUFFIX}`]),
+    ...Object.keys(FB_CONSUME_METRICS).flatMap((m) => [m, `${m}${NO_SEQLOCK_SUFFIX}`]),
     ...FB_METHOD_NAMES.flatMap((method) => Object.keys(VERIFY_METHOD_METRICS).map((m) => `${method}_${m}`)),
     ...Object.keys(HOST_METRICS),
   ]),

@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import type { CaseResult, RunResults } from './results.ts';
 import { fbRatio, formatNumber, isFbCase, isMouseCase, metric, microseconds, mouseParams, seconds, tornFrames } from './metrics.ts';
 import { markdownTable, textTable, visible, type TableSpec } from './table.ts';
+import { cpuTableSpec, isCpuCase } from './cpu-table.ts';
 
 export interface SummaryOptions {
   /** Overrides `environment.accelerator`. */
@@ -93,9 +94,15 @@ export function securitySection(cases: readonly CaseResult[]): Section | undefin
   };
 }
 
+/** The CPU table (suite `cpu`): what consuming every frame costs, seqlock on and off. */
+export function cpuSection(cases: readonly CaseResult[]): Section | undefined {
+  if (!cases.some(isCpuCase)) return undefined;
+  return { title: 'CPU to consume every frame (% of one guest CPU; missed = missed/published frames)', table: cpuTableSpec(cases) };
+}
+
 /** Every case the tables above do not show (verify, events, host-side cases, …). */
 export function otherSection(cases: readonly CaseResult[]): Section | undefined {
-  const rest = cases.filter((c) => c.suite !== 'security' && !isFbCase(c) && !isMouseCase(c));
+  const rest = cases.filter((c) => c.suite !== 'security' && !isFbCase(c) && !isMouseCase(c) && !isCpuCase(c));
   if (rest.length === 0) return undefined;
   return {
     title: 'Other cases',
@@ -107,7 +114,7 @@ export function otherSection(cases: readonly CaseResult[]): Section | undefined 
 }
 
 function sectionsOf(cases: readonly CaseResult[]): Section[] {
-  return [throughputSection(cases), mouseSection(cases), securitySection(cases), otherSection(cases)].filter((s): s is Section => s !== undefined);
+  return [throughputSection(cases), mouseSection(cases), cpuSection(cases), securitySection(cases), otherSection(cases)].filter((s): s is Section => s !== undefined);
 }
 
 /**

@@ -154,6 +154,37 @@ export const MouseMatrixSchema = strict({
   pending: listOf(intIn(1, 1024), 'pending-request counts').min(1).default([1, 4, 16, 64]),
 });
 
+/** The CPU table's pictures: geometry and frame rate of a device the table consumes. */
+export const CpuPictureSchema = strict({
+  width: intIn(lim.width.min, lim.width.max),
+  height: intIn(lim.height.min, lim.height.max),
+  fps: intIn(lim.fps.min, lim.fps.max),
+});
+/** The CPU table's BARs: how BAR2 is read (direct memory, or every read trapping with a latency). */
+export const CpuBarSchema = strict({
+  'fb-mode': oneOf(['direct', 'mmio']),
+  'mmio-latency-ns': intIn(lim['mmio-latency-ns'].min, lim['mmio-latency-ns'].max).default(0),
+}).superRefine((b, ctx) => {
+  if (b['mmio-latency-ns'] !== 0 && b['fb-mode'] !== 'mmio') ctx.addIssue({ code: 'custom', path: ['mmio-latency-ns'], message: `${b['mmio-latency-ns']} is only allowed with fb-mode: mmio; allowed here: 0` });
+});
+export const CPU_METHODS = ['map', 'copy', 'bytewise', 'qword'] as const;
+export const CPU_DEFAULTS = {
+  enabled: false,
+  bench: true,
+  seconds: 2,
+  pictures: [
+    { width: 1920, height: 1080, fps: 50 },
+    { width: 640, height: 480, fps: 5 },
+  ],
+  bars: [
+    { 'fb-mode': 'direct' as const, 'mmio-latency-ns': 0 },
+    { 'fb-mode': 'mmio' as const, 'mmio-latency-ns': 0 },
+    { 'fb-mode': 'mmio' as const, 'mmio-latency-ns': 200 },
+    { 'fb-mode': 'mmio' as const, 'mmio-latency-ns': 500 },
+  ],
+  methods: [...CPU_METHODS],
+};
+
 export const SuitesSchema = strict({
   verify: strict({
     enabled: bool().default(true),
@@ -176,6 +207,19 @@ export const SuitesSchema = strict({
     enabled: bool().default(true),
     cases: caseSelection.default('all'),
   }).default({ enabled: true, cases: 'all' }),
+  /**
+   * The CPU table (guest-driver/INTERFACE.md §6 fb-consume): every picture × BAR × method,
+   * consumed at the device's frame rate with and without the seqlock. `enabled`: `hilbox run`
+   * runs it; `bench`: `hilbox bench` runs it.
+   */
+  cpu: strict({
+    enabled: bool().default(CPU_DEFAULTS.enabled),
+    bench: bool().default(CPU_DEFAULTS.bench),
+    seconds: positive(600).default(CPU_DEFAULTS.seconds),
+    pictures: listOf(CpuPictureSchema, 'pictures {width, height, fps}').min(1).default(CPU_DEFAULTS.pictures),
+    bars: listOf(CpuBarSchema, 'BARs {fb-mode, mmio-latency-ns}').min(1).default(CPU_DEFAULTS.bars),
+    methods: listOf(oneOf(CPU_METHODS), 'methods').min(1).default([...CPU_METHODS]),
+  }).default(CPU_DEFAULTS),
   robustness: strict({
     enabled: bool().default(true),
     cases: caseSelection.default('all'),
@@ -235,6 +279,7 @@ export const ScenarioSchema = strict({
       short: false,
     },
     security: { enabled: true, cases: 'all' },
+    cpu: CPU_DEFAULTS,
     robustness: { enabled: true, cases: 'all', full: false },
   }),
   thresholds: ThresholdsSchema,
@@ -256,6 +301,7 @@ export type GuestConfig = z.infer<typeof GuestSchema>;
 export type SuitesConfig = z.infer<typeof SuitesSchema>;
 export type ThroughputConfig = SuitesConfig['throughput'];
 export type SecurityConfig = SuitesConfig['security'];
+export type CpuConfig = SuitesConfig['cpu'];
 export type VerifyConfig = SuitesConfig['verify'];
 export type Threshold = z.infer<typeof ThresholdSchema>;
 export type Thresholds = z.infer<typeof ThresholdsSchema>;

@@ -5,8 +5,8 @@
  */
 import type { ParamValue } from '../report/results.ts';
 
-export type SuiteName = 'verify' | 'throughput' | 'security' | 'robustness';
-export const SUITE_NAMES: readonly SuiteName[] = ['verify', 'throughput', 'security', 'robustness'];
+export type SuiteName = 'verify' | 'throughput' | 'cpu' | 'security' | 'robustness';
+export const SUITE_NAMES: readonly SuiteName[] = ['verify', 'throughput', 'cpu', 'security', 'robustness'];
 
 export interface PlannedCase {
   suite: SuiteName;

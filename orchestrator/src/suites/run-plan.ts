@@ -13,10 +13,12 @@ import { planSecurity } from './security.ts';
 import { planRobustness } from './robustness.ts';
 import { planThroughput, type ThroughputPlanned } from './throughput.ts';
 import { planVerify } from './verify.ts';
+import { planCpuTable, type CpuPlanned } from './cpu-table.ts';
 
 export interface RunPlan {
   verify: ReturnType<typeof planVerify>;
   throughput: ThroughputPlanned[];
+  cpu: CpuPlanned[];
   security: ReturnType<typeof planSecurity>;
   robustness: ReturnType<typeof planRobustness>;
 }
@@ -30,10 +32,11 @@ export function planRun(s: Scenario, suites: readonly SuiteName[], baseDir?: str
   const plan: RunPlan = {
     verify: suites.includes('verify') ? planVerify(s, traits) : [],
     throughput: suites.includes('throughput') ? planThroughput(s, traits) : [],
+    cpu: suites.includes('cpu') ? planCpuTable(s, traits) : [],
     security: suites.includes('security') ? planSecurity(s, traits) : [],
     robustness: suites.includes('robustness') ? planRobustness(s, traits) : [],
   };
-  checkThresholdNames(s, [...HOST_CASES, ...plan.verify.map((c) => c.name), ...plan.throughput.map((c) => c.name), ...plan.security.map((c) => c.name), ...plan.robustness.map((c) => c.name)]);
+  checkThresholdNames(s, [...HOST_CASES, ...plan.verify.map((c) => c.name), ...plan.throughput.map((c) => c.name), ...plan.cpu.map((c) => c.name), ...plan.security.map((c) => c.name), ...plan.robustness.map((c) => c.name)]);
   return plan;
 }
 

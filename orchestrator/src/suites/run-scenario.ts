@@ -24,6 +24,7 @@ import { SUITE_NAMES, type SuiteName } from './plan.ts';
 import { planRun, type RunPlan } from './run-plan.ts';
 import { runVerifySuite } from './verify.ts';
 import { runThroughputSuite } from './throughput.ts';
+import { runCpuTable } from './cpu-table.ts';
 import { runSecuritySuite } from './security.ts';
 import { runRobustnessSuite } from './robustness.ts';
 
@@ -85,6 +86,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
       if (plan[suite].length === 0) continue;
       if (suite === 'verify') cases.push(...(await runVerifySuite(ctx, plan.verify)));
       if (suite === 'throughput') cases.push(...(await runThroughputSuite(ctx, plan.throughput)));
+      if (suite === 'cpu') cases.push(...(await runCpuTable(ctx, plan.cpu)));
       if (suite === 'security') cases.push(...(await runSecuritySuite(ctx, plan.security)));
       if (suite === 'robustness') cases.push(...(await runRobustnessSuite(ctx, plan.robustness)));
       out.done();

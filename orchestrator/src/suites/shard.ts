@@ -6,8 +6,8 @@
  * its cases' expected durations.
  *
  * Cases that share a set-up — throughput cases on the same hot-plugged device (a non-booted fb
- * mode, a non-booted mouse rate × bundle) — form one unit and stay in one shard, so no shard
- * hot-plugs a device for one case of a group. Units are assigned greedily, most expensive first
+ * mode, a non-booted mouse rate × bundle), the CPU table's methods on one picture × BAR — form
+ * one unit and stay in one shard, so no shard hot-plugs a device for one case of a group. Units are assigned greedily, most expensive first
  * (ties by name), each to the shard whose load grows least (ties to the lowest index): the
  * "longest processing time first" rule.
  */
@@ -72,10 +72,12 @@ export const COST = {
   hotplugMs: 6_000,
   /** Framebuffer cases: two phases (seqlock on, off) of `seconds` each, plus set-up. */
   fbOverheadMs: 300,
+  /** CPU table cases: two phases of `suites.cpu.seconds`, plus the consumer's start and wait for frames. */
+  cpuOverheadMs: 2_500,
   /** Mouse cases: one phase of `seconds`, plus set-up. */
   mouseOverheadMs: 200,
   /** Per suite, a case the table below does not name. */
-  suiteMs: { verify: 1_000, throughput: 2_500, security: 2_000, robustness: 5_000 } as Record<SuiteName, number>,
+  suiteMs: { verify: 1_000, throughput: 2_500, cpu: 4_500, security: 2_000, robustness: 5_000 } as Record<SuiteName, number>,
   /** Cases that take longer than their suite's default (device removals, stalls, hostile load). */
   caseMs: {
     'host-fed-events': 8_000,
@@ -108,15 +110,20 @@ export function expectedCaseMs(s: Scenario, c: PlannedCase): number {
     if (c.params?.['mode'] === 'host-fed') return seconds + COST.mouseOverheadMs + COST.hotplugMs / 3;
     return seconds + COST.mouseOverheadMs;
   }
+  // The CPU table: two phases (seqlock on, off) of suites.cpu.seconds each.
+  if (c.suite === 'cpu') return 2 * s.suites.cpu.seconds * 1000 + COST.cpuOverheadMs;
   const cycles = Number(c.params?.['cycles'] ?? 0);
   const perCycle = COST.cycleMs[c.name];
   if (perCycle !== undefined && cycles > 0) return cycles * perCycle;
   return COST.caseMs[c.name] ?? COST.suiteMs[c.suite];
 }
 
-/** The hot-plugged device a throughput case shares with others of its group, if any. */
+/** The hot-plugged device a case shares with others of its group, if any. */
 function sharedSetUp(s: Scenario, c: PlannedCase): string | undefined {
-  if (c.suite !== 'throughput' || c.skip) return undefined;
+  if (c.skip) return undefined;
+  // The CPU table hot-plugs one device per picture × BAR for all its methods.
+  if (c.suite === 'cpu') return `${c.params?.['width']}x${c.params?.['height']}-${c.params?.['fps']}fps-${c.params?.['fb_mode']}-${c.params?.['mmio_latency_ns']}ns`;
+  if (c.suite !== 'throughput') return undefined;
   const mode = c.params?.['fb_mode'];
   if (typeof mode === 'string' && mode !== s.device['fb-mode']) return `fb-${mode}`;
   const rate = c.params?.['rate_hz'];
@@ -198,8 +205,9 @@ function caseKey(u: ShardUnit): string {
 
 /** The plan restricted to `keep` (order kept). */
 function filterPlan(plan: RunPlan, keep: ReadonlySet<PlannedCase>): RunPlan {
-  const f = <T extends PlannedCase>(list: T[]): T[] => list.filter((c) => keep.has(c));
-  return { verify: f(plan.verify), throughput: f(plan.throughput), security: f(plan.security), robustness: f(plan.robustness) };
+  const out = { ...plan };
+  for (const suite of SUITE_NAMES) (out as Record<SuiteName, PlannedCase[]>)[suite] = (plan[suite] as PlannedCase[]).filter((c) => keep.has(c));
+  return out;
 }
 
 /** What one shard runs: the scenarios it has cases of, each with its part of the plan. */

@@ -14,6 +14,7 @@ import { buildBaseline, DEFAULT_BASELINE_PATH, readBaseline, writeBaseline } fro
 import { compareToBaseline, regressions } from '../../bench/compare.ts';
 import { benchTableMarkdown, benchTableText, benchVerdictLine } from '../../bench/table.ts';
 import { writeBenchChart } from '../../bench/chart.ts';
+import { benchSuites, withoutCpuTable, writeCpuTable } from '../../bench/cpu-table.ts';
 import { environmentDifferences, describeEnvironment } from '../../report/environment.ts';
 import { toSummaryMarkdown, toSummaryText } from '../../report/summary.ts';
 import type { CaseResult } from '../../report/results.ts';
@@ -45,7 +46,7 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
   let environment: Record<string, unknown> = {};
   for (let i = 1; i <= a.repeat; i++) {
     a.out.info(`repetition ${i}/${a.repeat}`);
-    const { results, error } = await runScenario({ scenario, baseDir, outDir: join(outDir, `run-${i}`), out: a.out, suites: ['throughput'], measureReset: i === 1 });
+    const { results, error } = await runScenario({ scenario, baseDir, outDir: join(outDir, `run-${i}`), out: a.out, suites: benchSuites(scenario, i, a.repeat), measureReset: i === 1 });
     if (error !== undefined) {
       process.stderr.write(`hilbox bench: repetition ${i} failed: ${(error as Error).message}\n`);
       return exitCodeFor(error);
@@ -53,7 +54,7 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
     runs.push(results.cases);
     environment = results.environment;
     if (i === a.repeat) writeFileSync(join(outDir, 'summary.md'), toSummaryMarkdown(results));
-    if (i === a.repeat && !a.json) process.stdout.write(`${toSummaryText(results)}\n`);
+    if (i === a.repeat && !a.json) process.stdout.write(`${toSummaryText(withoutCpuTable(results))}\n`);
   }
   const metrics = combineRepeats(runs.map((cases) => benchMetrics(cases)));
   const cases = runs.at(-1) ?? [];
@@ -69,15 +70,17 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
 
   const baseline = readBaseline(baselinePath);
   const rows = compareToBaseline(metrics, baseline);
-  const md = `# hilbox bench — ${scenario.name}\n\n${benchVerdictLine(rows)}\n\n${benchTableMarkdown(rows)}\n`;
+  const cpu = writeCpuTable(outDir, cases);
+  const md = `# hilbox bench — ${scenario.name}\n\n${benchVerdictLine(rows)}\n\n${benchTableMarkdown(rows)}\n${cpu ? `\n${cpu.markdown}` : ''}`;
   writeFileSync(join(outDir, 'bench.md'), md);
   writeBenchChart(join(outDir, 'bench.png'), rows);
   if (a.json) process.stdout.write(`${JSON.stringify(cases, null, 2)}\n`);
   else {
     const diffs = environmentDifferences(baseline.environment, environment);
     process.stdout.write(`${benchTableText(rows)}\n${benchVerdictLine(rows)}\n`);
+    if (cpu) process.stdout.write(`\n${cpu.text}`);
     if (diffs.length) process.stdout.write(`note: environment differs from the baseline's: ${diffs.join('; ')}\n`);
-    process.stdout.write(`artifacts: ${outDir} (bench.json, bench.md, bench.png)\n`);
+    process.stdout.write(`artifacts: ${outDir} (bench.json, bench.md, bench.png${cpu ? ', cpu-table.svg' : ''})\n`);
   }
   return regressions(rows).length ? ExitCode.failed : ExitCode.ok;
 }

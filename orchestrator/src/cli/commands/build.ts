@@ -1,5 +1,5 @@
 /** `hilbox build [qemu|guest|all]`: runs the cached builds and prints what they produced. */
-import { ensureGuest, ensureQemu } from '../../products/ensure.ts';
+import { ensureGuest, ensureQemu, explainBuilds } from '../../products/ensure.ts';
 import type { Output } from '../output.ts';
 
 export type BuildTarget = 'qemu' | 'guest' | 'all';
@@ -26,4 +26,9 @@ export async function buildCommand(target: BuildTarget, out: Output): Promise<Bu
     out.done(`guest: Linux ${m.kernelVersion}`);
   }
   return result;
+}
+
+/** `hilbox build --explain`: whether each build is up to date and, if not, which input changed. */
+export async function explainCommand(target: BuildTarget): Promise<string> {
+  return (await explainBuilds(target)).join('\n');
 }
