@@ -22,12 +22,36 @@ function printJson(value: unknown): void {
 
 program
   .command('run')
-  .description('run a scenario end to end (default: the embedded fixtures/default.yaml)')
-  .argument('[scenario]', 'scenario YAML file')
-  .option('--out <dir>', 'artifact directory (default: ./hilbox-out/<scenario>-<timestamp>)')
-  .action(async (scenario: string | undefined, opts: { out?: string }) => {
-    const { runCommand } = await import('./commands/run.ts');
-    process.exitCode = await runCommand({ scenario, outDir: opts.out, json: Boolean(program.opts().json), out: out() });
+  .description('run scenarios end to end, one after the other (default: the embedded fixtures/default.yaml); --shard K/N runs the Kth of N parts')
+  .argument('[scenarios...]', 'scenario YAML files')
+  .option('--out <dir>', 'artifact directory (default: ./hilbox-out/<scenario>-<timestamp>); with several scenarios, one subdirectory each')
+  .option('--shard <K/N>', 'run only shard K of N: a deterministic split of the cases (and scenarios) balanced by expected cost; merge the shards with `hilbox merge`')
+  .option('--dry-run', 'build and boot nothing: print the expected cost of 1..N shards and the cases shard K runs')
+  .action(async (scenarios: string[], opts: { out?: string; shard?: string; dryRun?: boolean }) => {
+    const { runScenariosCommand } = await import('./commands/run.ts');
+    process.exitCode = await runScenariosCommand({ scenarios, json: Boolean(program.opts().json), out: out(), dryRun: Boolean(opts.dryRun), ...(opts.out ? { outDir: opts.out } : {}), ...(opts.shard !== undefined ? { shard: opts.shard } : {}) });
+  });
+
+program
+  .command('matrix')
+  .description('several scenarios on this machine, up to N VMs side by side, builds done once, one combined report')
+  .argument('<scenarios...>', 'scenario YAML files')
+  .option('-j, --jobs <n>', 'VMs running at once', '2')
+  .option('--shard <K/N>', 'run only shard K of N of the scenarios\' cases')
+  .option('--out <dir>', 'artifact directory (default: ./hilbox-out/matrix-<timestamp>); one subdirectory per scenario')
+  .action(async (scenarios: string[], opts: { jobs: string; shard?: string; out?: string }) => {
+    const { matrixCommand } = await import('./commands/matrix.ts');
+    process.exitCode = await matrixCommand({ scenarios, jobs: opts.jobs, json: Boolean(program.opts().json), out: out(), ...(opts.out ? { outDir: opts.out } : {}), ...(opts.shard !== undefined ? { shard: opts.shard } : {}) });
+  });
+
+program
+  .command('merge')
+  .description('merge the artifact directories of the shards of one run (hilbox run --shard K/N) into one results.json, junit.xml and summary.md')
+  .argument('<dirs...>', 'shard artifact directories')
+  .option('--out <dir>', 'directory for the merged report (default: ./hilbox-out/merged-<timestamp>)')
+  .action(async (dirs: string[], opts: { out?: string }) => {
+    const { mergeCommand } = await import('./commands/merge.ts');
+    process.exitCode = mergeCommand({ dirs, json: Boolean(program.opts().json), ...(opts.out ? { outDir: opts.out } : {}) });
   });
 
 program
@@ -91,6 +115,15 @@ cache
     const r = cacheList();
     if (program.opts().json) printJson(r);
     else process.stdout.write(formatCacheReport(r));
+  });
+cache
+  .command('keys')
+  .description('the cache keys of the builds (hashes of the repository files each build reads): NAME=value lines for CI cache steps')
+  .action(async () => {
+    const { cacheKeys } = await import('./commands/cache-keys.ts');
+    const r = cacheKeys();
+    if (program.opts().json) printJson(r.keys);
+    else process.stdout.write(r.text);
   });
 cache
   .command('prune')

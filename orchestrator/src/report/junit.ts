@@ -4,6 +4,7 @@
  * <testsuites name="hilbox" tests failures errors skipped time>
  *   <testsuite name="<suite>" tests failures errors skipped time timestamp>
  *     <testcase classname="hilbox.<suite>" name="<case>" time>
+ *   (a report of several scenarios: testsuite "<scenario>/<suite>", classname "hilbox.<scenario>.<suite>")
  *       <failure message="reason" type="fail">reason</failure> | <skipped message="reason"/>
  *       <system-out>policy and metrics</system-out>
  */
@@ -28,7 +29,8 @@ export function caseOutput(c: CaseResult): string {
 }
 
 function testcase(c: CaseResult): string {
-  const open = `    <testcase${attrs({ classname: `hilbox.${c.suite}`, name: c.name, time: seconds(c.durationMs) })}`;
+  const classname = c.scenario === undefined ? `hilbox.${c.suite}` : `hilbox.${c.scenario}.${c.suite}`;
+  const open = `    <testcase${attrs({ classname, name: c.name, time: seconds(c.durationMs) })}`;
   const body: string[] = [];
   if (c.status === 'fail') {
     const reason = c.reason ?? 'failed';
@@ -69,7 +71,9 @@ export function toJUnitXml(r: RunResults): string {
         timestamp: r.startedAt,
       })}>`,
     );
-    parts.push(`    <properties>\n      <property${attrs({ name: 'scenario', value: r.scenario })}/>\n      <property${attrs({ name: 'guest', value: r.guest })}/>\n    </properties>`);
+    const scenario = cases[0]!.scenario ?? r.scenario;
+    const guest = r.scenarios?.find((x) => x.name === scenario)?.guest ?? r.guest;
+    parts.push(`    <properties>\n      <property${attrs({ name: 'scenario', value: scenario })}/>\n      <property${attrs({ name: 'guest', value: guest })}/>\n    </properties>`);
     for (const c of cases) parts.push(testcase(c));
     parts.push('  </testsuite>');
   }

@@ -21,6 +21,8 @@ export type ParamValue = string | number;
 
 /** One case as a probe reports it (and as results.json stores it). */
 export interface CaseResult {
+  /** Only in a report of several scenarios (`hilbox matrix`, a merge): the scenario the case ran in. */
+  scenario?: string;
   suite: string;
   name: string;
   status: CaseStatus;
@@ -55,6 +57,51 @@ export interface RunResults {
   environment: Record<string, unknown>;
   cases: CaseResult[];
   summary: Summary;
+  /** A report of several scenarios: each one (its cases carry `scenario`). */
+  scenarios?: ScenarioInfo[];
+  /** A run of one shard (`hilbox run --shard K/N`): which one, and the whole run it is part of. */
+  shard?: ShardInfo;
+  /** A merged report (`hilbox merge`): the shards it was made of. */
+  merged?: MergedInfo;
+}
+
+export interface ScenarioInfo {
+  name: string;
+  guest: string;
+}
+
+export interface ShardInfo {
+  /** 1-based. */
+  index: number;
+  count: number;
+  /** Identifies the whole run (scenarios as loaded, shard count); equal in all its shards. */
+  plan: string;
+  /** Every case of the whole run (all shards), `<scenario>/<suite>/<case>`, in plan order. */
+  planned: string[];
+  /** Every scenario of the whole run (all shards). */
+  scenarios: ScenarioInfo[];
+}
+
+export interface MergedShard {
+  index: number;
+  from: string;
+  /** Scenarios the shard booted (its `run/boot` cases). */
+  boots: number;
+  bootMs: number;
+  cases: number;
+  /** Sum of its cases' durations. */
+  caseMs: number;
+  /** The shard's whole run. */
+  durationMs: number;
+}
+
+export interface MergedInfo {
+  plan: string;
+  count: number;
+  /** The shards found: the directory each came from and what it cost (its boots, its cases, its whole run). */
+  shards: MergedShard[];
+  /** Shard indices no directory held. */
+  missing: number[];
 }
 
 const MetricSchema = z.object({ value: z.number().refine(Number.isFinite, 'must be a finite number'), unit: z.string() });
@@ -195,13 +242,14 @@ export function buildRunResults(info: RunInfo, cases: readonly CaseResult[]): Ru
   };
 }
 
-/** Cases grouped by suite, suites in first-seen order. */
+/** Cases grouped by suite (by scenario and suite, `<scenario>/<suite>`, when cases name their scenario), in first-seen order. */
 export function groupBySuite(cases: readonly CaseResult[]): Map<string, CaseResult[]> {
   const m = new Map<string, CaseResult[]>();
   for (const c of cases) {
-    const list = m.get(c.suite);
+    const key = c.scenario === undefined ? c.suite : `${c.scenario}/${c.suite}`;
+    const list = m.get(key);
     if (list) list.push(c);
-    else m.set(c.suite, [c]);
+    else m.set(key, [c]);
   }
   return m;
 }

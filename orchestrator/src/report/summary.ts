@@ -113,10 +113,36 @@ export function otherSection(cases: readonly CaseResult[]): Section | undefined 
   };
 }
 
+function sectionsOf(cases: readonly CaseResult[]): Section[] {
+  return [throughputSection(cases), mouseSection(cases), cpuSection(cases), securitySection(cases), otherSection(cases)].filter((s): s is Section => s !== undefined);
+}
+
+/**
+ * A merged report's shards: what each cost (boots, cases, its whole run), its boots' share of it,
+ * and its run against the slowest shard's (the wall time of a CI matrix is its slowest job).
+ */
+export function shardsSection(r: RunResults): Section | undefined {
+  const shards = r.merged?.shards;
+  if (!shards || shards.length === 0) return undefined;
+  const slowest = Math.max(1, ...shards.map((x) => x.durationMs));
+  const s = (ms: number) => (ms / 1000).toFixed(1);
+  return {
+    title: 'Shards',
+    table: {
+      headers: ['shard', 'boots', 'boot s', 'cases', 'case s', 'run s', 'boot share', '× slowest'],
+      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+      rows: shards.map((x) => [`${x.index}/${r.merged!.count}`, String(x.boots), s(x.bootMs), String(x.cases), s(x.caseMs), s(x.durationMs), x.durationMs > 0 ? (x.bootMs / x.durationMs).toFixed(2) : '—', (x.durationMs / slowest).toFixed(2)]),
+    },
+  };
+}
+
+/** The tables of a report; a report of several scenarios has each scenario's, titled `<scenario>: <table>`. */
 export function summarySections(r: RunResults): Section[] {
-  return [throughputSection(r.cases), mouseSection(r.cases), cpuSection(r.cases), securitySection(r.cases), otherSection(r.cases)].filter(
-    (s): s is Section => s !== undefined,
-  );
+  const shards = shardsSection(r);
+  const tables = !r.scenarios || r.scenarios.length < 2
+    ? sectionsOf(r.cases)
+    : r.scenarios.flatMap((s) => sectionsOf(r.cases.filter((c) => c.scenario === s.name)).map((x) => ({ ...x, title: `${s.name}: ${x.title}` })));
+  return shards ? [...tables, shards] : tables;
 }
 
 function headerFacts(r: RunResults, o: SummaryOptions): [string, string][] {
@@ -128,11 +154,19 @@ function headerFacts(r: RunResults, o: SummaryOptions): [string, string][] {
     ['started', r.startedAt],
     ['duration', duration(r.durationMs)],
     ['result', `${r.summary.fail === 0 ? 'PASS' : 'FAIL'} — ${r.summary.pass} passed, ${r.summary.fail} failed, ${r.summary.skip} skipped`],
+    ...shardFacts(r),
   ];
 }
 
+function shardFacts(r: RunResults): [string, string][] {
+  if (r.shard) return [['shard', `${r.shard.index}/${r.shard.count} (${r.cases.filter((c) => c.suite !== 'run').length} of the run's ${r.shard.planned.length} cases; run ${r.shard.plan})`]];
+  if (!r.merged) return [];
+  const m = r.merged;
+  return [['merged', `${m.shards.length} of ${m.count} shards (run ${m.plan})${m.missing.length ? `; missing: ${m.missing.map((k) => `${k}/${m.count}`).join(', ')}` : ''}`]];
+}
+
 function failures(r: RunResults): string[] {
-  return r.cases.filter((c) => c.status === 'fail').map((c) => visible(`${c.suite}/${c.name}: ${c.reason ?? 'failed'}`));
+  return r.cases.filter((c) => c.status === 'fail').map((c) => visible(`${c.scenario ? `${c.scenario}/` : ''}${c.suite}/${c.name}: ${c.reason ?? 'failed'}`));
 }
 
 export function toSummaryMarkdown(r: RunResults, o: SummaryOptions = {}): string {

@@ -14,14 +14,14 @@ import { HilboxError } from '../core/errors.ts';
 import { repoRoot } from '../core/paths.ts';
 import { bootScenario } from '../session/boot.ts';
 import type { StartedHilboxVm } from '../lib/started-vm.ts';
-import { buildRunResults, hostCase, type CaseResult, type RunResults } from '../report/results.ts';
+import { buildRunResults, hostCase, type CaseResult, type RunResults, type ShardInfo } from '../report/results.ts';
 import { writeRunReports } from '../report/artifacts.ts';
 import { applyThresholds } from '../report/thresholds.ts';
 import { collectEnvironment } from '../report/environment.ts';
 import { ensureQemu } from '../products/ensure.ts';
 import { caseTimeoutMs, type SuiteContext } from './context.ts';
 import { SUITE_NAMES, type SuiteName } from './plan.ts';
-import { planRun } from './run-plan.ts';
+import { planRun, type RunPlan } from './run-plan.ts';
 import { runVerifySuite } from './verify.ts';
 import { runThroughputSuite } from './throughput.ts';
 import { runCpuTable } from './cpu-table.ts';
@@ -38,6 +38,10 @@ export interface RunOptions {
   suites?: SuiteName[];
   /** Measure fast reset (snapshot restore) against the cold boot before the suites (bench). */
   measureReset?: boolean;
+  /** The cases to run, planned (and checked) already — e.g. one shard's part (suites/shard.ts); default: planRun. */
+  plan?: RunPlan;
+  /** This run is one shard of a larger run: recorded in results.json. */
+  shard?: ShardInfo;
 }
 
 export interface RunOutcome {
@@ -59,7 +63,7 @@ async function qemuVersion(): Promise<string | undefined> {
 export async function runScenario(o: RunOptions): Promise<RunOutcome> {
   const { scenario, out, outDir } = o;
   const enabled = o.suites ?? SUITE_NAMES.filter((s) => scenario.suites[s].enabled);
-  const plan = planRun(scenario, enabled, o.baseDir);
+  const plan = o.plan ?? planRun(scenario, enabled, o.baseDir);
   mkdirSync(outDir, { recursive: true });
   const startedAt = new Date();
   const cases: CaseResult[] = [];
@@ -79,6 +83,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
     await vm.guest.setupProbe(vm.session);
     const ctx: SuiteContext = { vm, scenario, out, outDir, runDir, caseTimeoutMs: caseTimeoutMs(vm, scenario) };
     for (const suite of enabled) {
+      if (plan[suite].length === 0) continue;
       if (suite === 'verify') cases.push(...(await runVerifySuite(ctx, plan.verify)));
       if (suite === 'throughput') cases.push(...(await runThroughputSuite(ctx, plan.throughput)));
       if (suite === 'cpu') cases.push(...(await runCpuTable(ctx, plan.cpu)));
@@ -98,6 +103,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
   const judged = applyThresholds(cases, scenario.thresholds ?? {});
   const environment = { ...collectEnvironment({ qemuVersion: await qemuVersion(), ...(accelerator ? { accelerator } : {}), repoDir: repoRoot }) };
   const results = buildRunResults({ scenario: scenario.name, guest: scenario.guest.os, startedAt, durationMs: Date.now() - startedAt.getTime(), environment }, judged);
+  if (o.shard) results.shard = o.shard;
   writeRunReports(outDir, results, accelerator ? { accelerator } : {});
   return { results, ...(error !== undefined ? { error } : {}) };
 }
