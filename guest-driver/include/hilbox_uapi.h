@@ -249,7 +249,7 @@ struct hilbox_ev_ring_hdr {
 	__u32 state;		/* HILBOX_EV_RING_* */
 	__u32 reserved0;
 	__u64 wakeups;		/* notifications sent (waiters or pollers woken) */
-	__u64 reserved[6];
+	__u64 reserved[8];
 };
 
 /* HILBOX_IOC_EV_RING: attach a ring to this open file (one per device). */

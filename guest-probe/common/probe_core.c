@@ -633,6 +633,11 @@ void ev_tp_report(struct result *r, struct ev_acc *a, const struct hilbox_stats 
 	/* completion order; blocking readers (Linux): per reader order */
 	r_metric(r, "order_violations", (double)a->order_viol, "records");
 	r_metric(r, "read_errors", (double)a->errors, "reads");
+	r_metric(r, "completions", (double)a->completions, "completions");
+	r_metric(r, "records_per_completion",
+		 a->completions ? (double)a->n / (double)a->completions : 0, "records");
+	r_metric(r, "cpu_us_per_1000_events",
+		 a->n ? (double)cpu / 1e3 / ((double)a->n / 1000.0) : 0, "us");
 	r_metric(r, "irqs", (double)(st1->irq_count - st0->irq_count), "irqs");
 	r_metric(r, "cpu_time", (double)cpu / 1e9, "s");
 	r_metric(r, "cpu_percent", (double)cpu / (double)wall * 100.0, "%");
@@ -670,6 +675,7 @@ void opts_init(struct probe_opts *o, const char *mode)
 	o->count = 100;
 	o->frames = 5;
 	o->pending = 16;
+	o->read_records = 16;
 	o->timeout_s = 120;
 	o->timeout_ms = 10000;
 	o->max_wait_s = 600;
@@ -703,6 +709,8 @@ int opts_parse(struct probe_opts *o, int argc, char **argv, int i)
 			o->peer_bar = v;
 		else if (ARG("--pending"))
 			o->pending = (unsigned int)strtoul(v, NULL, 0);
+		else if (ARG("--read-records"))
+			o->read_records = (unsigned int)strtoul(v, NULL, 0);
 		else if (ARG("--mode"))
 			o->mode = v;
 		else if (ARG("--case"))

@@ -185,6 +185,7 @@ void tp_metrics(struct result *r, const struct tp_stats *s, const char *sfx);
 
 struct ev_acc {
 	uint64_t n, first, last, gaps, order_viol, dup, errors;
+	uint64_t completions;	/* reads / CQEs / ring wake-ups that carried records */
 	uint64_t *lat;
 	size_t lat_n, lat_cap;
 	uint64_t *seqs;		/* every seq received, for the global check */
@@ -210,6 +211,7 @@ struct probe_opts {
 	double seconds;
 	uint64_t count;
 	unsigned int frames, pending, timeout_s;
+	unsigned int read_records;	/* events-throughput: records per read buffer */
 	int timeout_ms, max_wait_s;
 	bool flush, list, have_timeout_ms;
 };

@@ -59,8 +59,8 @@ export function mouseSection(cases: readonly CaseResult[]): Section | undefined 
   return {
     title: 'Mouse events',
     table: {
-      headers: ['mode', 'rate Hz', 'bundle', 'pending', 'events/s', 'lost', 'order viol.', 'p50 µs', 'p99 µs', 'max µs', 'status'],
-      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
+      headers: ['mode', 'rate Hz', 'bundle', 'pending', 'events/s', 'lost', 'order viol.', 'rec/compl.', 'CPU µs/1k ev', 'p50 µs', 'p99 µs', 'max µs', 'status'],
+      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
       rows: ms.map((c) => {
         const p = mouseParams(c);
         return [
@@ -71,6 +71,8 @@ export function mouseSection(cases: readonly CaseResult[]): Section | undefined 
           formatNumber(metric(c, 'eventsPerS'), 1),
           formatNumber(metric(c, 'eventsLost')),
           formatNumber(metric(c, 'orderViolations')),
+          formatNumber(metric(c, 'recordsPerCompletion'), 2),
+          formatNumber(metric(c, 'cpuPer1000Events'), 1),
           formatNumber(microseconds(c, 'latencyP50'), 1),
           formatNumber(microseconds(c, 'latencyP99'), 1),
           formatNumber(microseconds(c, 'latencyMax'), 1),

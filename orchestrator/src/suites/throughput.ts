@@ -6,8 +6,9 @@
  *    measures the RAM reference itself, read by read in the same loop (guest-driver/INTERFACE.md
  *    §6). Beside them, the peer: the same zero-copy reads of a stock QEMU device's BAR
  *    (ivshmem-plain, hot-plugged), `fb-map-ivshmem`.
- *  - Mouse: generator rates × bundles × reads pending, inverted call vs polling, and the
- *    host-fed path (orchestrator → chardev → device → guest process).
+ *  - Mouse: generator rates × bundles × reads pending, inverted call vs polling vs the
+ *    driver-written shared-memory ring (guest-driver/INTERFACE.md §3b), and the host-fed path
+ *    (orchestrator → chardev → device → guest process).
  * Device settings other than the booted device's are measured on a hot-plugged device when the
  * guest can find one; otherwise those cases are skipped, saying why.
  */
@@ -38,7 +39,7 @@ interface FbPeerPlanned extends PlannedCase {
 }
 interface MousePlanned extends PlannedCase {
   kind: 'mouse';
-  mode: 'inverted-call' | 'polling';
+  mode: 'inverted-call' | 'polling' | 'shared-ring';
   rate: number;
   bundle: number;
   pending: number;
@@ -94,6 +95,9 @@ export function planThroughput(s: Scenario, traits: GuestTraits): ThroughputPlan
     });
     for (const n of pending) out.push(mk('inverted-call', n, `mouse-inverted-call-r${rate}-b${bundle}-p${n}`));
     out.push(mk('polling', 1, `mouse-polling-r${rate}-b${bundle}`));
+    const ring = mk('shared-ring', 1, `mouse-shared-ring-r${rate}-b${bundle}`);
+    if (!traits.eventModes.sharedRing && !ring.skip) ring.skip = `a ${traits.os} guest's driver has no shared-memory event ring yet`;
+    out.push(ring);
   }
   out.push({
     suite: 'throughput',
@@ -137,8 +141,9 @@ async function fbPeerCase(ctx: SuiteContext, c: FbPeerPlanned): Promise<CaseResu
 
 async function mouseCase(ctx: SuiteContext, c: MousePlanned, dev?: string): Promise<CaseResult> {
   const modes = ctx.vm.guest.eventModes;
-  const m = c.mode === 'polling' ? modes.polling : modes.invertedCall;
-  ctx.out.step(`throughput: mouse ${c.rate} Hz ×${c.bundle}, ${c.mode}${c.mode === 'polling' ? '' : `, ${c.pending} pending`}`);
+  const m = c.mode === 'polling' ? modes.polling : c.mode === 'shared-ring' ? modes.sharedRing : modes.invertedCall;
+  if (!m) return skipped({ ...c, skip: `the guest has no ${c.mode} event mode` });
+  ctx.out.step(`throughput: mouse ${c.rate} Hz ×${c.bundle}, ${c.mode}${c.mode === 'inverted-call' ? `, ${c.pending} pending` : ''}`);
   const seconds = String(ctx.scenario.suites.throughput.seconds);
   const r = await probeCase(ctx.vm, c, ['events-throughput', '--pending', String(c.pending), '--seconds', seconds, '--mode', m.probeMode], { timeoutMs: extraTime(ctx), ...(dev ? { dev } : {}) });
   r.details = { ...(r.details ?? {}), mechanism: m.mechanism };
