@@ -110,6 +110,9 @@ void evring_detach(struct evring *er);
 int evring_wait(struct evring *er, unsigned int timeout_ms);
 enum ev_outcome ev_ring(struct ev_run *run);
 
+/* notify.c: `notify-baseline` (eventfd write -> wake-up), exit status */
+int cmd_notify_baseline(const struct probe_opts *o);
+
 /* the attack primitives (struct os_attacks) by file */
 void sec_unprivileged_open(struct result *r, struct sec_ctx *c);
 void sec_proc_fd_reopen(struct result *r, struct sec_ctx *c);

@@ -51,9 +51,10 @@ static enum ev_outcome ev_iocp(struct ev_run *run)
 			struct pend *q = (struct pend *)ent[k].lpOverlapped;
 			LONG status = (LONG)q->ov.Internal;
 
-			if (status >= 0 && ent[k].dwNumberOfBytesTransferred == EV_SZ)
+			if (status >= 0 && ent[k].dwNumberOfBytesTransferred == EV_SZ) {
+				a->completions++;
 				acc_add(a, &q->ev, clk);
-			else
+			} else
 				a->errors++;
 			if (status < 0 && a->errors < 4)
 				dbg("overlapped read: NTSTATUS %#lx", (unsigned long)status);
@@ -110,6 +111,8 @@ static enum ev_outcome ev_poll(struct ev_run *run)
 		}
 		clk = 0;
 		dev_clock(h, &clk);
+		if (got)
+			a->completions++;
 		for (i = 0; i < got / EV_SZ; i++)
 			acc_add(a, &ev[i], clk);
 	}

@@ -22,7 +22,7 @@ export const PROBE_METRICS: Readonly<Record<string, string>> = {
   order_violations: 'records', latency_p50: 'ns', latency_p99: 'ns', latency_max: 'ns', latency_samples: 'samples',
   driver_ring_drops: 'events', device_drops: 'events', irqs: 'irqs', read_errors: 'reads', errors: 'errors',
   completions: 'completions', records_per_completion: 'records', cpu_us_per_1000_events: 'us',
-  ring_dropped: 'events', ring_wakeups: 'wakeups', records_after_fork: 'records',
+  ring_dropped: 'events', ring_wakeups: 'wakeups', records_after_fork: 'records', wakeups_per_s: 'wakeups/s',
   // security cases
   requests: 'requests', cancelled: 'requests', completed_otherwise: 'requests', stuck: 'requests',
   readers_waiting_before: 'requests', readers_waiting_after: 'requests', retries: 'retries', iterations: 'iterations',
