@@ -592,6 +592,13 @@ void acc_add(struct ev_acc *a, const struct hilbox_event *e, uint64_t clk)
 		a->lat[a->lat_n++] = clk > e->timestamp_ns ? clk - e->timestamp_ns : 0;
 }
 
+void acc_completion(struct ev_acc *a, const struct hilbox_event *last)
+{
+	a->completions++;
+	if (!(last->flags & HILBOX_EVF_END_OF_REPORT))
+		a->split++;
+}
+
 void lat_metrics(struct result *r, struct ev_acc *a)
 {
 	if (!a->lat_n)
@@ -636,6 +643,7 @@ void ev_tp_report(struct result *r, struct ev_acc *a, const struct hilbox_stats 
 	r_metric(r, "completions", (double)a->completions, "completions");
 	r_metric(r, "records_per_completion",
 		 a->completions ? (double)a->n / (double)a->completions : 0, "records");
+	r_metric(r, "split_reports", (double)a->split, "completions");
 	r_metric(r, "cpu_us_per_1000_events",
 		 a->n ? (double)cpu / 1e3 / ((double)a->n / 1000.0) : 0, "us");
 	r_metric(r, "irqs", (double)(st1->irq_count - st0->irq_count), "irqs");

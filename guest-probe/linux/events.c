@@ -212,9 +212,9 @@ static enum ev_outcome ev_uring(struct ev_run *run, bool wq)
 		for (k = 0; k < n; k++) {
 			i = (unsigned int)cqes[k].user_data;
 			if (cqes[k].res > 0 && cqes[k].res % (int)EV_SZ == 0) {
-				a->completions++;
 				for (j = 0; j < (unsigned int)cqes[k].res / EV_SZ; j++)
 					acc_add(a, &bufs[(size_t)i * rr + j], clk);
+				acc_completion(a, &bufs[(size_t)i * rr + j - 1]);
 			} else {
 				a->errors++;
 			}
@@ -254,9 +254,9 @@ static enum ev_outcome ev_poll(struct ev_run *run)
 		}
 		clk = 0;
 		dev_clock(fd, &clk);
-		a->completions++;
 		for (i = 0; i < n / (ssize_t)EV_SZ; i++)
 			acc_add(a, &ev[i], clk);
+		acc_completion(a, &ev[i - 1]);
 	}
 	return EV_REPORT;
 }
@@ -299,7 +299,7 @@ static void *bl_reader(void *arg)
 		}
 		clk = 0;
 		dev_clock(t->fd, &clk);
-		t->acc.completions++;
+		acc_completion(&t->acc, &e);
 		acc_add(&t->acc, &e, clk);
 		if (t->seqs_n < t->seqs_cap)
 			t->seqs[t->seqs_n++] = e.seq;
@@ -345,6 +345,7 @@ static enum ev_outcome ev_blocking(struct ev_run *run)
 		a->errors += t[i].err ? 1 : 0;
 		a->n += t[i].seqs_n;
 		a->completions += t[i].acc.completions;
+		a->split += t[i].acc.split;
 		for (j = 0; j < t[i].seqs_n && a->seqs_n < a->seqs_cap; j++)
 			a->seqs[a->seqs_n++] = t[i].seqs[j];
 		for (j = 0; j < t[i].acc.lat_n && a->lat_n < a->lat_cap; j++)

@@ -123,13 +123,13 @@ enum ev_outcome ev_ring(struct ev_run *run)
 			continue;
 		clk = 0;
 		dev_clock(fd, &clk);	/* time of receipt */
-		a->completions++;
 		for (p = er.head; p != t; p++) {
 			if (ring_copy(&er, p, &e))
 				acc_add(a, &e, clk);
 			else
 				a->errors++;
 		}
+		acc_completion(a, &e);
 		er.head = t;
 	}
 	r_metric(run->r, "ring_dropped", (double)er.hdr->dropped, "events");

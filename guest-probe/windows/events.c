@@ -52,8 +52,8 @@ static enum ev_outcome ev_iocp(struct ev_run *run)
 			LONG status = (LONG)q->ov.Internal;
 
 			if (status >= 0 && ent[k].dwNumberOfBytesTransferred == EV_SZ) {
-				a->completions++;
 				acc_add(a, &q->ev, clk);
+				acc_completion(a, &q->ev);
 			} else
 				a->errors++;
 			if (status < 0 && a->errors < 4)
@@ -111,10 +111,10 @@ static enum ev_outcome ev_poll(struct ev_run *run)
 		}
 		clk = 0;
 		dev_clock(h, &clk);
-		if (got)
-			a->completions++;
 		for (i = 0; i < got / EV_SZ; i++)
 			acc_add(a, &ev[i], clk);
+		if (got >= EV_SZ)
+			acc_completion(a, &ev[got / EV_SZ - 1]);
 	}
 	return EV_REPORT;
 }

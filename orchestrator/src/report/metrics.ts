@@ -36,6 +36,8 @@ export const METRIC = {
   latencyMax: 'latency_max',
   recordsPerCompletion: 'records_per_completion',
   cpuPer1000Events: 'cpu_us_per_1000_events',
+  deviceDrops: 'device_drops',
+  wakeupsPerS: 'wakeups_per_s',
 } as const satisfies Record<string, string>;
 export type MetricKey = keyof typeof METRIC;
 

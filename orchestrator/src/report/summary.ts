@@ -53,8 +53,13 @@ export function throughputSection(cases: readonly CaseResult[]): Section | undef
   };
 }
 
+/** A ceiling row (fifo-burst load, `params.load`) or the notification baseline beside them. */
+export function isCeilingCase(c: CaseResult): boolean {
+  return c.params?.load === 'fifo-burst' || c.params?.mode === 'notify';
+}
+
 export function mouseSection(cases: readonly CaseResult[]): Section | undefined {
-  const ms = cases.filter(isMouseCase);
+  const ms = cases.filter((c) => isMouseCase(c) && !isCeilingCase(c));
   if (ms.length === 0) return undefined;
   return {
     title: 'Mouse events',
@@ -83,6 +88,39 @@ export function mouseSection(cases: readonly CaseResult[]): Section | undefined 
   };
 }
 
+/**
+ * The ceiling: each delivery mode reading back-to-back fifo-bursts, and the bare notification
+ * (eventfd write → wake-up) measured in the same boot.
+ */
+export function ceilingSection(cases: readonly CaseResult[]): Section | undefined {
+  const cs = cases.filter((c) => isCeilingCase(c) && c.status !== 'skip');
+  if (cs.length === 0) return undefined;
+  return {
+    title: 'Event delivery ceiling (fifo-burst load)',
+    table: {
+      headers: ['mode', 'pending', 'completions/s', 'events/s', 'rec/compl.', 'CPU µs/1k ev', 'device drops', 'order viol.', 'status'],
+      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
+      rows: cs.map((c) => {
+        const p = mouseParams(c);
+        const notify = p.mode === 'notify';
+        const eps = notify ? metric(c, 'wakeupsPerS') : metric(c, 'eventsPerS');
+        const rpc = notify ? 1 : metric(c, 'recordsPerCompletion');
+        return [
+          notify ? 'eventfd wake-up' : p.mode,
+          notify ? '—' : formatNumber(p.pending),
+          formatNumber(eps !== undefined && rpc ? eps / rpc : undefined, 1),
+          notify ? '—' : formatNumber(eps, 1),
+          notify ? '—' : formatNumber(rpc, 2),
+          formatNumber(metric(c, 'cpuPer1000Events'), 1),
+          notify ? '—' : formatNumber(metric(c, 'deviceDrops')),
+          notify ? '—' : formatNumber(metric(c, 'orderViolations')),
+          STATUS_MARK[c.status],
+        ];
+      }),
+    },
+  };
+}
+
 export function securitySection(cases: readonly CaseResult[]): Section | undefined {
   const sec = cases.filter((c) => c.suite === 'security');
   if (sec.length === 0) return undefined;
@@ -97,7 +135,7 @@ export function securitySection(cases: readonly CaseResult[]): Section | undefin
 
 /** Every case the tables above do not show (verify, events, host-side cases, …). */
 export function otherSection(cases: readonly CaseResult[]): Section | undefined {
-  const rest = cases.filter((c) => c.suite !== 'security' && !isFbCase(c) && !isMouseCase(c));
+  const rest = cases.filter((c) => c.suite !== 'security' && !isFbCase(c) && !isMouseCase(c) && !(isCeilingCase(c) && c.status !== 'skip'));
   if (rest.length === 0) return undefined;
   return {
     title: 'Other cases',
@@ -109,7 +147,7 @@ export function otherSection(cases: readonly CaseResult[]): Section | undefined 
 }
 
 export function summarySections(r: RunResults): Section[] {
-  return [throughputSection(r.cases), mouseSection(r.cases), securitySection(r.cases), otherSection(r.cases)].filter(
+  return [throughputSection(r.cases), mouseSection(r.cases), ceilingSection(r.cases), securitySection(r.cases), otherSection(r.cases)].filter(
     (s): s is Section => s !== undefined,
   );
 }
