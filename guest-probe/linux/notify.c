@@ -48,7 +48,7 @@ static void *pp_b(void *arg)
 
 int cmd_notify_baseline(const struct probe_opts *o)
 {
-	uint64_t rounds = o->count > 100 ? o->count : 20000, i, v, t0, c0, wall, cpu;
+	uint64_t rounds = o->count > 100 ? o->count : 2000, i, v, t0, c0, wall, cpu;
 	struct pingpong pp;
 	struct result r;
 	pthread_t th;
