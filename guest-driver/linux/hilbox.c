@@ -928,6 +928,18 @@ again:
 		ret = -EIO;
 		goto out_unlock;
 	}
+	/*
+	 * No blocking read in an io_uring worker (io_uring's fallback when a
+	 * poll-driven retry found nothing): it would take records in the
+	 * worker and post its completion from there, possibly after the
+	 * submitting task posted one for a newer record (INTERFACE.md 3,
+	 * "Strict completion order").  It completes with EAGAIN instead; the
+	 * records go to the reads the submitting task issues.
+	 */
+	if (!nowait && (current->flags & PF_IO_WORKER)) {
+		ret = -EAGAIN;
+		goto out_unlock;
+	}
 	/* while reads are queued, the ring belongs to the oldest of them */
 	if (!hdev->ring_count || !list_empty(&hdev->waiters)) {
 		if (nowait) {

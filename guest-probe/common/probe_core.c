@@ -644,6 +644,7 @@ void ev_tp_report(struct result *r, struct ev_acc *a, const struct hilbox_stats 
 	r_metric(r, "records_per_completion",
 		 a->completions ? (double)a->n / (double)a->completions : 0, "records");
 	r_metric(r, "split_reports", (double)a->split, "completions");
+	r_metric(r, "eagain_completions", (double)a->retries, "completions");
 	r_metric(r, "cpu_us_per_1000_events",
 		 a->n ? (double)cpu / 1e3 / ((double)a->n / 1000.0) : 0, "us");
 	r_metric(r, "irqs", (double)(st1->irq_count - st0->irq_count), "irqs");

@@ -187,6 +187,7 @@ struct ev_acc {
 	uint64_t n, first, last, gaps, order_viol, dup, errors;
 	uint64_t completions;	/* reads / CQEs / ring wake-ups that carried records */
 	uint64_t split;		/* completions ending inside a report (no END_OF_REPORT last) */
+	uint64_t retries;	/* completions with EAGAIN (io_uring workers), issued again */
 	uint64_t *lat;
 	size_t lat_n, lat_cap;
 	uint64_t *seqs;		/* every seq received, for the global check */

@@ -215,6 +215,8 @@ static enum ev_outcome ev_uring(struct ev_run *run, bool wq)
 				for (j = 0; j < (unsigned int)cqes[k].res / EV_SZ; j++)
 					acc_add(a, &bufs[(size_t)i * rr + j], clk);
 				acc_completion(a, &bufs[(size_t)i * rr + j - 1]);
+			} else if (cqes[k].res == -EAGAIN) {
+				a->retries++;	/* an io-wq worker's read: no record, issue again */
 			} else {
 				a->errors++;
 			}
