@@ -45,7 +45,7 @@ typedef int64_t __s64;
 
 /* ABI version: bits 31..16 major (incompatible changes), 15..0 minor. */
 #define HILBOX_ABI_VERSION_MAJOR	1
-#define HILBOX_ABI_VERSION_MINOR	0
+#define HILBOX_ABI_VERSION_MINOR	1
 #define HILBOX_ABI_VERSION \
 	((HILBOX_ABI_VERSION_MAJOR << 16) | HILBOX_ABI_VERSION_MINOR)
 
@@ -73,6 +73,7 @@ typedef int64_t __s64;
 #define HILBOX_DRV_MSI			(1u << 0) /* MSI in use (else INTx) */
 #define HILBOX_DRV_FB_WC		(1u << 1) /* BAR2 mapped write-combined */
 #define HILBOX_DRV_NOWAIT		(1u << 2) /* read supports IOCB_NOWAIT */
+#define HILBOX_DRV_EV_RING		(1u << 3) /* shared-memory event ring (ABI 1.1) */
 
 /*
  * Event record, returned by read() (Linux) / ReadFile (Windows).
@@ -211,6 +212,65 @@ struct hilbox_copy_frame {
 #define HILBOX_COPY_NO_SEQLOCK		(1u << 0) /* one pass, no retry */
 #define HILBOX_COPY_ALL			(HILBOX_COPY_NO_SEQLOCK)
 
+/*
+ * Shared-memory event ring (ABI 1.1, INTERFACE.md section 3b): a ring the
+ * driver writes and the process maps read-only.  The mapping is one header
+ * page followed by `records` slots; the consumer reports how far it has read
+ * with HILBOX_IOC_EV_RING_WAIT, which also waits for new records.
+ */
+#define HILBOX_EV_RING_MAGIC		0x48425247u	/* "HBRG" */
+#define HILBOX_EV_RING_VERSION		1u
+#define HILBOX_EV_RING_MIN		64u		/* slots, power of two */
+#define HILBOX_EV_RING_MAX		65536u
+/* mmap offset of the ring (beyond any BAR2: at most 256 MiB) */
+#define HILBOX_EV_RING_MMAP_OFFSET	0x40000000ull
+
+/* hilbox_ev_ring_hdr.state */
+#define HILBOX_EV_RING_LIVE		0u
+#define HILBOX_EV_RING_LINK_DOWN	1u	/* no records until the link returns */
+#define HILBOX_EV_RING_DEAD		2u	/* device removed: no more records */
+
+/* One slot: the ring position it holds, written after the record. */
+struct hilbox_ev_slot {
+	__u64 pos;		/* ring position p of the record (slot p % records) */
+	struct hilbox_event ev;	/* the record (ev.seq: the device's sequence) */
+};
+
+/* The first page of the ring mapping.  Only the driver writes it. */
+struct hilbox_ev_ring_hdr {
+	__u32 magic;		/* HILBOX_EV_RING_MAGIC */
+	__u32 version;		/* HILBOX_EV_RING_VERSION */
+	__u32 records;		/* slots (power of two) */
+	__u32 slot_size;	/* sizeof(struct hilbox_ev_slot) */
+	__u64 slots_offset;	/* bytes from the mapping's start to slot 0 */
+	__u64 tail;		/* positions written: records [head, tail) are readable */
+	__u64 head;		/* the consumer's position, as last reported */
+	__u64 dropped;		/* records not stored because the ring was full */
+	__u32 state;		/* HILBOX_EV_RING_* */
+	__u32 reserved0;
+	__u64 wakeups;		/* notifications sent (waiters or pollers woken) */
+	__u64 reserved[8];
+};
+
+/* HILBOX_IOC_EV_RING: attach a ring to this open file (one per device). */
+struct hilbox_ev_ring_setup {
+	__u32 records;		/* in: slots, power of two, MIN..MAX */
+	__u32 flags;		/* in: 0 */
+	__u64 mmap_offset;	/* out: HILBOX_EV_RING_MMAP_OFFSET */
+	__u64 mmap_bytes;	/* out: length to map (header page + slots) */
+	__u64 reserved[3];
+};
+
+/* HILBOX_IOC_EV_RING_WAIT: report the consumer's head, wait for records. */
+struct hilbox_ev_ring_wait {
+	__u64 head;		/* in: next position to read (old head <= head <= tail) */
+	__u32 timeout_ms;	/* in: 0 = report only, do not wait */
+	__u32 flags;		/* in: 0 */
+	__u64 tail;		/* out: the tail after the call */
+	__u64 dropped;		/* out: hilbox_ev_ring_hdr.dropped */
+	__u64 reserved[2];
+};
+
 #if defined(__linux__)
 /*
  * Linux ioctl numbers: type 'H', numbers 0xB0..0xBF (free in
@@ -231,6 +291,10 @@ struct hilbox_copy_frame {
 	_IOWR(HILBOX_IOC_MAGIC, HILBOX_IOC_BASE + 4, struct hilbox_events_ctl)
 #define HILBOX_IOC_COPY_FRAME \
 	_IOWR(HILBOX_IOC_MAGIC, HILBOX_IOC_BASE + 5, struct hilbox_copy_frame)
+#define HILBOX_IOC_EV_RING \
+	_IOWR(HILBOX_IOC_MAGIC, HILBOX_IOC_BASE + 6, struct hilbox_ev_ring_setup)
+#define HILBOX_IOC_EV_RING_WAIT \
+	_IOWR(HILBOX_IOC_MAGIC, HILBOX_IOC_BASE + 7, struct hilbox_ev_ring_wait)
 #endif
 
 /* Layout checks: identical on every ABI. */
@@ -251,5 +315,9 @@ HILBOX_ASSERT_SIZE(struct hilbox_clock, 32);
 HILBOX_ASSERT_SIZE(struct hilbox_frame_state, 64);
 HILBOX_ASSERT_SIZE(struct hilbox_events_ctl, 32);
 HILBOX_ASSERT_SIZE(struct hilbox_copy_frame, 128);
+HILBOX_ASSERT_SIZE(struct hilbox_ev_slot, 32);
+HILBOX_ASSERT_SIZE(struct hilbox_ev_ring_hdr, 128);
+HILBOX_ASSERT_SIZE(struct hilbox_ev_ring_setup, 48);
+HILBOX_ASSERT_SIZE(struct hilbox_ev_ring_wait, 48);
 
 #endif /* HILBOX_UAPI_H */

@@ -44,6 +44,7 @@
 #include <linux/delay.h>
 #include <linux/ktime.h>
 #include <linux/version.h>
+#include <linux/vmalloc.h>
 #include <linux/workqueue.h>
 
 #include "hilbox_uapi.h"
@@ -171,10 +172,28 @@ struct hilbox_dev {
 	u64 irq_overflows;
 	atomic64_t ev_read;
 	wait_queue_head_t pollq;
+	struct hb_ev_ring *evr;		/* the shared-memory ring, or NULL; ev_lock */
+	wait_queue_head_t ringq;	/* HILBOX_IOC_EV_RING_WAIT sleepers */
+};
+
+/*
+ * The shared-memory event ring (INTERFACE.md 3b): header page + slots in
+ * vmalloc memory, mapped read-only into the process.  Only the driver
+ * writes it; head (the consumer's position) comes in by ioctl, checked.
+ * Owned by the file that made it; hdev->evr points at it under ev_lock.
+ */
+struct hb_ev_ring {
+	void *mem;			/* vmalloc_user: header page, then slots */
+	size_t bytes;			/* mapping length, page multiple */
+	struct hilbox_ev_ring_hdr *hdr;
+	struct hilbox_ev_slot *slots;
+	u32 records;			/* power of two */
+	u64 head, tail, dropped;	/* the driver's copies; ev_lock */
 };
 
 struct hilbox_file {
 	struct hilbox_dev *hdev;
+	struct hb_ev_ring *evr;		/* this file's ring (set once, ev_lock) */
 	enum hb_sub sub;		/* written under hdev->sub_lock */
 	atomic64_t next_frame;		/* last copied frame + 1, 0 = none */
 };
@@ -316,10 +335,23 @@ static unsigned int hb_ring_copy(struct hilbox_dev *hdev, struct iov_iter *to,
 				 unsigned int max, bool *fault)
 {
 	const size_t sz = sizeof(struct hilbox_event);
-	unsigned int n = min(max, hdev->ring_count), done = 0, run, whole;
+	unsigned int n = min(max, hdev->ring_count), done = 0, run, whole, i;
 	size_t len, got;
 
 	*fault = false;
+	/* records left behind: end at the last whole report that fits */
+	if (n < hdev->ring_count) {
+		for (i = n; i > 0; i--) {
+			u32 at = hdev->ring_head + i - 1;
+
+			if (at >= hdev->ring_cap)
+				at -= hdev->ring_cap;
+			if (hdev->ring[at].flags & HILBOX_EVF_END_OF_REPORT) {
+				n = i;
+				break;
+			}
+		}
+	}
 	while (done < n) {
 		run = min(n - done, hdev->ring_cap - hdev->ring_head);
 		len = run * sz;
@@ -357,6 +389,53 @@ static bool hb_wake_readers(struct hilbox_dev *hdev)
 	/* w lives on the reader's stack; it cannot leave before we unlock */
 	wake_up_process(w->task);
 	return false;
+}
+
+/*
+ * Records arrived for pollers.  Without a key: io_uring then asks
+ * hilbox_poll() again from task work, and a request that finds nothing
+ * stays armed as it is, instead of being re-issued, re-armed and after
+ * enough such rounds sent to an io-wq worker whose blocking read posts
+ * its completion out of order with the submitter's (INTERFACE.md 3,
+ * "Strict completion order").  poll/epoll waiters re-check as well.
+ */
+static void hb_wake_pollers(struct hilbox_dev *hdev)
+{
+	wake_up_interruptible(&hdev->pollq);
+	wake_up_interruptible(&hdev->ringq);
+}
+
+/* ev_lock held: one record into the shared-memory ring, or a drop. */
+static void hb_evr_store(struct hilbox_dev *hdev, struct hb_ev_ring *evr,
+			 const struct hilbox_event *rec)
+{
+	struct hilbox_ev_slot *slot;
+
+	hdev->ev_received++;
+	if (hdev->last_seq && rec->seq > hdev->last_seq + 1)
+		hdev->seq_gaps += rec->seq - hdev->last_seq - 1;
+	hdev->last_seq = rec->seq;
+
+	if (evr->tail - evr->head >= evr->records) {
+		evr->dropped++;
+		hdev->ring_drops++;
+		return;
+	}
+	slot = &evr->slots[evr->tail & (evr->records - 1)];
+	slot->ev = *rec;
+	smp_wmb();	/* the record before its position */
+	WRITE_ONCE(slot->pos, evr->tail);
+	evr->tail++;
+	atomic64_inc(&hdev->ev_read);
+}
+
+/* ev_lock held: make a batch visible (tail after the slots). */
+static void hb_evr_publish(struct hb_ev_ring *evr)
+{
+	smp_wmb();
+	WRITE_ONCE(evr->hdr->tail, evr->tail);
+	WRITE_ONCE(evr->hdr->dropped, evr->dropped);
+	WRITE_ONCE(evr->hdr->wakeups, evr->hdr->wakeups + 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -455,12 +534,20 @@ static bool hb_drain(struct hilbox_dev *hdev, bool from_irq)
 		budget -= n;
 
 		spin_lock(&hdev->ev_lock);
-		for (i = 0; i < n; i++)
-			hb_ring_store(hdev, &buf[i]);
-		wake_poll = hb_wake_readers(hdev);
+		if (hdev->evr) {
+			/* the shared-memory ring takes every record (3b) */
+			for (i = 0; i < n; i++)
+				hb_evr_store(hdev, hdev->evr, &buf[i]);
+			hb_evr_publish(hdev->evr);
+			wake_poll = true;
+		} else {
+			for (i = 0; i < n; i++)
+				hb_ring_store(hdev, &buf[i]);
+			wake_poll = hb_wake_readers(hdev);
+		}
 		spin_unlock(&hdev->ev_lock);
 		if (wake_poll)
-			wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM);
+			hb_wake_pollers(hdev);
 		cond_resched();
 	}
 
@@ -553,7 +640,10 @@ static void hb_link_went_down(struct hilbox_dev *hdev)
 	hdev->link_downs++;
 	list_for_each_entry(w, &hdev->waiters, node)
 		wake_up_process(w->task);
+	if (hdev->evr)
+		WRITE_ONCE(hdev->evr->hdr->state, HILBOX_EV_RING_LINK_DOWN);
 	spin_unlock(&hdev->ev_lock);
+	wake_up_interruptible(&hdev->ringq);
 	wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM | EPOLLERR);
 }
 
@@ -586,6 +676,8 @@ static void hb_link_came_back(struct hilbox_dev *hdev)
 
 	spin_lock(&hdev->ev_lock);
 	hdev->ev_link_down = false;
+	if (hdev->evr)
+		WRITE_ONCE(hdev->evr->hdr->state, HILBOX_EV_RING_LIVE);
 	spin_unlock(&hdev->ev_lock);
 	wake_up_interruptible_poll(&hdev->pollq, EPOLLOUT);	/* pollers re-evaluate */
 }
@@ -752,6 +844,16 @@ static int hilbox_release(struct inode *inode, struct file *file)
 	if (hb_set_sub(hf, HB_SUB_OFF, false))
 		hb_sync_events(hdev);
 
+	/* no mapping is left (each holds the file): the ring can go */
+	if (hf->evr) {
+		spin_lock(&hdev->ev_lock);
+		if (hdev->evr == hf->evr)
+			hdev->evr = NULL;
+		spin_unlock(&hdev->ev_lock);
+		vfree(hf->evr->mem);
+		kfree(hf->evr);
+	}
+
 	hb_put(hdev);
 	kfree(hf);
 	return 0;
@@ -826,6 +928,18 @@ again:
 		ret = -EIO;
 		goto out_unlock;
 	}
+	/*
+	 * No blocking read in an io_uring worker (io_uring's fallback when a
+	 * poll-driven retry found nothing): it would take records in the
+	 * worker and post its completion from there, possibly after the
+	 * submitting task posted one for a newer record (INTERFACE.md 3,
+	 * "Strict completion order").  It completes with EAGAIN instead; the
+	 * records go to the reads the submitting task issues.
+	 */
+	if (!nowait && (current->flags & PF_IO_WORKER)) {
+		ret = -EAGAIN;
+		goto out_unlock;
+	}
 	/* while reads are queued, the ring belongs to the oldest of them */
 	if (!hdev->ring_count || !list_empty(&hdev->waiters)) {
 		if (nowait) {
@@ -853,7 +967,7 @@ out_unlock:
 	}
 	spin_unlock(&hdev->ev_lock);
 	if (wake_poll)
-		wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM);
+		hb_wake_pollers(hdev);
 
 	if (!ret && fault) {
 		/* nothing reached user space and nothing was consumed */
@@ -880,6 +994,8 @@ static __poll_t hilbox_poll(struct file *file, poll_table *wait)
 		mask = EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR;
 	else if (hdev->ev_link_down)
 		mask = EPOLLIN | EPOLLRDNORM | EPOLLERR;	/* a read says EIO */
+	else if (hf->evr)
+		mask = hf->evr->tail != hf->evr->head ? EPOLLIN | EPOLLRDNORM : 0;
 	else if (hdev->ring_count && list_empty(&hdev->waiters))
 		mask = EPOLLIN | EPOLLRDNORM;	/* a read gets a record now */
 	spin_unlock(&hdev->ev_lock);
@@ -940,6 +1056,56 @@ static void hb_vma_set_flags(struct vm_area_struct *vma, unsigned long set,
 #endif
 }
 
+#define HB_EVR_PGOFF	(HILBOX_EV_RING_MMAP_OFFSET >> PAGE_SHIFT)
+
+/*
+ * The ring's pages: the driver's own vmalloc memory, inserted read-only
+ * on fault (never at mmap time) under hw_lock like BAR2's, so removal
+ * revokes them with the device's other mappings and no fault can put one
+ * back afterwards.  A link down zaps them too; they fault back at once.
+ */
+static vm_fault_t hb_evr_fault(struct vm_fault *vmf)
+{
+	struct hilbox_file *hf = vmf->vma->vm_file->private_data;
+	struct hilbox_dev *hdev = hf->hdev;
+	struct hb_ev_ring *evr = READ_ONCE(hf->evr);
+	unsigned long idx = vmf->pgoff - HB_EVR_PGOFF;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+
+	if ((vmf->flags & FAULT_FLAG_WRITE) || !evr || vmf->pgoff < HB_EVR_PGOFF ||
+	    idx >= (evr->bytes >> PAGE_SHIFT))
+		return VM_FAULT_SIGBUS;
+	down_read(&hdev->hw_lock);
+	if (!hdev->dead)
+		ret = vmf_insert_pfn(vmf->vma, vmf->address,
+				     vmalloc_to_pfn((char *)evr->mem + (idx << PAGE_SHIFT)));
+	up_read(&hdev->hw_lock);
+	return ret;
+}
+
+/* no .access: ptrace and /proc/pid/mem cannot reach the ring either */
+static const struct vm_operations_struct hb_evr_vm_ops = {
+	.fault = hb_evr_fault,
+};
+
+static int hb_evr_mmap(struct hilbox_file *hf, struct vm_area_struct *vma)
+{
+	struct hilbox_dev *hdev = hf->hdev;
+	struct hb_ev_ring *evr;
+
+	spin_lock(&hdev->ev_lock);
+	evr = hf->evr;
+	spin_unlock(&hdev->ev_lock);
+	if (!evr || vma->vm_end - vma->vm_start != evr->bytes)
+		return -EINVAL;
+	if (READ_ONCE(hdev->dead))
+		return -ENODEV;
+	hb_vma_set_flags(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP,
+			 VM_MAYWRITE | VM_MAYEXEC);
+	vma->vm_ops = &hb_evr_vm_ops;
+	return 0;
+}
+
 static int hilbox_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct hilbox_file *hf = file->private_data;
@@ -956,6 +1122,8 @@ static int hilbox_mmap(struct file *file, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_flags & (VM_WRITE | VM_EXEC))
 		return -EPERM;
+	if (vma->vm_pgoff == HB_EVR_PGOFF)
+		return hb_evr_mmap(hf, vma);
 	if (vma->vm_pgoff >= npages || len > npages - vma->vm_pgoff)
 		return -EINVAL;
 
@@ -1328,6 +1496,107 @@ out:
 	return ret;
 }
 
+/* HILBOX_IOC_EV_RING: attach the shared-memory ring to this file (3b). */
+static long hb_ioc_ev_ring(struct hilbox_file *hf, void __user *uarg)
+{
+	struct hilbox_dev *hdev = hf->hdev;
+	struct hilbox_ev_ring_setup rs;
+	struct hb_ev_ring *evr;
+	long ret = 0;
+
+	if (copy_from_user(&rs, uarg, sizeof(rs)))
+		return -EFAULT;
+	if (rs.flags || rs.mmap_offset || rs.mmap_bytes || rs.reserved[0] ||
+	    rs.reserved[1] || rs.reserved[2] || rs.records < HILBOX_EV_RING_MIN ||
+	    rs.records > HILBOX_EV_RING_MAX || !is_power_of_2(rs.records))
+		return -EINVAL;
+
+	evr = kzalloc(sizeof(*evr), GFP_KERNEL);
+	if (!evr)
+		return -ENOMEM;
+	evr->records = rs.records;
+	evr->bytes = PAGE_SIZE + PAGE_ALIGN((size_t)rs.records * sizeof(struct hilbox_ev_slot));
+	evr->mem = vmalloc_user(evr->bytes);	/* zeroed */
+	if (!evr->mem) {
+		kfree(evr);
+		return -ENOMEM;
+	}
+	evr->hdr = evr->mem;
+	evr->slots = (struct hilbox_ev_slot *)((char *)evr->mem + PAGE_SIZE);
+	evr->hdr->magic = HILBOX_EV_RING_MAGIC;
+	evr->hdr->version = HILBOX_EV_RING_VERSION;
+	evr->hdr->records = rs.records;
+	evr->hdr->slot_size = sizeof(struct hilbox_ev_slot);
+	evr->hdr->slots_offset = PAGE_SIZE;
+
+	spin_lock(&hdev->ev_lock);
+	if (hdev->ev_dead)
+		ret = -ENODEV;
+	else if (hdev->ev_link_down)
+		ret = -EIO;
+	else if (hdev->evr)
+		ret = -EBUSY;
+	else {
+		hdev->evr = evr;
+		hf->evr = evr;
+	}
+	spin_unlock(&hdev->ev_lock);
+	if (ret) {
+		vfree(evr->mem);
+		kfree(evr);
+		return ret;
+	}
+	rs.mmap_offset = HILBOX_EV_RING_MMAP_OFFSET;
+	rs.mmap_bytes = evr->bytes;
+	return copy_to_user(uarg, &rs, sizeof(rs)) ? -EFAULT : 0;
+}
+
+/* HILBOX_IOC_EV_RING_WAIT: release up to head, wait for records (3b). */
+static long hb_ioc_ev_ring_wait(struct hilbox_file *hf, void __user *uarg)
+{
+	struct hilbox_dev *hdev = hf->hdev;
+	struct hb_ev_ring *evr = READ_ONCE(hf->evr);
+	struct hilbox_ev_ring_wait rw;
+	long ret = 0, left;
+
+	if (copy_from_user(&rw, uarg, sizeof(rw)))
+		return -EFAULT;
+	if (!evr || rw.flags || rw.tail || rw.dropped || rw.reserved[0] ||
+	    rw.reserved[1] || rw.timeout_ms > 60000)
+		return -EINVAL;
+	hb_auto_subscribe(hf, false);
+
+	spin_lock(&hdev->ev_lock);
+	/* forward only, never past what was written */
+	if (rw.head - evr->head > evr->tail - evr->head) {
+		spin_unlock(&hdev->ev_lock);
+		return -EINVAL;
+	}
+	evr->head = rw.head;
+	WRITE_ONCE(evr->hdr->head, rw.head);
+	spin_unlock(&hdev->ev_lock);
+
+	if (rw.timeout_ms) {
+		left = wait_event_interruptible_timeout(hdev->ringq,
+			READ_ONCE(evr->tail) != rw.head || READ_ONCE(hdev->ev_dead) ||
+			READ_ONCE(hdev->ev_link_down),
+			msecs_to_jiffies(rw.timeout_ms));
+		if (left < 0)
+			return -EINTR;
+	}
+	spin_lock(&hdev->ev_lock);
+	if (hdev->ev_dead)
+		ret = -ENODEV;
+	else if (hdev->ev_link_down)
+		ret = -EIO;
+	rw.tail = evr->tail;
+	rw.dropped = evr->dropped;
+	spin_unlock(&hdev->ev_lock);
+	if (ret)
+		return ret;
+	return copy_to_user(uarg, &rw, sizeof(rw)) ? -EFAULT : 0;
+}
+
 static long hilbox_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct hilbox_file *hf = file->private_data;
@@ -1352,11 +1621,15 @@ static long hilbox_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return hb_ioc_set_events(hf, uarg);
 	case HILBOX_IOC_COPY_FRAME:
 		return hb_ioc_copy_frame(hf, uarg);
+	case HILBOX_IOC_EV_RING:
+		return hb_ioc_ev_ring(hf, uarg);
+	case HILBOX_IOC_EV_RING_WAIT:
+		return hb_ioc_ev_ring_wait(hf, uarg);
 	}
 
 	/* one of our numbers with the wrong size or direction */
 	if (_IOC_NR(cmd) >= HILBOX_IOC_BASE &&
-	    _IOC_NR(cmd) <= HILBOX_IOC_BASE + 5)
+	    _IOC_NR(cmd) <= HILBOX_IOC_BASE + 7)
 		return -EINVAL;
 	return -ENOTTY;
 }
@@ -1410,7 +1683,7 @@ static int hb_read_info(struct hilbox_dev *hdev)
 	info->instance = hdev->id;
 	info->event_size = sizeof(struct hilbox_event);
 	info->max_read_records = HB_READ_BATCH;
-	info->drv_flags = HILBOX_DRV_NOWAIT;
+	info->drv_flags = HILBOX_DRV_NOWAIT | HILBOX_DRV_EV_RING;
 	if (hdev->fb_wc)
 		info->drv_flags |= HILBOX_DRV_FB_WC;
 
@@ -1478,6 +1751,7 @@ static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	spin_lock_init(&hdev->ev_lock);
 	INIT_LIST_HEAD(&hdev->waiters);
 	init_waitqueue_head(&hdev->pollq);
+	init_waitqueue_head(&hdev->ringq);
 	atomic64_set(&hdev->ev_read, 0);
 	hdev->pdev = pdev;
 	hdev->ring_cap = ring_size;
@@ -1640,7 +1914,10 @@ static void hilbox_remove(struct pci_dev *pdev)
 	hdev->ev_dead = true;
 	list_for_each_entry(w, &hdev->waiters, node)
 		wake_up_process(w->task);
+	if (hdev->evr)
+		WRITE_ONCE(hdev->evr->hdr->state, HILBOX_EV_RING_DEAD);
 	spin_unlock(&hdev->ev_lock);
+	wake_up_interruptible(&hdev->ringq);
 	wake_up_interruptible_poll(&hdev->pollq,
 				   EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR);
 

@@ -32,6 +32,15 @@
  *                 holds records, they are returned at once; otherwise the
  *                 IRP is parked in the cancel-safe queue (IoCsqInsertIrp).
  *
+ * Completion order: every request that got records - in the DPC, or at
+ * once in the dispatch routine - is queued on Dev->CompleteList while
+ * DeliverLock is still held, i.e. in the order the records were handed out,
+ * and HbCompleteInOrder completes that list head first, one thread at a
+ * time.  Without it a request satisfied at once on one CPU could complete
+ * before the DPC on another CPU completed the request holding the older
+ * records (the DPC completes outside every lock), and one consumer's I/O
+ * completion port would see the newer records first.
+ *
  * Ordering: outside DeliverLock the ring is non-empty only while no request
  * is pended.  "Take from the ring or pend" (dispatch) and the DPC's whole
  * drain-and-hand-over run under DeliverLock, so the oldest request always
@@ -125,6 +134,9 @@ void HbEventsInit(PHB_DEVICE Dev)
 	KeInitializeSpinLock(&Dev->DeliverLock);
 	KeInitializeSpinLock(&Dev->CsqLock);
 	InitializeListHead(&Dev->PendingList);
+	KeInitializeSpinLock(&Dev->CompleteLock);
+	InitializeListHead(&Dev->CompleteList);
+	Dev->Completing = FALSE;
 	IoCsqInitialize(&Dev->Csq, HbCsqInsert, HbCsqRemove, HbCsqPeekNext,
 			HbCsqAcquireLock, HbCsqReleaseLock,
 			HbCsqCompleteCanceled);
@@ -163,12 +175,28 @@ static ULONG HbIrpRoom(PIRP Irp)
 	return (ULONG)(ULONG_PTR)HB_IRP_CAPACITY(Irp) - HbIrpHeld(Irp);
 }
 
-/* Moves ring records, oldest first, behind those the IRP holds, while it has room. */
+/*
+ * Moves ring records, oldest first, behind those the IRP holds, while it has
+ * room; when records stay behind, up to the last whole report that fits
+ * (END_OF_REPORT, INTERFACE.md 3: reports stay whole), if one does.
+ */
 static void HbFillIrp(PHB_DEVICE Dev, PIRP Irp)
 {
 	struct hilbox_event *out = Irp->AssociatedIrp.SystemBuffer;
 	ULONG have = HbIrpHeld(Irp), room = HbIrpRoom(Irp);
-	ULONG i, n = Dev->RingCount < room ? Dev->RingCount : room;
+	ULONG i, at, n = Dev->RingCount < room ? Dev->RingCount : room;
+
+	if (n < Dev->RingCount) {
+		for (i = n; i > 0; i--) {
+			at = Dev->RingHead + i - 1;
+			if (at >= Dev->RingCap)
+				at -= Dev->RingCap;
+			if (Dev->Ring[at].flags & HILBOX_EVF_END_OF_REPORT) {
+				n = i;
+				break;
+			}
+		}
+	}
 
 	for (i = 0; i < n; i++) {
 		out[have + i] = Dev->Ring[Dev->RingHead];
@@ -253,6 +281,46 @@ static void HbHandOverRing(PHB_DEVICE Dev, HB_HANDOVER *H)
 		HbFillIrp(Dev, irp);
 		InsertTailList(&H->Done, &irp->Tail.Overlay.ListEntry);
 	}
+}
+
+/* ------------------------------------------------------------------ */
+/* completion in hand-out order                                        */
+
+/* DeliverLock held: the requests of Done, in order, behind those queued before. */
+static void HbQueueCompletions(PHB_DEVICE Dev, PLIST_ENTRY Done)
+{
+	KeAcquireSpinLockAtDpcLevel(&Dev->CompleteLock);
+	while (!IsListEmpty(Done))
+		InsertTailList(&Dev->CompleteList, RemoveHeadList(Done));
+	KeReleaseSpinLockFromDpcLevel(&Dev->CompleteLock);
+}
+
+/*
+ * No lock held: completes Dev->CompleteList head first.  One thread at a
+ * time does it; a caller that finds another at work leaves its requests to
+ * it (that thread loops until the list is empty), so IoCompleteRequest is
+ * called in hand-out order and never under a driver lock.
+ */
+static void HbCompleteInOrder(PHB_DEVICE Dev)
+{
+	KIRQL irql;
+	PIRP irp;
+
+	KeAcquireSpinLock(&Dev->CompleteLock, &irql);
+	if (Dev->Completing) {
+		KeReleaseSpinLock(&Dev->CompleteLock, irql);
+		return;
+	}
+	Dev->Completing = TRUE;
+	while (!IsListEmpty(&Dev->CompleteList)) {
+		irp = CONTAINING_RECORD(RemoveHeadList(&Dev->CompleteList), IRP,
+					Tail.Overlay.ListEntry);
+		KeReleaseSpinLock(&Dev->CompleteLock, irql);
+		HbCompleteEventIrp(Dev, irp, STATUS_SUCCESS, irp->IoStatus.Information);
+		KeAcquireSpinLock(&Dev->CompleteLock, &irql);
+	}
+	Dev->Completing = FALSE;
+	KeReleaseSpinLock(&Dev->CompleteLock, irql);
 }
 
 /* ------------------------------------------------------------------ */
@@ -414,7 +482,6 @@ VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 	HB_HANDOVER h;
 	ULONG status, seen, popped = 0;
 	BOOLEAN storm = FALSE;
-	PIRP irp;
 
 	UNREFERENCED_PARAMETER(Dpc);
 	UNREFERENCED_PARAMETER(Arg1);
@@ -434,6 +501,7 @@ VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 	if (status != 0xffffffffu)
 		popped = HbDrainFifo(dev, &h);
 	HbHandOverRing(dev, &h);
+	HbQueueCompletions(dev, &h.Done);	/* in hand-out order */
 	KeReleaseSpinLockFromDpcLevel(&dev->DeliverLock);
 
 	/*
@@ -468,13 +536,8 @@ VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 			KeSynchronizeExecution(dev->IntObject, HbSyncUnmask, dev);
 	}
 
-	/* in request order; completion outside every lock */
-	while (!IsListEmpty(&h.Done)) {
-		irp = CONTAINING_RECORD(RemoveHeadList(&h.Done), IRP,
-					Tail.Overlay.ListEntry);
-		HbCompleteEventIrp(dev, irp, STATUS_SUCCESS,
-				   irp->IoStatus.Information);
-	}
+	/* in hand-out order, outside every lock, one thread at a time */
+	HbCompleteInOrder(dev);
 }
 
 /* ------------------------------------------------------------------ */
@@ -572,8 +635,19 @@ NTSTATUS HbDispatchReadEvents(PHB_DEVICE Dev, PIRP Irp, ULONG Length)
 	} else if (file->Closing) {
 		status = STATUS_CANCELLED;	/* raced with CLEANUP */
 	} else if (Dev->RingCount) {
-		HbFillIrp(Dev, Irp);		/* no request can be pended */
-		status = STATUS_SUCCESS;
+		/*
+		 * No request can be pended.  Completed through the ordered list,
+		 * behind requests the DPC filled with older records and has not
+		 * completed yet: pending, since another thread may complete it.
+		 */
+		HbFillIrp(Dev, Irp);
+		IoMarkIrpPending(Irp);
+		KeAcquireSpinLockAtDpcLevel(&Dev->CompleteLock);
+		InsertTailList(&Dev->CompleteList, &Irp->Tail.Overlay.ListEntry);
+		KeReleaseSpinLockFromDpcLevel(&Dev->CompleteLock);
+		KeReleaseSpinLock(&Dev->DeliverLock, irql);
+		HbCompleteInOrder(Dev);
+		return STATUS_PENDING;
 	} else {
 		/* marks the IRP pending; completes it if already cancelled */
 		IoCsqInsertIrp(&Dev->Csq, Irp, NULL);

@@ -237,6 +237,16 @@ typedef struct _HB_DEVICE {
 	KSPIN_LOCK CsqLock;
 	LIST_ENTRY PendingList;
 	ULONG PendingCount;
+	/*
+	 * Completion order (events.c HbCompleteInOrder): requests that got
+	 * records are queued here in hand-out order (under DeliverLock, then
+	 * CompleteLock) and completed by one thread at a time (Completing),
+	 * so IoCompleteRequest runs in sequence order whichever context (DPC,
+	 * dispatch, another CPU's DPC) handed the records out.
+	 */
+	KSPIN_LOCK CompleteLock;
+	LIST_ENTRY CompleteList;
+	BOOLEAN Completing;
 } HB_DEVICE, *PHB_DEVICE;
 
 /* Driver-wide state. */

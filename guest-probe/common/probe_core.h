@@ -185,6 +185,9 @@ void tp_metrics(struct result *r, const struct tp_stats *s, const char *sfx);
 
 struct ev_acc {
 	uint64_t n, first, last, gaps, order_viol, dup, errors;
+	uint64_t completions;	/* reads / CQEs / ring wake-ups that carried records */
+	uint64_t split;		/* completions ending inside a report (no END_OF_REPORT last) */
+	uint64_t retries;	/* completions with EAGAIN (io_uring workers), issued again */
 	uint64_t *lat;
 	size_t lat_n, lat_cap;
 	uint64_t *seqs;		/* every seq received, for the global check */
@@ -194,6 +197,8 @@ struct ev_acc {
 /* lost = missing seq numbers, dup = seq numbers seen twice (any order) */
 void acc_global(struct ev_acc *a, uint64_t *lost, uint64_t *dup);
 void acc_add(struct ev_acc *a, const struct hilbox_event *e, uint64_t clk);
+/* one completion that carried records, the last of them *last */
+void acc_completion(struct ev_acc *a, const struct hilbox_event *last);
 void lat_metrics(struct result *r, struct ev_acc *a);
 
 void read_events_report(struct result *r, const struct ev_acc *a);
@@ -210,6 +215,7 @@ struct probe_opts {
 	double seconds;
 	uint64_t count;
 	unsigned int frames, pending, timeout_s;
+	unsigned int read_records;	/* events-throughput: records per read buffer */
 	int timeout_ms, max_wait_s;
 	bool flush, list, have_timeout_ms;
 };

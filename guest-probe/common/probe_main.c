@@ -673,6 +673,11 @@ out:
 	return 0;
 }
 
+static unsigned int run_read_records(const struct probe_opts *o)
+{
+	return o->read_records < 1 ? 1 : o->read_records > 16 ? 16 : o->read_records;
+}
+
 static int cmd_events_throughput(struct probe_opts *o)
 {
 	size_t cap = (size_t)(o->seconds * 20000) + 1024;
@@ -708,6 +713,7 @@ static int cmd_events_throughput(struct probe_opts *o)
 		goto out;
 	r_dstr(&r, "mode", mode);
 	r_dnum(&r, "pending", pending);
+	r_dnum(&r, "read_records", run_read_records(o));
 	r_dnum(&r, "ev_rate_hz", in.ev_rate_hz);
 	r_dnum(&r, "ev_bundle", in.ev_bundle);
 	e = os_set_events(h, 1, HILBOX_EVCTL_FLUSH);
@@ -725,6 +731,7 @@ static int cmd_events_throughput(struct probe_opts *o)
 	run.a = &a;
 	run.cap = cap;
 	run.pending = pending;
+	run.read_records = run_read_records(o);
 	run.deadline = t0 + (uint64_t)(o->seconds * 1e9);
 	run.ordered = true;
 	switch (os_ev_run(&run, o->mode)) {

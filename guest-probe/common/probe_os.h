@@ -113,6 +113,7 @@ struct ev_run {
 	struct ev_acc *a;	/* seqs and lat have room for cap entries */
 	size_t cap;
 	unsigned int pending;
+	unsigned int read_records;	/* records one read's buffer holds (1..16) */
 	uint64_t deadline;
 	bool ordered;		/* out: completions are expected in seq order */
 };
@@ -164,6 +165,10 @@ struct os_attacks {
 	case_fn map_length_overflow;
 	case_fn mremap_grow;
 	case_fn many_threads;		/* open/map/read/close races */
+	case_fn ring_write;		/* store through the event ring's view */
+	case_fn ring_fork;		/* the ring mapping across fork */
+	case_fn ring_passed;		/* the ring's fd passed to another process */
+	case_fn ring_bad_setup;		/* bad ring set-ups, maps and releases */
 	/* Windows */
 	case_fn duplicate_handle;	/* DuplicateHandle into a child */
 	case_fn inherit_handle;		/* handle inheritance by a child */

@@ -6,6 +6,7 @@
  *   uring-wq  the same with IOSQE_ASYNC (io-wq workers)
  *   poll      O_NONBLOCK + poll() + read()
  *   blocking  N threads in read()
+ *   ring      the shared-memory ring (evring.c)
  */
 #include <errno.h>
 #include <poll.h>
@@ -181,7 +182,8 @@ static enum ev_outcome ev_uring(struct ev_run *run, bool wq)
 {
 	struct ev_acc *a = run->a;
 	uint8_t sqflags = wq ? IOSQE_ASYNC : 0;
-	struct hilbox_event *bufs = calloc(run->pending, EV_SZ);
+	unsigned int rr = run->read_records, len = rr * EV_SZ, j;
+	struct hilbox_event *bufs = calloc((size_t)run->pending * rr, EV_SZ);
 	struct io_uring_cqe cqes[64];
 	struct uring u;
 	unsigned int i, pending = run->pending;
@@ -198,7 +200,7 @@ static enum ev_outcome ev_uring(struct ev_run *run, bool wq)
 		return EV_ABORT;
 	}
 	for (i = 0; i < pending; i++)
-		if (uring_queue_read(&u, fd, &bufs[i], EV_SZ, i, sqflags))
+		if (uring_queue_read(&u, fd, &bufs[(size_t)i * rr], len, i, sqflags))
 			break;
 	uring_submit(&u);
 	while (now_ns() < run->deadline) {
@@ -209,16 +211,21 @@ static enum ev_outcome ev_uring(struct ev_run *run, bool wq)
 		dev_clock(fd, &clk);	/* time of receipt */
 		for (k = 0; k < n; k++) {
 			i = (unsigned int)cqes[k].user_data;
-			if (cqes[k].res == (int)EV_SZ)
-				acc_add(a, &bufs[i], clk);
-			else
+			if (cqes[k].res > 0 && cqes[k].res % (int)EV_SZ == 0) {
+				for (j = 0; j < (unsigned int)cqes[k].res / EV_SZ; j++)
+					acc_add(a, &bufs[(size_t)i * rr + j], clk);
+				acc_completion(a, &bufs[(size_t)i * rr + j - 1]);
+			} else if (cqes[k].res == -EAGAIN) {
+				a->retries++;	/* an io-wq worker's read: no record, issue again */
+			} else {
 				a->errors++;
+			}
 			if (cqes[k].res < 0 && a->errors < 4)
 				dbg("uring read: %s", strerror(-cqes[k].res));
 			if (cqes[k].res < 0 && cqes[k].res != -EINTR &&
 			    cqes[k].res != -EAGAIN && a->errors > 100)
 				continue;	/* give up on this slot */
-			uring_queue_read(&u, fd, &bufs[i], EV_SZ, i, sqflags);
+			uring_queue_read(&u, fd, &bufs[(size_t)i * rr], len, i, sqflags);
 		}
 		uring_submit(&u);
 	}
@@ -231,7 +238,7 @@ static enum ev_outcome ev_poll(struct ev_run *run)
 {
 	struct ev_acc *a = run->a;
 	struct hilbox_event ev[16];
-	size_t want = run->pending < 16 ? run->pending : 16;
+	size_t want = run->read_records;
 	int fd = (int)run->h, i;
 	uint64_t clk;
 	ssize_t n;
@@ -251,6 +258,7 @@ static enum ev_outcome ev_poll(struct ev_run *run)
 		dev_clock(fd, &clk);
 		for (i = 0; i < n / (ssize_t)EV_SZ; i++)
 			acc_add(a, &ev[i], clk);
+		acc_completion(a, &ev[i - 1]);
 	}
 	return EV_REPORT;
 }
@@ -293,6 +301,7 @@ static void *bl_reader(void *arg)
 		}
 		clk = 0;
 		dev_clock(t->fd, &clk);
+		acc_completion(&t->acc, &e);
 		acc_add(&t->acc, &e, clk);
 		if (t->seqs_n < t->seqs_cap)
 			t->seqs[t->seqs_n++] = e.seq;
@@ -337,6 +346,8 @@ static enum ev_outcome ev_blocking(struct ev_run *run)
 		a->order_viol += t[i].acc.order_viol + t[i].acc.dup;
 		a->errors += t[i].err ? 1 : 0;
 		a->n += t[i].seqs_n;
+		a->completions += t[i].acc.completions;
+		a->split += t[i].acc.split;
 		for (j = 0; j < t[i].seqs_n && a->seqs_n < a->seqs_cap; j++)
 			a->seqs[a->seqs_n++] = t[i].seqs[j];
 		for (j = 0; j < t[i].acc.lat_n && a->lat_n < a->lat_cap; j++)
@@ -362,6 +373,8 @@ enum ev_outcome os_ev_run(struct ev_run *run, const char *mode)
 		return ev_poll(run);
 	if (!strcmp(mode, "blocking"))
 		return ev_blocking(run);
+	if (!strcmp(mode, "ring"))
+		return ev_ring(run);
 	dbg("unknown mode %s", mode);
 	return EV_USAGE;
 }

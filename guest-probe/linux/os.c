@@ -26,8 +26,9 @@ const struct probe_os_desc os_desc = {
 	.name = "Linux",
 	.exe = "hilbox-probe",
 	.dev_usage = "/dev/hilboxN",
-	.events_usage = "  events-throughput [--pending N] [--seconds S]\n"
-			"                [--mode uring|uring-wq|poll|blocking]\n",
+	.events_usage = "  events-throughput [--pending N] [--seconds S] [--read-records R]\n"
+			"                [--mode uring|uring-wq|poll|blocking|ring]\n"
+			"  notify-baseline [--count N]     (eventfd write -> wake-up)\n",
 	.default_mode = "uring",
 	.state_dir = "/run/hilbox-unplug",
 	.path_sep = '/',
@@ -68,8 +69,8 @@ int os_early_command(const char *cmd, int argc, char **argv, int i)
 
 int os_late_command(const char *cmd, const struct probe_opts *o)
 {
-	(void)cmd;
-	(void)o;
+	if (!strcmp(cmd, "notify-baseline"))
+		return cmd_notify_baseline(o);
 	return -1;
 }
 

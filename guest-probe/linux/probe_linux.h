@@ -93,6 +93,26 @@ int hardening_command(const char *cmd, int argc, char **argv, int i);
 /* security.c: the child the fork-exec case execs */
 int cmd_exec_check(int fd1, int fd2, int out);
 
+/* evring.c: the shared-memory event ring (INTERFACE.md 3b) */
+struct evring {
+	int fd;
+	struct hilbox_ev_ring_hdr *hdr;
+	const struct hilbox_ev_slot *slots;
+	size_t bytes;
+	uint64_t head;
+	uint32_t mask;
+};
+
+/* EV_RING + mmap; 0 or -errno (nothing left behind) */
+int evring_attach(int fd, unsigned int records, struct evring *er);
+void evring_detach(struct evring *er);
+/* release up to er->head and wait up to timeout_ms; 0 or -errno */
+int evring_wait(struct evring *er, unsigned int timeout_ms);
+enum ev_outcome ev_ring(struct ev_run *run);
+
+/* notify.c: `notify-baseline` (eventfd write -> wake-up), exit status */
+int cmd_notify_baseline(const struct probe_opts *o);
+
 /* the attack primitives (struct os_attacks) by file */
 void sec_unprivileged_open(struct result *r, struct sec_ctx *c);
 void sec_proc_fd_reopen(struct result *r, struct sec_ctx *c);
@@ -108,6 +128,10 @@ void sec_map_private(struct result *r, struct sec_ctx *c);
 void sec_map_prot_write(struct result *r, struct sec_ctx *c);
 void sec_offset_range(struct result *r, struct sec_ctx *c);
 void sec_length_overflow(struct result *r, struct sec_ctx *c);
+void sec_ring_write(struct result *r, struct sec_ctx *c);
+void sec_ring_fork(struct result *r, struct sec_ctx *c);
+void sec_ring_passed(struct result *r, struct sec_ctx *c);
+void sec_ring_bad_setup(struct result *r, struct sec_ctx *c);
 void sec_mremap_grow(struct result *r, struct sec_ctx *c);
 void sec_close_while_mapped(struct result *r, struct sec_ctx *c);
 void sec_bad_ioctls(struct result *r, struct sec_ctx *c);

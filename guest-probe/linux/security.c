@@ -45,6 +45,10 @@ const struct os_attacks os_attacks = {
 	.map_length_overflow = sec_length_overflow,
 	.mremap_grow = sec_mremap_grow,
 	.many_threads = sec_many_threads,
+	.ring_write = sec_ring_write,
+	.ring_fork = sec_ring_fork,
+	.ring_passed = sec_ring_passed,
+	.ring_bad_setup = sec_ring_bad_setup,
 };
 
 /* --- unprivileged-open --- */

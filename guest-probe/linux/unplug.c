@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 /*
  * unplug.c - the Linux side of the two-step hot-unplug check
- * (guest-driver/INTERFACE.md): the detached holder that maps BAR2, queues
- * blocking and io_uring reads and waits for EPOLLHUP, and the verdict on what
- * it saw.
+ * (guest-driver/INTERFACE.md): the detached holder that maps BAR2 and, on a
+ * second descriptor, the shared-memory event ring (3b), queues blocking and
+ * io_uring reads and waits for EPOLLHUP, and the verdict on what it saw.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,6 +63,8 @@ static void __attribute__((noreturn)) unplug_daemon(int max_wait_s)
 	int uring_err[NU], info_err, mmap_err, read_err, poll_err = 0;
 	struct pollfd pfd;
 	uint8_t before;
+	struct evring er;
+	int ring_fd, ring_ok = 0, ring_sig = 0, ring_wait_err = 0;
 
 	fd = dev_open(O_RDONLY);
 	if (fd < 0 || dev_info(fd, &in)) {
@@ -77,6 +79,10 @@ static void __attribute__((noreturn)) unplug_daemon(int max_wait_s)
 		_exit(1);
 	}
 	before = *(const volatile uint8_t *)p;
+	/* the ring on a descriptor of its own, never subscribed: no records move to it */
+	ring_fd = (in.drv_flags & HILBOX_DRV_EV_RING) ? dev_open(O_RDONLY) : -1;
+	if (ring_fd >= 0)
+		ring_ok = !evring_attach(ring_fd, 64, &er) && er.hdr->magic == HILBOX_EV_RING_MAGIC;
 	for (i = 0; i < NR; i++) {
 		rd[i].fd = fd;
 		rd[i].err = 0;
@@ -174,16 +180,22 @@ static void __attribute__((noreturn)) unplug_daemon(int max_wait_s)
 	}
 	sig_map = touch_in_child(p, false);
 	sig_map2 = touch_in_child(p + in.fb_bytes - 1, false);
+	if (ring_ok) {
+		ring_sig = touch_in_child((const volatile uint8_t *)er.slots, false);
+		ring_wait_err = -evring_wait(&er, 0);
+	}
 	(void)poll_err;
 
 	appendf(txt, sizeof(txt), &l,
 		"{\"gone_ns\":%llu,\"poll_revents\":%llu,\"map_byte_before\":%u,"
 		"\"map_signal\":\"%s\",\"map_signal_last\":\"%s\","
 		"\"info_errno\":\"%s\",\"mmap_errno\":\"%s\",\"read_errno\":\"%s\","
+		"\"ring\":%s,\"ring_signal\":\"%s\",\"ring_wait_errno\":\"%s\","
 		"\"uring\":%s,\"uring_done\":%d,\"uring_res\":[",
 		(unsigned long long)t_gone, (unsigned long long)pollrev, before,
 		signame(sig_map), signame(sig_map2), errname(info_err),
 		errname(mmap_err), errname(read_err),
+		ring_ok ? "true" : "false", signame(ring_sig), errname(ring_wait_err),
 		uring_ok ? "true" : "false", uring_done);
 	for (i = 0; i < NU; i++)
 		appendf(txt, sizeof(txt), &l, "%s\"%s\"", i ? "," : "",
@@ -202,6 +214,10 @@ static void __attribute__((noreturn)) unplug_daemon(int max_wait_s)
 	appendf(txt, sizeof(txt), &l, "]}\n");
 	state_write("result", txt);
 	munmap((void *)p, in.bar2_size);
+	if (ring_ok)
+		evring_detach(&er);
+	if (ring_fd >= 0)
+		close(ring_fd);
 	if (uring_ok)
 		uring_exit(&u);
 	close(fd);	/* last reference: the driver frees its state now */
@@ -250,6 +266,10 @@ void os_unplug_judge(struct result *rm, struct result *rr, const char *res, cons
 	if (!json_has(res, "\"map_signal\":\"SIGBUS\"") ||
 	    !json_has(res, "\"map_signal_last\":\"SIGBUS\""))
 		r_fail(rm, "access to the mapping after removal did not raise SIGBUS");
+	if (json_has(res, "\"ring\":true") && !json_has(res, "\"ring_signal\":\"SIGBUS\""))
+		r_fail(rm, "access to the event ring's mapping after removal did not raise SIGBUS");
+	if (json_has(res, "\"ring\":true") && !json_has(res, "\"ring_wait_errno\":\"ENODEV\""))
+		r_fail(rm, "EV_RING_WAIT after removal did not fail with ENODEV");
 	if (!json_has(res, "\"info_errno\":\"ENODEV\""))
 		r_fail(rm, "ioctl after removal did not fail with ENODEV");
 	if (!json_has(res, "\"mmap_errno\":\"ENODEV\""))

@@ -51,9 +51,10 @@ static enum ev_outcome ev_iocp(struct ev_run *run)
 			struct pend *q = (struct pend *)ent[k].lpOverlapped;
 			LONG status = (LONG)q->ov.Internal;
 
-			if (status >= 0 && ent[k].dwNumberOfBytesTransferred == EV_SZ)
+			if (status >= 0 && ent[k].dwNumberOfBytesTransferred == EV_SZ) {
 				acc_add(a, &q->ev, clk);
-			else
+				acc_completion(a, &q->ev);
+			} else
 				a->errors++;
 			if (status < 0 && a->errors < 4)
 				dbg("overlapped read: NTSTATUS %#lx", (unsigned long)status);
@@ -112,6 +113,8 @@ static enum ev_outcome ev_poll(struct ev_run *run)
 		dev_clock(h, &clk);
 		for (i = 0; i < got / EV_SZ; i++)
 			acc_add(a, &ev[i], clk);
+		if (got >= EV_SZ)
+			acc_completion(a, &ev[got / EV_SZ - 1]);
 	}
 	return EV_REPORT;
 }

@@ -130,9 +130,9 @@ describe('short throughput run', () => {
     expect(metric(c, 'mb_per_s_no_seqlock')).toBeUndefined();
   });
 
-  it('measures inverted call and polling with no record delivered twice and every loss counted', () => {
+  it('measures inverted call, polling and the shared ring with no record delivered twice and every loss counted', () => {
     const mouse = results.cases.filter((c) => c.name.startsWith('mouse-'));
-    expect(mouse.map((c) => c.name)).toEqual(expect.arrayContaining(['mouse-inverted-call-r1000-b4-p1', 'mouse-inverted-call-r1000-b4-p16', 'mouse-polling-r1000-b4', 'mouse-host-fed-r1000']));
+    expect(mouse.map((c) => c.name)).toEqual(expect.arrayContaining(['mouse-inverted-call-r1000-b4-p1', 'mouse-inverted-call-r1000-b4-p16', 'mouse-polling-r1000-b4', 'mouse-shared-ring-r1000-b4', 'mouse-host-fed-r1000']));
     for (const c of mouse) {
       expect(c.status, `${c.name}: ${c.reason}`).toBe('pass');
       expect(metric(c, 'events_per_s'), c.name).toBeGreaterThan(0);
@@ -141,10 +141,37 @@ describe('short throughput run', () => {
     }
   });
 
+  it('one consumer gets its completions in sequence order whatever the reads pending, and bundles of 4 whole', () => {
+    for (const name of ['mouse-inverted-call-r1000-b4-p1', 'mouse-inverted-call-r1000-b4-p16', 'mouse-polling-r1000-b4', 'mouse-shared-ring-r1000-b4']) {
+      const c = byName(name);
+      expect(metric(c, 'order_violations'), name).toBe(0);
+      // a read buffer of 16 records: a report never ends up split over two completions
+      expect(metric(c, 'split_reports'), name).toBe(0);
+      expect(metric(c, 'records_per_completion'), name).toBeGreaterThanOrEqual(4);
+    }
+  });
+
+  it('drives every delivery mode to its ceiling with fifo-bursts, beside the bare notification cost', () => {
+    const ceiling = results.cases.filter((c) => c.params?.load === 'fifo-burst');
+    expect(ceiling.map((c) => c.name)).toEqual(['ceiling-inverted-call-p1', 'ceiling-inverted-call-p4', 'ceiling-inverted-call-p16', 'ceiling-inverted-call-p64', 'ceiling-inverted-call-p256', 'ceiling-polling', 'ceiling-shared-ring']);
+    for (const c of ceiling) {
+      expect(c.status, `${c.name}: ${c.reason}`).toBe('pass');
+      expect(metric(c, 'events_per_s'), c.name).toBeGreaterThan(0);
+      expect(metric(c, 'duplicates'), c.name).toBe(0);
+      expect(metric(c, 'order_violations'), c.name).toBe(0);
+      expect(metric(c, 'cpu_us_per_1000_events'), c.name).toBeGreaterThan(0);
+      expect(metric(c, 'bursts'), c.name).toBeGreaterThan(0);
+    }
+    const n = byName('notify-baseline');
+    expect(n?.status, n?.reason).toBe('pass');
+    expect(metric(n, 'wakeups_per_s')).toBeGreaterThan(0);
+  });
+
   it('every case carries its parameters as data and every metric has its one registered spelling', () => {
     for (const c of results.cases.filter((c) => c.suite === 'throughput' && c.status !== 'skip')) {
       expect(c.params, c.name).toBeDefined();
-      if (c.name.startsWith('mouse-')) expect(c.params).toMatchObject({ mode: expect.stringMatching(/^(inverted-call|polling|host-fed)$/), rate_hz: expect.any(Number), bundle: expect.any(Number), pending: expect.any(Number) });
+      if (c.name.startsWith('mouse-') || c.name.startsWith('ceiling-')) expect(c.params).toMatchObject({ mode: expect.stringMatching(/^(inverted-call|polling|shared-ring|host-fed)$/), rate_hz: expect.any(Number), bundle: expect.any(Number), pending: expect.any(Number) });
+      else if (c.name === 'notify-baseline') expect(c.params).toEqual({ mode: 'notify', mechanism: 'eventfd' });
       else if (c.params?.peer !== undefined) expect(c.params).toEqual({ method: 'map', peer: 'ivshmem-plain' });
       else expect(c.params).toMatchObject({ method: expect.any(String), fb_mode: expect.stringMatching(/^(direct|mmio)$/) });
     }

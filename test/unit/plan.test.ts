@@ -39,6 +39,10 @@ describe('the plan of the default scenario (Linux)', () => {
     expect(tp['mouse-inverted-call-r8000-b4-p64']?.params).toEqual({ mode: 'inverted-call', rate_hz: 8000, bundle: 4, pending: 64 });
     expect(tp['mouse-polling-r8000-b1']?.params).toEqual({ mode: 'polling', rate_hz: 8000, bundle: 1, pending: 1 });
     expect(tp['mouse-host-fed-r1000']?.params).toMatchObject({ mode: 'host-fed' });
+    expect(tp['mouse-shared-ring-r8000-b4']?.params).toEqual({ mode: 'shared-ring', rate_hz: 8000, bundle: 4, pending: 1 });
+    expect(tp['ceiling-inverted-call-p256']?.params).toEqual({ mode: 'inverted-call', rate_hz: 0, bundle: 4096, pending: 256, load: 'fifo-burst' });
+    expect(plan.throughput.filter((c) => c.params?.load === 'fifo-burst').map((c) => c.name)).toEqual(['ceiling-inverted-call-p1', 'ceiling-inverted-call-p4', 'ceiling-inverted-call-p16', 'ceiling-inverted-call-p64', 'ceiling-inverted-call-p256', 'ceiling-polling', 'ceiling-shared-ring']);
+    expect(tp['notify-baseline']?.params).toEqual({ mode: 'notify', mechanism: 'eventfd' });
     expect(plan.throughput.every((c) => !c.skip)).toBe(true);
     expect(plan.security.map((c) => c.name)).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending', 'surprise-removal-while-mapped', 'surprise-removal-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile']);
   });
@@ -75,6 +79,10 @@ describe('the same scenario on a Windows guest', () => {
     // the booted device's rate and bundle (8000 Hz is not the default 1000) are measured on it
     expect(byName['mouse-inverted-call-r1000-b1-p1']?.skip).toBeUndefined();
     expect(byName['mouse-host-fed-r1000']?.skip).toMatch(/host feed/);
+    // no shared-memory ring in the Windows driver yet, no hot-plugged device for the ceiling
+    expect(byName['mouse-shared-ring-r1000-b1']?.skip).toMatch(/no shared-memory event ring/);
+    expect(byName['ceiling-polling']?.skip).toMatch(/hot-plugged device/);
+    expect(byName['notify-baseline']?.skip).toMatch(/eventfd/);
     expect(planVerify(s, traits).find((c) => c.name === 'host-fed-events')?.skip).toMatch(/windows guest/);
   });
 });

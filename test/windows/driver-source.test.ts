@@ -125,6 +125,38 @@ describe('driver.c / watchdog.c: the watchdog and the veto (INTERFACE.md §5a, g
   });
 });
 
+describe('event completions in hand-out order (events.c, a regression guard)', () => {
+  const events = stripComments(readFileSync(join(srcDir, 'events.c'), 'utf8'));
+
+  it('completes requests that got records only through HbCompleteInOrder', () => {
+    // a request with records is completed with STATUS_SUCCESS nowhere else
+    const inOrder = functionBody(events, 'HbCompleteInOrder');
+    const successes = [...events.matchAll(/HbCompleteEventIrp\([^;]*STATUS_SUCCESS/g)];
+    expect(successes).toHaveLength(1);
+    expect(inOrder).toMatch(/HbCompleteEventIrp\([^;]*STATUS_SUCCESS/);
+    // one thread at a time, head first, no driver lock held around IoCompleteRequest
+    expect(inOrder).toMatch(/if \(Dev->Completing\)/);
+    expect(inOrder).toMatch(/RemoveHeadList\(&Dev->CompleteList\)/);
+    expect(inOrder.indexOf('KeReleaseSpinLock(&Dev->CompleteLock')).toBeLessThan(inOrder.indexOf('HbCompleteEventIrp'));
+  });
+
+  it('queues the DPC\'s filled requests while DeliverLock is held, and a request filled at once as pending behind them', () => {
+    const dpc = functionBody(events, 'HbDpc');
+    expect(dpc.indexOf('HbQueueCompletions')).toBeGreaterThan(dpc.indexOf('HbHandOverRing'));
+    expect(dpc.indexOf('HbQueueCompletions')).toBeLessThan(dpc.indexOf('KeReleaseSpinLockFromDpcLevel(&dev->DeliverLock)'));
+    expect(calls(dpc, 'HbCompleteInOrder')).toHaveLength(1);
+    const dispatch = functionBody(events, 'HbDispatchReadEvents');
+    const inline = dispatch.slice(dispatch.indexOf('HbFillIrp'), dispatch.indexOf('STATUS_PENDING'));
+    expect(inline).toMatch(/IoMarkIrpPending\(Irp\)/);
+    expect(inline.indexOf('InsertTailList(&Dev->CompleteList')).toBeLessThan(inline.indexOf('KeReleaseSpinLock(&Dev->DeliverLock'));
+    expect(inline.indexOf('HbCompleteInOrder')).toBeGreaterThan(inline.indexOf('KeReleaseSpinLock(&Dev->DeliverLock'));
+  });
+
+  it('fills a request up to the last whole report when records stay behind', () => {
+    expect(functionBody(events, 'HbFillIrp')).toMatch(/HILBOX_EVF_END_OF_REPORT/);
+  });
+});
+
 describe('hilbox.sys imports (package from build-windows.mjs)', () => {
   let img: PeImage;
 

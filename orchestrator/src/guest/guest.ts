@@ -50,6 +50,8 @@ export interface PciId {
 export interface EventModes {
   invertedCall: { probeMode: string; mechanism: string };
   polling: { probeMode: string; mechanism: string };
+  /** The driver-written ring mapped read-only (guest-driver/INTERFACE.md §3b), where the OS has one. */
+  sharedRing?: { probeMode: string; mechanism: string };
 }
 
 /**

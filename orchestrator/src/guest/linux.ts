@@ -37,6 +37,7 @@ const USER_DRIVER_PATH = '/tmp/hilbox-user.ko';
 const EVENT_MODES: EventModes = {
   invertedCall: { probeMode: 'uring', mechanism: 'io_uring reads pending' },
   polling: { probeMode: 'poll', mechanism: 'poll() + non-blocking read' },
+  sharedRing: { probeMode: 'ring', mechanism: 'read-only shared-memory ring + EV_RING_WAIT' },
 };
 
 function moduleParams(params: Record<string, string | number> = {}): string[] {

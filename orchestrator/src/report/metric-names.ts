@@ -21,6 +21,8 @@ export const PROBE_METRICS: Readonly<Record<string, string>> = {
   records: 'records', events: 'events', events_per_s: 'events/s', lost: 'events', duplicates: 'events', seq_gaps: 'events',
   order_violations: 'records', latency_p50: 'ns', latency_p99: 'ns', latency_max: 'ns', latency_samples: 'samples',
   driver_ring_drops: 'events', device_drops: 'events', irqs: 'irqs', read_errors: 'reads', errors: 'errors',
+  completions: 'completions', records_per_completion: 'records', split_reports: 'completions', eagain_completions: 'completions', cpu_us_per_1000_events: 'us',
+  ring_dropped: 'events', ring_wakeups: 'wakeups', records_after_fork: 'records', wakeups_per_s: 'wakeups/s',
   // security cases
   requests: 'requests', cancelled: 'requests', completed_otherwise: 'requests', stuck: 'requests',
   readers_waiting_before: 'requests', readers_waiting_after: 'requests', retries: 'retries', iterations: 'iterations',
@@ -63,7 +65,7 @@ export const HOST_METRICS: Readonly<Record<string, string>> = {
   device_write_attempts_delta: 'writes',
   device_events_dropped: 'events',
   host_mismatched_pixels: 'px',
-  host_fed_events: 'events',
+  host_fed_events: 'events', bursts: 'bursts',
   host_feed_rate: 'events/s',
   // security: irq-drain-bounded
   burst_records_read: 'records',

@@ -12,9 +12,10 @@
  * case without its own reference (results of older probes) is compared with the case of method
  * `ram` of the same run.
  *
- * Mouse cases: `params.mode` ∈ inverted-call|polling|host-fed, `params.rate_hz`, `params.bundle`,
- * `params.pending`; metrics `events_per_s`, `lost`, `order_violations`, `duplicates`,
- * `latency_p50|p99|max` (ns), `cpu_time`.
+ * Mouse cases: `params.mode` ∈ inverted-call|polling|shared-ring|host-fed, `params.rate_hz`,
+ * `params.bundle`, `params.pending`; metrics `events_per_s`, `lost`, `order_violations`,
+ * `duplicates`, `latency_p50|p99|max` (ns), `records_per_completion`, `cpu_us_per_1000_events`,
+ * `cpu_time`.
  */
 import type { CaseResult } from './results.ts';
 
@@ -33,11 +34,15 @@ export const METRIC = {
   latencyP50: 'latency_p50',
   latencyP99: 'latency_p99',
   latencyMax: 'latency_max',
+  recordsPerCompletion: 'records_per_completion',
+  cpuPer1000Events: 'cpu_us_per_1000_events',
+  deviceDrops: 'device_drops',
+  wakeupsPerS: 'wakeups_per_s',
 } as const satisfies Record<string, string>;
 export type MetricKey = keyof typeof METRIC;
 
 /** Mouse delivery modes (`params.mode`); every other mode is compared with polling. */
-export const MOUSE_MODES = ['inverted-call', 'polling', 'host-fed'] as const;
+export const MOUSE_MODES = ['inverted-call', 'polling', 'shared-ring', 'host-fed'] as const;
 export type MouseMode = (typeof MOUSE_MODES)[number];
 export const POLLING_MODE: MouseMode = 'polling';
 /** The fb copy method that reads ordinary RAM: the machine-speed reference. */

@@ -54,14 +54,19 @@ export function throughputSection(cases: readonly CaseResult[]): Section | undef
   };
 }
 
+/** A ceiling row (fifo-burst load, `params.load`) or the notification baseline beside them. */
+export function isCeilingCase(c: CaseResult): boolean {
+  return c.params?.load === 'fifo-burst' || c.params?.mode === 'notify';
+}
+
 export function mouseSection(cases: readonly CaseResult[]): Section | undefined {
-  const ms = cases.filter(isMouseCase);
+  const ms = cases.filter((c) => isMouseCase(c) && !isCeilingCase(c));
   if (ms.length === 0) return undefined;
   return {
     title: 'Mouse events',
     table: {
-      headers: ['mode', 'rate Hz', 'bundle', 'pending', 'events/s', 'lost', 'order viol.', 'p50 µs', 'p99 µs', 'max µs', 'status'],
-      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
+      headers: ['mode', 'rate Hz', 'bundle', 'pending', 'events/s', 'lost', 'order viol.', 'rec/compl.', 'CPU µs/1k ev', 'p50 µs', 'p99 µs', 'max µs', 'status'],
+      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
       rows: ms.map((c) => {
         const p = mouseParams(c);
         return [
@@ -72,9 +77,44 @@ export function mouseSection(cases: readonly CaseResult[]): Section | undefined 
           formatNumber(metric(c, 'eventsPerS'), 1),
           formatNumber(metric(c, 'eventsLost')),
           formatNumber(metric(c, 'orderViolations')),
+          formatNumber(metric(c, 'recordsPerCompletion'), 2),
+          formatNumber(metric(c, 'cpuPer1000Events'), 1),
           formatNumber(microseconds(c, 'latencyP50'), 1),
           formatNumber(microseconds(c, 'latencyP99'), 1),
           formatNumber(microseconds(c, 'latencyMax'), 1),
+          STATUS_MARK[c.status],
+        ];
+      }),
+    },
+  };
+}
+
+/**
+ * The ceiling: each delivery mode reading back-to-back fifo-bursts, and the bare notification
+ * (eventfd write → wake-up) measured in the same boot.
+ */
+export function ceilingSection(cases: readonly CaseResult[]): Section | undefined {
+  const cs = cases.filter((c) => isCeilingCase(c) && c.status !== 'skip');
+  if (cs.length === 0) return undefined;
+  return {
+    title: 'Event delivery ceiling (fifo-burst load)',
+    table: {
+      headers: ['mode', 'pending', 'completions/s', 'events/s', 'rec/compl.', 'CPU µs/1k ev', 'device drops', 'order viol.', 'status'],
+      align: ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'left'],
+      rows: cs.map((c) => {
+        const p = mouseParams(c);
+        const notify = p.mode === 'notify';
+        const eps = notify ? metric(c, 'wakeupsPerS') : metric(c, 'eventsPerS');
+        const rpc = notify ? 1 : metric(c, 'recordsPerCompletion');
+        return [
+          notify ? 'eventfd wake-up' : p.mode,
+          notify ? '—' : formatNumber(p.pending),
+          formatNumber(eps !== undefined && rpc ? eps / rpc : undefined, 1),
+          notify ? '—' : formatNumber(eps, 1),
+          notify ? '—' : formatNumber(rpc, 2),
+          formatNumber(metric(c, 'cpuPer1000Events'), 1),
+          notify ? '—' : formatNumber(metric(c, 'deviceDrops')),
+          notify ? '—' : formatNumber(metric(c, 'orderViolations')),
           STATUS_MARK[c.status],
         ];
       }),
@@ -102,7 +142,7 @@ export function cpuSection(cases: readonly CaseResult[]): Section | undefined {
 
 /** Every case the tables above do not show (verify, events, host-side cases, …). */
 export function otherSection(cases: readonly CaseResult[]): Section | undefined {
-  const rest = cases.filter((c) => c.suite !== 'security' && !isFbCase(c) && !isMouseCase(c) && !isCpuCase(c));
+  const rest = cases.filter((c) => c.suite !== 'security' && !isFbCase(c) && !isMouseCase(c) && !isCpuCase(c) && !(isCeilingCase(c) && c.status !== 'skip'));
   if (rest.length === 0) return undefined;
   return {
     title: 'Other cases',
@@ -114,7 +154,7 @@ export function otherSection(cases: readonly CaseResult[]): Section | undefined 
 }
 
 function sectionsOf(cases: readonly CaseResult[]): Section[] {
-  return [throughputSection(cases), mouseSection(cases), cpuSection(cases), securitySection(cases), otherSection(cases)].filter((s): s is Section => s !== undefined);
+  return [throughputSection(cases), mouseSection(cases), ceilingSection(cases), cpuSection(cases), securitySection(cases), otherSection(cases)].filter((s): s is Section => s !== undefined);
 }
 
 /**

@@ -6,8 +6,9 @@
  *    measures the RAM reference itself, read by read in the same loop (guest-driver/INTERFACE.md
  *    §6). Beside them, the peer: the same zero-copy reads of a stock QEMU device's BAR
  *    (ivshmem-plain, hot-plugged), `fb-map-ivshmem`.
- *  - Mouse: generator rates × bundles × reads pending, inverted call vs polling, and the
- *    host-fed path (orchestrator → chardev → device → guest process).
+ *  - Mouse: generator rates × bundles × reads pending, inverted call vs polling vs the
+ *    driver-written shared-memory ring (guest-driver/INTERFACE.md §3b), and the host-fed path
+ *    (orchestrator → chardev → device → guest process).
  * Device settings other than the booted device's are measured on a hot-plugged device when the
  * guest can find one; otherwise those cases are skipped, saying why.
  */
@@ -38,7 +39,7 @@ interface FbPeerPlanned extends PlannedCase {
 }
 interface MousePlanned extends PlannedCase {
   kind: 'mouse';
-  mode: 'inverted-call' | 'polling';
+  mode: 'inverted-call' | 'polling' | 'shared-ring';
   rate: number;
   bundle: number;
   pending: number;
@@ -48,7 +49,27 @@ interface MousePlanned extends PlannedCase {
 interface HostFedPlanned extends PlannedCase {
   kind: 'host-fed';
 }
-export type ThroughputPlanned = FbPlanned | FbPeerPlanned | MousePlanned | HostFedPlanned;
+/**
+ * The ceiling: events as fast as the device takes them — back-to-back `fifo-burst` faults
+ * (SPEC §11: CEILING_BURST records enter the FIFO at once) on a hot-plugged device without a
+ * generator — read by one delivery mode.
+ */
+interface CeilingPlanned extends PlannedCase {
+  kind: 'ceiling';
+  mode: MousePlanned['mode'];
+  pending: number;
+}
+/** The bare notification cost in the same boot (eventfd write → wake-up), beside the ceiling. */
+interface NotifyPlanned extends PlannedCase {
+  kind: 'notify';
+}
+export type ThroughputPlanned = FbPlanned | FbPeerPlanned | MousePlanned | HostFedPlanned | CeilingPlanned | NotifyPlanned;
+
+/** Reads pending in the ceiling's inverted-call rows. */
+export const CEILING_PENDING = [1, 4, 16, 64, 256] as const;
+/** Records per fifo-burst of the ceiling, and the hot-plugged device's FIFO (SPEC §9 maximum). */
+const CEILING_BURST = 4096;
+const CEILING_FIFO = 65536;
 
 const NEEDS_HOTPLUG = (os: string, what: string): string => `needs a hot-plugged device (${what}), which a ${os} guest cannot find yet; only the booted device is measured`;
 
@@ -94,7 +115,27 @@ export function planThroughput(s: Scenario, traits: GuestTraits): ThroughputPlan
     });
     for (const n of pending) out.push(mk('inverted-call', n, `mouse-inverted-call-r${rate}-b${bundle}-p${n}`));
     out.push(mk('polling', 1, `mouse-polling-r${rate}-b${bundle}`));
+    const ring = mk('shared-ring', 1, `mouse-shared-ring-r${rate}-b${bundle}`);
+    if (!traits.eventModes.sharedRing && !ring.skip) ring.skip = `a ${traits.os} guest's driver has no shared-memory event ring yet`;
+    out.push(ring);
   }
+  const noHotplug = traits.findsHotplugged ? undefined : NEEDS_HOTPLUG(traits.os, 'without a generator, for fifo-burst loads');
+  const ceiling = (mode: CeilingPlanned['mode'], pending: number, name: string): CeilingPlanned => {
+    const c: CeilingPlanned = { suite: 'throughput', kind: 'ceiling', name, params: { mode, rate_hz: 0, bundle: CEILING_BURST, pending, load: 'fifo-burst' }, mode, pending };
+    if (noHotplug) c.skip = noHotplug;
+    else if (mode === 'shared-ring' && !traits.eventModes.sharedRing) c.skip = `a ${traits.os} guest's driver has no shared-memory event ring yet`;
+    return c;
+  };
+  for (const n of CEILING_PENDING) out.push(ceiling('inverted-call', n, `ceiling-inverted-call-p${n}`));
+  out.push(ceiling('polling', 1, 'ceiling-polling'));
+  out.push(ceiling('shared-ring', 1, 'ceiling-shared-ring'));
+  out.push({
+    suite: 'throughput',
+    kind: 'notify',
+    name: 'notify-baseline',
+    params: { mode: 'notify', mechanism: 'eventfd' },
+    ...(traits.os === 'linux' ? {} : { skip: `the notification baseline is measured with eventfd, which a ${traits.os} guest has not` }),
+  });
   out.push({
     suite: 'throughput',
     kind: 'host-fed',
@@ -136,9 +177,9 @@ async function fbPeerCase(ctx: SuiteContext, c: FbPeerPlanned): Promise<CaseResu
 }
 
 async function mouseCase(ctx: SuiteContext, c: MousePlanned, dev?: string): Promise<CaseResult> {
-  const modes = ctx.vm.guest.eventModes;
-  const m = c.mode === 'polling' ? modes.polling : modes.invertedCall;
-  ctx.out.step(`throughput: mouse ${c.rate} Hz ×${c.bundle}, ${c.mode}${c.mode === 'polling' ? '' : `, ${c.pending} pending`}`);
+  const m = probeModeOf(ctx, c.mode);
+  if (!m) return skipped({ ...c, skip: `the guest has no ${c.mode} event mode` });
+  ctx.out.step(`throughput: mouse ${c.rate} Hz ×${c.bundle}, ${c.mode}${c.mode === 'inverted-call' ? `, ${c.pending} pending` : ''}`);
   const seconds = String(ctx.scenario.suites.throughput.seconds);
   const r = await probeCase(ctx.vm, c, ['events-throughput', '--pending', String(c.pending), '--seconds', seconds, '--mode', m.probeMode], { timeoutMs: extraTime(ctx), ...(dev ? { dev } : {}) });
   r.details = { ...(r.details ?? {}), mechanism: m.mechanism };
@@ -166,6 +207,41 @@ async function hostFedCase(ctx: SuiteContext, c: HostFedPlanned): Promise<CaseRe
       feeder.close();
     }
   });
+}
+
+function probeModeOf(ctx: SuiteContext, mode: MousePlanned['mode']): { probeMode: string; mechanism: string } | undefined {
+  const modes = ctx.vm.guest.eventModes;
+  return mode === 'polling' ? modes.polling : mode === 'shared-ring' ? modes.sharedRing : modes.invertedCall;
+}
+
+/** One ceiling row: the probe reads for `seconds` while the host fires fifo-bursts back to back. */
+async function ceilingCase(ctx: SuiteContext, c: CeilingPlanned, d: { id: string; dev: string }): Promise<CaseResult> {
+  const m = probeModeOf(ctx, c.mode);
+  if (!m) return skipped({ ...c, skip: `the guest has no ${c.mode} event mode` });
+  const t = ctx.scenario.suites.throughput;
+  const path = `/machine/peripheral/${d.id}`;
+  ctx.out.step(`throughput: ceiling, ${c.mode}${c.mode === 'inverted-call' ? `, ${c.pending} pending` : ''}`);
+  const seconds = t.seconds + 1.5;
+  const reading = probeCase(ctx.vm, c, ['events-throughput', '--pending', String(c.pending), '--seconds', String(seconds), '--mode', m.probeMode], {
+    timeoutMs: ctx.caseTimeoutMs + seconds * 4000,
+    dev: d.dev,
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  let bursts = 0;
+  const end = Date.now() + t.seconds * 1000;
+  while (Date.now() < end) {
+    await ctx.vm.qmp.execute('qom-set', { path, property: 'fault', value: 'fifo-burst' });
+    bursts++;
+  }
+  const r = await reading;
+  r.details = { ...(r.details ?? {}), mechanism: m.mechanism, load: `${bursts} fifo-bursts of ${CEILING_BURST} records` };
+  r.metrics = { ...(r.metrics ?? {}), bursts: { value: bursts, unit: 'bursts' } };
+  return r;
+}
+
+async function notifyCase(ctx: SuiteContext, c: NotifyPlanned): Promise<CaseResult> {
+  ctx.out.step('throughput: notification baseline (eventfd write → wake-up)');
+  return probeCase(ctx.vm, c, ['notify-baseline', '--count', '2000'], { timeoutMs: ctx.caseTimeoutMs });
 }
 
 /** Runs `cases` in plan order, grouping those that share an extra device onto one hot-plug. */
@@ -198,6 +274,15 @@ export async function runThroughputSuite(ctx: SuiteContext, plan: readonly Throu
     const props = { ...geometry(s), 'mouse-rate-hz': rate, 'mouse-bundle': bundle, 'fifo-depth': s.device['fifo-depth'] };
     await runGroup(group, (c, dev) => mouseCase(ctx, c, dev), onBooted ? undefined : { id: `hbm${key}`, props });
   }
+  const ceil = plan.filter((c): c is CeilingPlanned => c.kind === 'ceiling' && !c.skip);
+  if (ceil.length > 0) {
+    const props = { ...geometry(s), 'mouse-rate-hz': 0, 'fifo-depth': CEILING_FIFO };
+    await withExtraDevice(ctx.vm, { id: 'hbceil', bus: 'rp2', props, runDir: ctx.runDir }, async (d) => {
+      await ctx.vm.qmp.execute('qom-set', { path: `/machine/peripheral/${d.id}`, property: 'fault-burst', value: CEILING_BURST });
+      for (const c of ceil) done.set(c, await ceilingCase(ctx, c, d));
+    });
+  }
+  for (const c of plan) if (c.kind === 'notify' && !c.skip) done.set(c, await notifyCase(ctx, c));
   for (const c of plan) if (c.kind === 'host-fed' && !c.skip) done.set(c, await hostFedCase(ctx, c));
   return plan.map((c) => done.get(c) ?? skipped(c));
 }
