@@ -1,6 +1,7 @@
 /**
- * Progress output for the CLI: a live spinner line on a terminal, plain timestamped lines in CI
- * or when piped, nothing but the final JSON on stdout with --json.
+ * Progress output for the CLI: a live spinner line on a terminal, plain lines in CI or when piped
+ * (each step, and a build's progress at least every 10 s while it reports), nothing but the final
+ * JSON on stdout with --json.
  */
 import type { Output } from '../core/output.ts';
 
@@ -16,6 +17,7 @@ export function createOutput(opts: { json: boolean; stream?: NodeJS.WriteStream 
   let started = 0;
   let frame = 0;
   let timer: NodeJS.Timeout | undefined;
+  let lastProgress = 0;
   const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
   const clear = () => {
     if (live) stream.write('\r\x1b[2K');
@@ -42,7 +44,13 @@ export function createOutput(opts: { json: boolean; stream?: NodeJS.WriteStream 
     },
     progress(l) {
       if (live) detail = l.trim();
-      else if (!opts.json && process.env.HILBOX_VERBOSE) line(`  ${l}`);
+      else if (opts.json) return;
+      // Piped or in CI: every line with HILBOX_VERBOSE, else one every 10 s at most (a build's
+      // `[n/N] … left` report comes that often), so a log never goes quiet through a long build.
+      else if (process.env.HILBOX_VERBOSE || Date.now() - lastProgress >= 10_000) {
+        lastProgress = Date.now();
+        line(`  ${l.trim()}`);
+      }
     },
     done(text) {
       if (!current) return;
