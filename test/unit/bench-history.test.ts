@@ -1,0 +1,163 @@
+/**
+ * The noise-aware verdict, per-mode/per-machine baselines and the history/trend, as pure
+ * functions. The figures are real: `fixtures/bench-baseline.json` (a real `hilbox bench` run on
+ * the project's machine) and `test/unit/data/bench-repeats.json` (the per-repetition ratios of
+ * real wall-clock and deterministic `hilbox bench --repeat 3` runs on an unchanged tree).
+ */
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBaselineEntry, chooseBaseline, DEFAULT_BASELINE_PATH, parseBaseline, withEntry } from '../../orchestrator/src/bench/baseline.ts';
+import { compareToBaseline, judgeRatio, ratioSpread, regressions } from '../../orchestrator/src/bench/compare.ts';
+import { baselineKey, machineFingerprint } from '../../orchestrator/src/bench/fingerprint.ts';
+import { appendHistory, BENCH_SCHEMA, historyFileName, readHistory, trends, type BenchRecord } from '../../orchestrator/src/bench/history.ts';
+import { combineRepeats, type BenchMetric } from '../../orchestrator/src/bench/metrics.ts';
+import { median, spread } from '../../orchestrator/src/bench/stats.ts';
+import { renderTrendChart, trendMarkdown } from '../../orchestrator/src/bench/trend-chart.ts';
+
+interface RepeatsData {
+  /** How the figures were made. */
+  source: string;
+  environment: Record<string, unknown>;
+  /** mode → run label → metric → the ratio of each repetition. */
+  runs: Record<'wall' | 'deterministic', Record<string, Record<string, number[]>>>;
+}
+const data = JSON.parse(readFileSync(join(import.meta.dirname, 'data', 'bench-repeats.json'), 'utf8')) as RepeatsData;
+
+/** One run's metrics as combineRepeats makes them from its repetitions. */
+function runMetrics(run: Record<string, number[]>): BenchMetric[] {
+  const reps = Math.max(...Object.values(run).map((v) => v.length));
+  const perRep: BenchMetric[][] = [];
+  for (let i = 0; i < reps; i++) perRep.push(Object.entries(run).flatMap(([name, v]) => (v[i] === undefined ? [] : [{ name, value: v[i] as number, kind: 'ratio' as const, unit: '×' }])));
+  return combineRepeats(perRep);
+}
+
+describe('stats', () => {
+  it('median and spread of repetitions', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    expect(spread([0.99, 1.01, 1.0])).toMatchObject({ median: 1, min: 0.99, max: 1.01, n: 3 });
+    expect(spread([0.99, 1.01, 1.0]).relative).toBeCloseTo(0.02);
+    expect(spread([5]).relative).toBe(0);
+    expect(() => median([])).toThrow(RangeError);
+  });
+});
+
+describe('the ratio rule: beyond the tolerance and outside the noise', () => {
+  const base = { value: 1.5, range: [1.4, 1.6] as [number, number] };
+  it('a drop beyond the tolerance whose ranges overlap is noise, not a regression', () => {
+    expect(judgeRatio(base, { value: 1.1, range: [1.0, 1.45] }, 0.2)).toBe('noise');
+  });
+  it('a drop beyond the tolerance with every repetition below the baseline’s is a regression', () => {
+    expect(judgeRatio(base, { value: 1.1, range: [1.0, 1.2] }, 0.2)).toBe('regression');
+  });
+  it('a drop within the tolerance is ok however clean', () => {
+    expect(judgeRatio(base, { value: 1.3, range: [1.29, 1.31] }, 0.2)).toBe('ok');
+  });
+  it('improvements are judged the same way upwards', () => {
+    expect(judgeRatio(base, { value: 2, range: [1.9, 2.1] }, 0.2)).toBe('improved');
+    expect(judgeRatio(base, { value: 2, range: [1.55, 2.1] }, 0.2)).toBe('noise');
+  });
+  it('a non-finite ratio is a regression', () => {
+    expect(judgeRatio(base, { value: Number.NaN, range: [0, 0] }, 0.2)).toBe('regression');
+  });
+});
+
+describe('real repetitions on an unchanged tree', () => {
+  const env = data.environment;
+  for (const mode of ['wall', 'deterministic'] as const) {
+    it(`${mode}: every run against a baseline made of another run gives no regression`, () => {
+      const labels = Object.keys(data.runs[mode]);
+      expect(labels.length).toBeGreaterThanOrEqual(2);
+      for (const bl of labels) {
+        const entry = buildBaselineEntry(runMetrics(data.runs[mode][bl]!), { mode, scenario: 'default', environment: env, repeat: 3 });
+        for (const cl of labels) {
+          if (cl === bl) continue;
+          const rows = compareToBaseline(runMetrics(data.runs[mode][cl]!), entry, { ratioTolerance: mode === 'wall' ? 0.2 : 0.03 });
+          expect(regressions(rows).map((r) => `${cl} vs ${bl}: ${r.metric}`)).toEqual([]);
+        }
+      }
+    });
+  }
+
+  it('deterministic: the spread of every ratio metric is within 1 %', () => {
+    for (const run of Object.values(data.runs.deterministic)) {
+      const s = ratioSpread(runMetrics(run));
+      expect(s.metrics).toBeGreaterThan(0);
+      expect(s.worst!.relative).toBeLessThanOrEqual(0.01);
+    }
+  });
+});
+
+describe('baselines per mode and machine', () => {
+  const legacy = parseBaseline(readFileSync(DEFAULT_BASELINE_PATH, 'utf8'), DEFAULT_BASELINE_PATH);
+  it('reads a hilbox-baseline/1 file as the wall-clock baseline of the machine it names', () => {
+    const raw = JSON.parse(readFileSync(DEFAULT_BASELINE_PATH, 'utf8')) as { schema: string; environment: Record<string, unknown> };
+    if (raw.schema !== 'hilbox-baseline/1') return; // already converted: covered by the round trip below
+    const fp = machineFingerprint(raw.environment);
+    expect(Object.keys(legacy.baselines)).toEqual([baselineKey('wall', fp)]);
+    expect(legacy.baselines[baselineKey('wall', fp)]?.metrics['fb-copy-direct.fb_copy_ratio']?.tolerance).toBeUndefined();
+  });
+
+  it('keeps modes and machines apart; another machine’s baseline is found but marked', () => {
+    const envA = data.environment;
+    const envB = { ...data.environment, cpuModel: 'Some Other CPU', cores: 8 };
+    expect(machineFingerprint(envA)).not.toBe(machineFingerprint(envB));
+    expect(machineFingerprint({ ...envA, gitCommit: 'x', node: 'v99' })).toBe(machineFingerprint(envA));
+    const wall = buildBaselineEntry(runMetrics(Object.values(data.runs.wall)[0]!), { mode: 'wall', scenario: 'default', environment: envA, repeat: 3 });
+    const det = buildBaselineEntry(runMetrics(Object.values(data.runs.deterministic)[0]!), { mode: 'deterministic', scenario: 'default', environment: envA, repeat: 3 });
+    const file = withEntry(withEntry(undefined, wall), det);
+    expect(Object.keys(file.baselines).sort()).toEqual([baselineKey('deterministic', wall.fingerprint), baselineKey('wall', wall.fingerprint)]);
+    expect(chooseBaseline(file, 'wall', wall.fingerprint)).toMatchObject({ sameMachine: true, entry: { mode: 'wall' } });
+    expect(chooseBaseline(file, 'deterministic', machineFingerprint(envB))).toMatchObject({ sameMachine: false, entry: { mode: 'deterministic' } });
+    const back = parseBaseline(JSON.stringify(file), 'mem');
+    expect(back).toEqual(file);
+    expect(() => parseBaseline(JSON.stringify({ ...file, baselines: { 'wall/000000000000': wall } }), 'bad.json')).toThrow(/bad\.json: baselines\.wall\/000000000000: key must be "wall\//);
+  });
+
+  it('compares across machines without judging: a halved ratio is info, not a regression', () => {
+    const run = runMetrics(Object.values(data.runs.wall)[0]!);
+    const entry = buildBaselineEntry(run, { mode: 'wall', scenario: 'default', environment: data.environment, repeat: 3 });
+    const halved = run.map((m) => ({ ...m, value: m.value / 2, min: (m.min ?? m.value) / 2, max: (m.max ?? m.value) / 2 }));
+    const judged = compareToBaseline(halved, entry, { ratioTolerance: 0.2 });
+    expect(regressions(judged).length).toBe(run.length);
+    const shown = compareToBaseline(halved, entry, { ratioTolerance: 0.2, judge: false });
+    expect(regressions(shown)).toEqual([]);
+    expect(shown.every((r) => r.verdict === 'info' && r.change !== undefined && Math.abs(r.change + 0.5) < 1e-9)).toBe(true);
+  });
+});
+
+describe('history and trend', () => {
+  const record = (createdAt: string, commit: string, mode: 'wall' | 'deterministic', run: Record<string, number[]>, fp = machineFingerprint(data.environment)): BenchRecord => ({
+    schema: BENCH_SCHEMA, scenario: 'default', mode, repeat: 3, createdAt, commit, fingerprint: fp, environment: data.environment, metrics: runMetrics(run),
+  });
+  it('appends records, reads them back oldest first, and draws a series per metric of one mode and machine', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hilbox-history-'));
+    const wallRuns = Object.values(data.runs.wall);
+    const detRun = Object.values(data.runs.deterministic)[0]!;
+    wallRuns.forEach((run, i) => appendHistory(dir, record(`2026-12-01T1${i}:00:00.000Z`, `${i}`.repeat(40), 'wall', run)));
+    appendHistory(dir, record('2026-12-01T09:00:00.000Z', 'd'.repeat(40), 'deterministic', detRun));
+    appendHistory(dir, record('2026-12-01T08:00:00.000Z', 'e'.repeat(40), 'wall', wallRuns[0]!, 'ffffffffffff'));
+    writeFileSync(join(dir, 'notes.json'), '{"hello": 1}');
+    const h = readHistory(dir);
+    expect(h.unreadable).toEqual(['notes.json']);
+    expect(h.records.map((r) => r.createdAt)).toEqual([...h.records.map((r) => r.createdAt)].sort());
+    const t = trends(h.records, { mode: 'wall', fingerprint: machineFingerprint(data.environment) });
+    expect(t.excluded).toBe(2);
+    const first = t.trends[0]!;
+    expect(first.points).toHaveLength(wallRuns.length);
+    expect(first.points[0]!.label).toBe('0000000');
+    const reps = wallRuns[0]![first.metric]!;
+    expect(first.points[0]).toMatchObject({ value: median(reps), min: Math.min(...reps), max: Math.max(...reps) });
+    expect(historyFileName({ createdAt: '2026-12-01T10:00:00.000Z', mode: 'wall', commit: 'abcdef0123456789', dirty: true })).toBe('2026-12-01T10-00-00-000Z-wall-abcdef0123-dirty.json');
+    const md = trendMarkdown(t.trends);
+    expect(md.split('\n')[0]).toBe('| metric | runs | oldest → newest (median, spread) |');
+    expect(md).toContain(`| ${first.metric} | ${wallRuns.length} | 0000000: `);
+    const img = renderTrendChart(t.trends, { width: 600 });
+    expect(img.width).toBe(600);
+    let green = 0;
+    for (let i = 0; i < img.data.length; i += 3) if (img.data[i] === 46 && img.data[i + 1] === 160 && img.data[i + 2] === 67) green++;
+    expect(green).toBeGreaterThanOrEqual(9 * t.trends.length); // the newest run's dot in every panel
+  });
+});
