@@ -50,10 +50,13 @@ export interface BenchArgs {
 export const DETERMINISTIC_SPREAD_LIMIT = 0.01;
 export const DEFAULT_HISTORY_DIR = join('hilbox-out', 'bench-history');
 
-/** The scenario as `--deterministic` runs it: TCG, icount shift 0 unless the scenario gives one. */
+/**
+ * The scenario as `--deterministic` runs it: TCG, icount shift 0 unless the scenario gives one,
+ * one vCPU (under icount the guest kernel does not bring up a second one).
+ */
 function deterministicScenario(s: Scenario): Scenario {
   if (s.accelerator === 'kvm') throw new UsageError(`--deterministic: scenario ${s.name}: accelerator: kvm; icount needs tcg (allowed: tcg, auto)`);
-  return { ...s, accelerator: 'tcg', icount: s.icount ?? 0 };
+  return { ...s, accelerator: 'tcg', icount: s.icount ?? 0, cpus: 1 };
 }
 
 export async function benchCommand(a: BenchArgs): Promise<number> {
