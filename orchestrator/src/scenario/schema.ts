@@ -151,7 +151,12 @@ export const DriverSchema = strict({
     .record(
       z.string().regex(/^[a-z_][a-z0-9_]*$/, { error: (iss) => `${describe(iss.input)} is not a module parameter name; allowed: lower-case letters, digits, _` }),
       intIn(0, 1_000_000),
-      { error: (iss) => `expected a mapping parameter → integer, got ${describe(iss.input)}` },
+      {
+        error: (iss) =>
+          iss.code === 'invalid_key'
+            ? `${describe(iss.input)} is not a module parameter name; allowed: lower-case letters, digits, _`
+            : `expected a mapping parameter → integer, got ${describe(iss.input)}`,
+      },
     )
     .optional(),
 });
