@@ -61,7 +61,7 @@ async function timeMs<T>(f: () => Promise<T>): Promise<[T, number]> {
 }
 
 describe('under icount (SPEC §4.5) mmio-latency-ns is guest time, charged at the access', () => {
-  it('each BAR2 read of the looping vCPU costs exactly the latency plus its instructions on the device clock', async () => {
+  it('each BAR2 read of the looping vCPU costs the latency on the device clock, not host time', async () => {
     const bios = join(dir, 'loop-icount.rom');
     await writeFile(bios, tinyBios());
     const LATENCY = 50_000;
@@ -80,10 +80,12 @@ describe('under icount (SPEC §4.5) mmio-latency-ns is guest time, charged at th
     const nsPerRead = Number(t1 - t0) / reads;
     const summary = `${reads} reads in ${t1 - t0} ns of device clock: ${nsPerRead.toFixed(1)} ns per read`;
     expect(reads, summary).toBeGreaterThan(100);
-    // the loop is 3 instructions (1 ns each at shift 0) around the read; the sampling reads
-    // themselves land between two loop iterations, so allow a few instructions of slack
-    expect(nsPerRead, summary).toBeGreaterThan(LATENCY - 1);
-    expect(nsPerRead, summary).toBeLessThan(LATENCY + 10);
+    // The loop is 3 instructions (1 ns each at shift 0) around the read. Read from outside
+    // the vCPU, the virtual clock lags by what the vCPU executed since it last accounted
+    // (at most one icount budget, up to the next timer: ≤ 1 s here), hence the ±3 %. A
+    // host-time wait would leave about 3 ns per read on this clock.
+    expect(nsPerRead, summary).toBeGreaterThan(LATENCY * 0.97);
+    expect(nsPerRead, summary).toBeLessThan(LATENCY * 1.03 + 3);
   });
 });
 
