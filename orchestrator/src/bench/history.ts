@@ -75,7 +75,7 @@ export function readHistory(dir: string): History {
 }
 
 export interface TrendPoint {
-  /** Short commit (+ `*` when the tree was dirty), or the time when there is no commit. */
+  /** Short commit (+ `+` when the tree was dirty), or the time when there is no commit. */
   label: string;
   createdAt: string;
   value: number;
@@ -102,7 +102,7 @@ export function trends(records: readonly BenchRecord[], sel: TrendSelection): { 
   const kept = records.filter((r) => r.mode === sel.mode && r.fingerprint === sel.fingerprint);
   const byMetric = new Map<string, Trend>();
   for (const r of kept) {
-    const label = r.commit ? `${r.commit.slice(0, 7)}${r.dirty ? '*' : ''}` : r.createdAt.slice(5, 16);
+    const label = r.commit ? `${r.commit.slice(0, 7)}${r.dirty ? '+' : ''}` : r.createdAt.slice(5, 16);
     for (const m of r.metrics) {
       if (!kinds.includes(m.kind)) continue;
       let t = byMetric.get(m.name);

@@ -68,7 +68,7 @@ function panel(img: RgbImage, t: Trend, x: number, y: number, w: number, last: n
 
 export function renderTrendChart(trends: readonly Trend[], o: TrendChartOptions = {}): RgbImage {
   const width = Math.max(400, o.width ?? 900);
-  const title = o.title ?? 'hilbox bench: trend per metric (dot = median, bar = min..max)';
+  const title = o.title ?? 'hilbox bench trend: dot median, bar min..max';
   const top = PAD + TEXT_HEIGHT * 2 + PAD;
   const rows = Math.max(1, Math.ceil(trends.length / COLS));
   const img = createImage(width, top + rows * (PANEL_H + PAD) + PAD, BG);

@@ -146,7 +146,7 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
   const verdict = benchVerdictLine(rows);
   const history = historyDir ? readHistory(historyDir) : { records: [bench], unreadable: [] };
   const trend = trends(history.records, { mode, fingerprint });
-  writeTrendChart(join(outDir, 'trend.png'), trend.trends, { title: `hilbox bench (${mode}): trend per ratio metric, dot = median, bar = min..max` });
+  writeTrendChart(join(outDir, 'trend.png'), trend.trends, { title: `hilbox bench trend (${mode}): dot median, bar min..max` });
   const md = [
     `# hilbox bench — ${scenario.name} (${mode === 'deterministic' ? `deterministic, icount shift=${scenario.icount}` : 'wall clock'})`,
     '',
