@@ -3,7 +3,8 @@
  *
  * Ratios (higher is better) regress only when the change exceeds **both** the tolerance and the
  * measured noise: the median dropped by more than the relative tolerance **and** the ranges of
- * the repetitions do not overlap (every current repetition below every baseline repetition).
+ * the repetitions do not overlap (every current repetition below every baseline repetition)
+ * **and** the drop exceeds the quieter side's ± spread (judgeRatio).
  * A median beyond the tolerance whose ranges overlap is `noise`: not a regression, shown as
  * such. Improvements are judged the same way upwards. With one repetition on each side the ranges
  * are single points and the tolerance alone decides. Counts (duplicated records) are compared
@@ -52,11 +53,26 @@ function rangeOf(m: { value: number; min?: number; max?: number }): [number, num
   return [m.min ?? m.value, m.max ?? m.value];
 }
 
-/** The ratio rule on its own: median beyond the tolerance, ranges apart. */
+/** Half the relative range of one side's repetitions: its ± noise. */
+function halfSpread(m: { value: number; range: [number, number] }): number {
+  const r = m.range[1] - m.range[0];
+  return r === 0 ? 0 : m.value === 0 ? Infinity : r / Math.abs(m.value) / 2;
+}
+
+/**
+ * The ratio rule on its own. A change counts only when all three hold: the median moved by
+ * more than the tolerance; the ranges do not overlap (every repetition of one side beyond every
+ * repetition of the other); and the relative change exceeds the measured noise — half the
+ * relative range of the quieter side (one side's outlier cannot hide a change the other side's
+ * tight repetitions show, and neither can make noise look like a change).
+ */
 export function judgeRatio(base: { value: number; range: [number, number] }, cur: { value: number; range: [number, number] }, tolerance: number): 'ok' | 'regression' | 'improved' | 'noise' {
   if (!Number.isFinite(cur.value)) return 'regression';
-  if (cur.value < base.value * (1 - tolerance)) return cur.range[1] < base.range[0] ? 'regression' : 'noise';
-  if (cur.value > base.value * (1 + tolerance)) return cur.range[0] > base.range[1] ? 'improved' : 'noise';
+  if (base.value === 0) return 'ok';
+  const change = cur.value / base.value - 1;
+  const noise = Math.min(halfSpread(base), halfSpread(cur));
+  if (change < -tolerance) return cur.range[1] < base.range[0] && -change > noise ? 'regression' : 'noise';
+  if (change > tolerance) return cur.range[0] > base.range[1] && change > noise ? 'improved' : 'noise';
   return 'ok';
 }
 
