@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildBaselineEntry, chooseBaseline, DEFAULT_BASELINE_PATH, parseBaseline, withEntry } from '../../orchestrator/src/bench/baseline.ts';
+import { buildBaselineEntry, chooseBaseline, DEFAULT_BASELINE_PATH, DEFAULT_RATIO_TOLERANCE, parseBaseline, withEntry } from '../../orchestrator/src/bench/baseline.ts';
 import { compareToBaseline, judgeRatio, ratioSpread, regressions } from '../../orchestrator/src/bench/compare.ts';
 import { baselineKey, machineFingerprint } from '../../orchestrator/src/bench/fingerprint.ts';
 import { appendHistory, BENCH_SCHEMA, historyFileName, readHistory, trends, type BenchRecord } from '../../orchestrator/src/bench/history.ts';
@@ -20,10 +20,14 @@ interface RepeatsData {
   /** How the figures were made. */
   source: string;
   environment: Record<string, unknown>;
-  /** mode → run label → metric → the ratio of each repetition. */
-  runs: Record<'wall' | 'deterministic', Record<string, Record<string, number[]>>>;
+  /** mode → scenario → run label → metric → the ratio of each repetition. */
+  runs: Record<'wall' | 'deterministic', Record<string, Record<string, Record<string, number[]>>>>;
 }
 const data = JSON.parse(readFileSync(join(import.meta.dirname, 'data', 'bench-repeats.json'), 'utf8')) as RepeatsData;
+
+function firstRun(mode: 'wall' | 'deterministic'): Record<string, number[]> {
+  return Object.values(Object.values(data.runs[mode])[0]!)[0]!;
+}
 
 /** One run's metrics as combineRepeats makes them from its repetitions. */
 function runMetrics(run: Record<string, number[]>): BenchMetric[] {
@@ -67,26 +71,54 @@ describe('the ratio rule: beyond the tolerance and outside the noise', () => {
 describe('real repetitions on an unchanged tree', () => {
   const env = data.environment;
   for (const mode of ['wall', 'deterministic'] as const) {
-    it(`${mode}: every run against a baseline made of another run gives no regression`, () => {
-      const labels = Object.keys(data.runs[mode]);
-      expect(labels.length).toBeGreaterThanOrEqual(2);
-      for (const bl of labels) {
-        const entry = buildBaselineEntry(runMetrics(data.runs[mode][bl]!), { mode, scenario: 'default', environment: env, repeat: 3 });
-        for (const cl of labels) {
-          if (cl === bl) continue;
-          const rows = compareToBaseline(runMetrics(data.runs[mode][cl]!), entry, { ratioTolerance: mode === 'wall' ? 0.2 : 0.03 });
-          expect(regressions(rows).map((r) => `${cl} vs ${bl}: ${r.metric}`)).toEqual([]);
+    it(`${mode}: every run against a baseline made of any other run of its scenario gives no regression`, () => {
+      let pairs = 0;
+      for (const runs of Object.values(data.runs[mode])) {
+        const labels = Object.keys(runs);
+        for (const bl of labels) {
+          const entry = buildBaselineEntry(runMetrics(runs[bl]!), { mode, scenario: 'default', environment: env, repeat: 3 });
+          for (const cl of labels) {
+            if (cl === bl) continue;
+            pairs++;
+            const rows = compareToBaseline(runMetrics(runs[cl]!), entry, { ratioTolerance: DEFAULT_RATIO_TOLERANCE[mode] });
+            expect(regressions(rows).map((r) => `${cl} vs ${bl}: ${r.metric} ${r.change}`)).toEqual([]);
+          }
         }
       }
+      expect(pairs).toBeGreaterThanOrEqual(2);
     });
   }
 
-  it('deterministic: the spread of every ratio metric is within 1 %', () => {
-    for (const run of Object.values(data.runs.deterministic)) {
-      const s = ratioSpread(runMetrics(run));
-      expect(s.metrics).toBeGreaterThan(0);
-      expect(s.worst!.relative).toBeLessThanOrEqual(0.01);
+  it('deterministic: every ratio metric of a run repeated 2–3 times is within 1 %', () => {
+    let runs = 0;
+    for (const byLabel of Object.values(data.runs.deterministic)) {
+      for (const run of Object.values(byLabel)) {
+        const s = ratioSpread(runMetrics(run));
+        if (s.metrics === 0) continue; // one repetition
+        runs++;
+        expect(s.worst!.relative).toBeLessThanOrEqual(0.01);
+      }
     }
+    expect(runs).toBeGreaterThan(0);
+  });
+
+  it('wall clock: the same figures judged by the median and the tolerance alone would fail', () => {
+    // what the gate did before: median below baseline × (1 − 40 %) … and below × (1 − 25 %)
+    let flagged25 = 0;
+    for (const runs of Object.values(data.runs.wall)) {
+      const labels = Object.keys(runs);
+      for (const bl of labels) {
+        const b = runMetrics(runs[bl]!);
+        for (const cl of labels) {
+          if (cl === bl) continue;
+          for (const m of runMetrics(runs[cl]!)) {
+            const ref = b.find((x) => x.name === m.name);
+            if (ref && m.value < ref.value * 0.75) flagged25++;
+          }
+        }
+      }
+    }
+    expect(flagged25, 'medians 25 % below another unchanged run’s: noise the range rule must absorb').toBeGreaterThan(0);
   });
 });
 
@@ -105,8 +137,8 @@ describe('baselines per mode and machine', () => {
     const envB = { ...data.environment, cpuModel: 'Some Other CPU', cores: 8 };
     expect(machineFingerprint(envA)).not.toBe(machineFingerprint(envB));
     expect(machineFingerprint({ ...envA, gitCommit: 'x', node: 'v99' })).toBe(machineFingerprint(envA));
-    const wall = buildBaselineEntry(runMetrics(Object.values(data.runs.wall)[0]!), { mode: 'wall', scenario: 'default', environment: envA, repeat: 3 });
-    const det = buildBaselineEntry(runMetrics(Object.values(data.runs.deterministic)[0]!), { mode: 'deterministic', scenario: 'default', environment: envA, repeat: 3 });
+    const wall = buildBaselineEntry(runMetrics(firstRun('wall')), { mode: 'wall', scenario: 'default', environment: envA, repeat: 3 });
+    const det = buildBaselineEntry(runMetrics(firstRun('deterministic')), { mode: 'deterministic', scenario: 'default', environment: envA, repeat: 3 });
     const file = withEntry(withEntry(undefined, wall), det);
     expect(Object.keys(file.baselines).sort()).toEqual([baselineKey('deterministic', wall.fingerprint), baselineKey('wall', wall.fingerprint)]);
     expect(chooseBaseline(file, 'wall', wall.fingerprint)).toMatchObject({ sameMachine: true, entry: { mode: 'wall' } });
@@ -117,11 +149,11 @@ describe('baselines per mode and machine', () => {
   });
 
   it('compares across machines without judging: a halved ratio is info, not a regression', () => {
-    const run = runMetrics(Object.values(data.runs.wall)[0]!);
+    const run = runMetrics(firstRun('wall'));
     const entry = buildBaselineEntry(run, { mode: 'wall', scenario: 'default', environment: data.environment, repeat: 3 });
     const halved = run.map((m) => ({ ...m, value: m.value / 2, min: (m.min ?? m.value) / 2, max: (m.max ?? m.value) / 2 }));
     const judged = compareToBaseline(halved, entry, { ratioTolerance: 0.2 });
-    expect(regressions(judged).length).toBe(run.length);
+    expect(regressions(judged).length).toBeGreaterThan(0); // the ratios whose own noise is below 50 %
     const shown = compareToBaseline(halved, entry, { ratioTolerance: 0.2, judge: false });
     expect(regressions(shown)).toEqual([]);
     expect(shown.every((r) => r.verdict === 'info' && r.change !== undefined && Math.abs(r.change + 0.5) < 1e-9)).toBe(true);
@@ -134,8 +166,8 @@ describe('history and trend', () => {
   });
   it('appends records, reads them back oldest first, and draws a series per metric of one mode and machine', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hilbox-history-'));
-    const wallRuns = Object.values(data.runs.wall);
-    const detRun = Object.values(data.runs.deterministic)[0]!;
+    const wallRuns = Object.values(Object.values(data.runs.wall)[0]!);
+    const detRun = firstRun('deterministic');
     wallRuns.forEach((run, i) => appendHistory(dir, record(`2026-12-01T1${i}:00:00.000Z`, `${i}`.repeat(40), 'wall', run)));
     appendHistory(dir, record('2026-12-01T09:00:00.000Z', 'd'.repeat(40), 'deterministic', detRun));
     appendHistory(dir, record('2026-12-01T08:00:00.000Z', 'e'.repeat(40), 'wall', wallRuns[0]!, 'ffffffffffff'));
