@@ -50,18 +50,25 @@ describe('stats', () => {
 
 describe('the ratio rule: beyond the tolerance and outside the noise', () => {
   const base = { value: 1.5, range: [1.4, 1.6] as [number, number] };
-  it('a drop beyond the tolerance whose ranges overlap is noise, not a regression', () => {
-    expect(judgeRatio(base, { value: 1.1, range: [1.0, 1.45] }, 0.2)).toBe('noise');
+  it('a drop beyond the tolerance whose repetitions mingle with the baseline’s is noise, not a regression', () => {
+    expect(judgeRatio({ value: 1.5, range: [1.0, 1.6] }, { value: 1.1, range: [1.0, 1.55] }, 0.2)).toBe('noise');
   });
-  it('a drop beyond the tolerance with every repetition below the baseline’s is a regression', () => {
+  it('a drop beyond the tolerance with the repetitions apart is a regression, one outlier allowed on either side', () => {
     expect(judgeRatio(base, { value: 1.1, range: [1.0, 1.2] }, 0.2)).toBe('regression');
+    // one current repetition above the baseline's minimum (an outlier), the median below it
+    expect(judgeRatio(base, { value: 1.1, range: [1.05, 1.45] }, 0.2)).toBe('regression');
+    // one baseline repetition as low as the current ones (an outlier), every current one below its median
+    expect(judgeRatio({ value: 1.5, range: [0.6, 1.6] }, { value: 0.7, range: [0.65, 0.75] }, 0.2)).toBe('regression');
+  });
+  it('a drop no larger than the quieter side’s ± spread is noise', () => {
+    expect(judgeRatio({ value: 1, range: [0.2, 3] }, { value: 0.5, range: [0.1, 1.4] }, 0.2)).toBe('noise');
   });
   it('a drop within the tolerance is ok however clean', () => {
     expect(judgeRatio(base, { value: 1.3, range: [1.29, 1.31] }, 0.2)).toBe('ok');
   });
   it('improvements are judged the same way upwards', () => {
     expect(judgeRatio(base, { value: 2, range: [1.9, 2.1] }, 0.2)).toBe('improved');
-    expect(judgeRatio(base, { value: 2, range: [1.55, 2.1] }, 0.2)).toBe('noise');
+    expect(judgeRatio({ value: 1.5, range: [1.4, 2.2] }, { value: 2, range: [1.45, 2.1] }, 0.2)).toBe('noise');
   });
   it('a non-finite ratio is a regression', () => {
     expect(judgeRatio(base, { value: Number.NaN, range: [0, 0] }, 0.2)).toBe('regression');

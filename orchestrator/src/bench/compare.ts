@@ -2,9 +2,9 @@
  * Current benchmark metrics against a baseline. One job: metrics → verdict rows.
  *
  * Ratios (higher is better) regress only when the change exceeds **both** the tolerance and the
- * measured noise: the median dropped by more than the relative tolerance **and** the ranges of
- * the repetitions do not overlap (every current repetition below every baseline repetition)
- * **and** the drop exceeds the quieter side's ± spread (judgeRatio).
+ * measured noise: the median dropped by more than the relative tolerance **and** the
+ * repetitions are apart (one outlier allowed) **and** the drop exceeds the quieter side's ±
+ * spread (judgeRatio).
  * A median beyond the tolerance whose ranges overlap is `noise`: not a regression, shown as
  * such. Improvements are judged the same way upwards. With one repetition on each side the ranges
  * are single points and the tolerance alone decides. Counts (duplicated records) are compared
@@ -60,19 +60,26 @@ function halfSpread(m: { value: number; range: [number, number] }): number {
 }
 
 /**
- * The ratio rule on its own. A change counts only when all three hold: the median moved by
- * more than the tolerance; the ranges do not overlap (every repetition of one side beyond every
- * repetition of the other); and the relative change exceeds the measured noise — half the
- * relative range of the quieter side (one side's outlier cannot hide a change the other side's
- * tight repetitions show, and neither can make noise look like a change).
+ * The ratio rule on its own. A change counts only when all three hold:
+ *  - the median moved by more than the tolerance;
+ *  - the repetitions are apart, allowing one outlier on one side: every current repetition is
+ *    beyond the baseline's median, or the current median is beyond every baseline repetition
+ *    (with three each, a rank-sum statistic of at most 1: p ≤ 1/10 one-sided);
+ *  - the change exceeds the measured noise: half the relative range of the quieter side.
  */
 export function judgeRatio(base: { value: number; range: [number, number] }, cur: { value: number; range: [number, number] }, tolerance: number): 'ok' | 'regression' | 'improved' | 'noise' {
   if (!Number.isFinite(cur.value)) return 'regression';
   if (base.value === 0) return 'ok';
   const change = cur.value / base.value - 1;
   const noise = Math.min(halfSpread(base), halfSpread(cur));
-  if (change < -tolerance) return cur.range[1] < base.range[0] && -change > noise ? 'regression' : 'noise';
-  if (change > tolerance) return cur.range[0] > base.range[1] && change > noise ? 'improved' : 'noise';
+  if (change < -tolerance) {
+    const apart = cur.range[1] < base.value || cur.value < base.range[0];
+    return apart && -change > noise ? 'regression' : 'noise';
+  }
+  if (change > tolerance) {
+    const apart = cur.range[0] > base.value || cur.value > base.range[1];
+    return apart && change > noise ? 'improved' : 'noise';
+  }
   return 'ok';
 }
 
