@@ -179,6 +179,15 @@ describe('invalid scenarios', () => {
     expect(problemsOf(() => parseScenario('name: x\ncpus: 1\nicount: 11\n', 'x.yaml')).message).toContain('11 is out of range; allowed 0..10');
   });
 
+  it('icount on the QEMU command line: single-threaded TCG and the deterministic clock, refused with KVM', () => {
+    const base = { firmwareDirs: [], memory: '512M', cpus: 1, boot: [], qmpSocket: '/q', serialSocket: '/s', sshPort: 2222, nicModel: 'e1000e', paused: true } as const;
+    const argv = buildQemuArgs({ ...base, accel: 'tcg', icountShift: 0 });
+    expect(argv.join(' ')).toContain('-accel tcg,thread=single -icount shift=0,sleep=off,align=off');
+    expect(buildQemuArgs({ ...base, accel: 'tcg' })).not.toContain('-icount');
+    expect(() => buildQemuArgs({ ...base, accel: 'kvm', icountShift: 0 })).toThrow(/icount needs the tcg accelerator/);
+    expect(() => buildQemuArgs({ ...base, accel: 'tcg', icountShift: 11 })).toThrow(/icount shift 11: expected 0..10/);
+  });
+
   it('driver params: Linux module parameters, name → integer', () => {
     expect(parseScenario('name: x\ndriver:\n  params: { test_copy_extra_passes: 2 }\n', 'x.yaml').driver.params).toEqual({ test_copy_extra_passes: 2 });
     const bad = problemsOf(() => parseScenario('name: x\ndriver:\n  params: { Bad-Name: 1, ok: -1 }\n', 'x.yaml'));
