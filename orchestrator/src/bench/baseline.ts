@@ -25,8 +25,8 @@ export const DEFAULT_BASELINE_PATH = join(repoRoot, 'fixtures', 'bench-baseline.
  * Allowed relative drop of a ratio metric before it can count as a regression, per mode. A
  * wall-clock ratio must also move out of the measured noise (compare.ts); the tolerance covers
  * what repetitions seconds apart cannot see — the host's load changing between the baseline's
- * run and this one, which on a shared 2-core TCG host moves an mmio ratio by a third between
- * two runs minutes apart. Small changes are the deterministic mode's job: its figures repeat
+ * run and this one, which on a shared 2-core TCG host moved the mmio ratios by 40–90 %
+ * between runs minutes apart. Small changes are the deterministic mode's job: its figures repeat
  * within 1 %, so 3 % is a real change.
  */
 export const DEFAULT_RATIO_TOLERANCE: Record<BenchMode, number> = { wall: 0.4, deterministic: 0.03 };
