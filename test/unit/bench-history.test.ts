@@ -1,8 +1,9 @@
 /**
  * The noise-aware verdict, per-mode/per-machine baselines and the history/trend, as pure
- * functions. The figures are real: `fixtures/bench-baseline.json` (a real `hilbox bench` run on
- * the project's machine) and `test/unit/data/bench-repeats.json` (the per-repetition ratios of
- * real wall-clock and deterministic `hilbox bench --repeat 3` runs on an unchanged tree).
+ * functions. The figures are real: `test/unit/data/bench-repeats.json` holds the
+ * per-repetition ratios of real wall-clock and deterministic `hilbox bench` runs on an
+ * unchanged tree (its `source` says when), `test/unit/data/bench-baseline-v1.json` the
+ * baseline committed before per-mode baselines, and `fixtures/bench-baseline.json` the current one.
  */
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -158,13 +159,25 @@ describe('real repetitions on an unchanged tree', () => {
 });
 
 describe('baselines per mode and machine', () => {
-  const legacy = parseBaseline(readFileSync(DEFAULT_BASELINE_PATH, 'utf8'), DEFAULT_BASELINE_PATH);
   it('reads a hilbox-baseline/1 file as the wall-clock baseline of the machine it names', () => {
-    const raw = JSON.parse(readFileSync(DEFAULT_BASELINE_PATH, 'utf8')) as { schema: string; environment: Record<string, unknown> };
-    if (raw.schema !== 'hilbox-baseline/1') return; // already converted: covered by the round trip below
-    const fp = machineFingerprint(raw.environment);
-    expect(Object.keys(legacy.baselines)).toEqual([baselineKey('wall', fp)]);
-    expect(legacy.baselines[baselineKey('wall', fp)]?.metrics['fb-copy-direct.fb_copy_ratio']?.tolerance).toBeUndefined();
+    // the committed baseline before per-mode baselines: one real `hilbox bench` run
+    const v1Path = join(import.meta.dirname, 'data', 'bench-baseline-v1.json');
+    const raw = JSON.parse(readFileSync(v1Path, 'utf8')) as { schema: string; environment: Record<string, unknown>; metrics: Record<string, { value: number }> };
+    expect(raw.schema).toBe('hilbox-baseline/1');
+    const legacy = parseBaseline(readFileSync(v1Path, 'utf8'), v1Path);
+    const key = baselineKey('wall', machineFingerprint(raw.environment));
+    expect(Object.keys(legacy.baselines)).toEqual([key]);
+    const e = legacy.baselines[key]!;
+    expect(e.metrics['fb-copy-direct.fb_copy_ratio']?.value).toBe(raw.metrics['fb-copy-direct.fb_copy_ratio']?.value);
+    // its uniform ±40 % was not chosen per metric: not carried over
+    expect(e.metrics['fb-copy-direct.fb_copy_ratio']?.tolerance).toBeUndefined();
+  });
+
+  it('the committed baseline holds a wall-clock and a deterministic baseline of one machine', () => {
+    const f = parseBaseline(readFileSync(DEFAULT_BASELINE_PATH, 'utf8'), DEFAULT_BASELINE_PATH);
+    const modes = Object.values(f.baselines).map((e) => e.mode).sort();
+    expect(modes).toEqual(['deterministic', 'wall']);
+    for (const e of Object.values(f.baselines)) expect(e.repeat).toBeGreaterThanOrEqual(3);
   });
 
   it('keeps modes and machines apart; another machine’s baseline is found but marked', () => {
