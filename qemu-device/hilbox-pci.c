@@ -26,6 +26,7 @@
 #include "qapi/error.h"
 #include "hw/boards.h"
 #include "hw/core/cpu.h"
+#include "sysemu/cpu-timers.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/msi.h"
 #include "hw/pci/msix.h"
@@ -172,6 +173,7 @@ struct HilboxState {
     QemuThread render_thread;
     QemuMutex render_lock;
     QemuCond render_cond;
+    QemuCond render_idle;       /* icount (§4.5): the thread finished a job */
     bool render_running;        /* main loop only: the thread exists (realize .. unrealize) */
     bool render_exit;           /* unrealize: the thread ends */
     bool job_pending;           /* a job is waiting; a newer one replaces it (frames skipped) */
@@ -595,6 +597,7 @@ static void *hilbox_render_thread(void *opaque)
 
         qemu_mutex_lock(&s->render_lock);
         s->busy_show = false;
+        qemu_cond_broadcast(&s->render_idle);       /* §4.5: an icount frame tick waits */
         if (done && gen == s->render_gen) {
             if (show) {
                 hilbox_publish_end(s, n);
@@ -659,6 +662,23 @@ static void hilbox_frames_restart(HilboxState *s, uint64_t n, uint64_t produced)
 }
 
 /*
+ * §4.5, with render_lock held: under icount the guest clock stands still while the frame tick
+ * runs (the vCPU thread runs the virtual-clock timers itself), so waiting here for the render
+ * makes frame n appear complete at t_n in guest time: no guest instruction ever sees a render
+ * in progress, and what the guest measures does not depend on host scheduling. The wait is
+ * host time only (one render, a fraction of a millisecond for 1920x1080). Real time: no wait.
+ */
+static void hilbox_icount_render_wait(HilboxState *s)
+{
+    if (!icount_enabled()) {
+        return;
+    }
+    while ((s->job_pending || s->busy_show) && !s->render_exit) {
+        qemu_cond_wait(&s->render_idle, &s->render_lock);
+    }
+}
+
+/*
  * §4.1: at t_n frame n becomes the frame to render. The main loop only hands it over: in
  * direct mode it replaces a job still waiting (frames are skipped while a render overruns);
  * in mmio mode nothing is written and the frame is current at once.
@@ -682,6 +702,7 @@ static void hilbox_frame_tick(void *opaque)
             s->job_show = true;
             s->job_pending = true;
             qemu_cond_signal(&s->render_cond);
+            hilbox_icount_render_wait(s);
         }
         qemu_mutex_unlock(&s->render_lock);
     }
@@ -732,13 +753,31 @@ static void hilbox_mmio_stall(CPUState *cpu, run_on_cpu_data data)
     qemu_mutex_lock_iothread();
 }
 
+/*
+ * Charges @ns of read round trip to the vCPU that made the current access (§4.4, §4.5).
+ * Real time: the vCPU waits @ns of host time once it leaves the access, outside the global
+ * lock. Under icount the guest clock follows instructions and a host-time wait would be
+ * invisible to the guest: the access counts as @ns worth of instructions executed by that vCPU
+ * instead, so the virtual clock moves on by exactly @ns and no host time passes.
+ */
+static void hilbox_charge_latency(uint64_t ns)
+{
+    if (!current_cpu) {
+        return;
+    }
+    if (icount_enabled()) {
+        current_cpu->icount_budget += icount_round(ns);
+        return;
+    }
+    async_run_on_cpu(current_cpu, hilbox_mmio_stall, RUN_ON_CPU_HOST_ULONG(ns));
+}
+
 /* §11 mmio-spike: every fault-every-th trapping access by a vCPU waits fault-latency-us more. */
 static void hilbox_fault_spike(HilboxState *s)
 {
     if (s->fault == HILBOX_FAULT_MMIO_SPIKE && current_cpu &&
         ++s->fault_accesses % s->fault_every == 0) {
-        async_run_on_cpu(current_cpu, hilbox_mmio_stall,
-                         RUN_ON_CPU_HOST_ULONG((uint64_t)s->fault_latency_us * SCALE_US));
+        hilbox_charge_latency((uint64_t)s->fault_latency_us * SCALE_US);
     }
 }
 
@@ -757,10 +796,9 @@ static uint64_t hilbox_fb_read(void *opaque, hwaddr addr, unsigned size)
     for (i = 0; i < size; i++) {
         val |= (uint64_t)hilbox_fb_byte_faulty(s, n, addr + i) << (8 * i);
     }
-    if (s->mmio_latency_ns && current_cpu) {
-        /* charged to the reading vCPU once it leaves the access, not under the lock */
-        async_run_on_cpu(current_cpu, hilbox_mmio_stall,
-                         RUN_ON_CPU_HOST_ULONG(s->mmio_latency_ns));
+    if (s->mmio_latency_ns) {
+        /* charged to the reading vCPU: host time outside the lock, or icount virtual time */
+        hilbox_charge_latency(s->mmio_latency_ns);
     }
     return val;
 }
@@ -1791,6 +1829,7 @@ static void hilbox_realize(PCIDevice *pdev, Error **errp)
     }
     qemu_mutex_init(&s->render_lock);
     qemu_cond_init(&s->render_cond);
+    qemu_cond_init(&s->render_idle);
     if (!s->fb_mmio) {
         hilbox_render_start(s);
     }
@@ -1810,6 +1849,7 @@ static void hilbox_unrealize(PCIDevice *pdev)
     HilboxState *s = HILBOX_PCI(pdev);
 
     hilbox_render_stop(s);              /* first: nothing writes BAR2 or the frame after this */
+    qemu_cond_destroy(&s->render_idle);
     qemu_cond_destroy(&s->render_cond);
     qemu_mutex_destroy(&s->render_lock);
     if (s->input_handler) {

@@ -75,6 +75,17 @@ static unsigned int copy_retries = 16;
 module_param(copy_retries, uint, 0644);
 MODULE_PARM_DESC(copy_retries, "Default seqlock retries of HILBOX_IOC_COPY_FRAME (default 16)");
 
+/*
+ * Test only (INTERFACE.md §7): every HILBOX_IOC_COPY_FRAME first copies the frame this many
+ * extra times into the caller's buffer, unchecked, before the real seqlocked copy overwrites
+ * it: a driver made slower on purpose, so a benchmark can prove it notices. Never set it
+ * outside such a test.
+ */
+#define HB_TEST_EXTRA_PASSES_MAX	8
+static unsigned int test_copy_extra_passes;
+module_param(test_copy_extra_passes, uint, 0644);
+MODULE_PARM_DESC(test_copy_extra_passes, "TEST ONLY: extra unchecked copy passes per COPY_FRAME (0..8, default 0)");
+
 static unsigned int watchdog_ms = 100;
 module_param(watchdog_ms, uint, 0644);
 MODULE_PARM_DESC(watchdog_ms, "link and lost-interrupt check period in ms (0 = off)");
@@ -1468,6 +1479,14 @@ static long hb_ioc_copy_frame(struct hilbox_file *hf, void __user *uarg)
 		bounce = kvmalloc(HB_COPY_CHUNK, GFP_KERNEL);
 		if (!bounce)
 			return -ENOMEM;
+	}
+
+	/* test_copy_extra_passes: wasted work, overwritten by the real copy below */
+	for (i = 0; i < min_t(unsigned int, READ_ONCE(test_copy_extra_passes),
+			      HB_TEST_EXTRA_PASSES_MAX); i++) {
+		ret = hb_copy_once(hdev, &cf, bounce, false, false, 0, &s1, &s2);
+		if (ret)
+			goto out;
 	}
 
 	for (;;) {

@@ -60,6 +60,35 @@ async function timeMs<T>(f: () => Promise<T>): Promise<[T, number]> {
   return [v, Number(process.hrtime.bigint() - t0) / 1e6];
 }
 
+describe('under icount (SPEC §4.5) mmio-latency-ns is guest time, charged at the access', () => {
+  it('each BAR2 read of the looping vCPU costs the latency on the device clock, not host time', async () => {
+    const bios = join(dir, 'loop-icount.rom');
+    await writeFile(bios, tinyBios());
+    const LATENCY = 50_000;
+    const props = { width: 16, height: 16, fps: 1, 'fb-mode': 'mmio', 'mmio-latency-ns': LATENCY, 'mouse-rate-hz': 0 } as const;
+    await using qt = await QtestSession.start({ qemu, accel: 'tcg', args: ['-icount', 'shift=0,sleep=off,align=off', '-bios', bios, '-m', '32', '-device', deviceArg(props)] });
+    const pci = await findDevice(qt, PCI_ID.vendorId, PCI_ID.deviceId);
+    await pci!.write32(PCI_CFG.BAR0 + 4 * BAR.regs, 0xc000_0000);
+    await pci!.write32(PCI_CFG.BAR0 + 4 * BAR.fb, FB_ADDR);
+    await pci!.enable(PCI_COMMAND.MEMORY);
+    const sample = async (): Promise<[number, bigint]> => [await qt.readl(COUNTER), await qt.readq(0xc000_0000 + REG.DEVICE_CLOCK)];
+    await new Promise((r) => setTimeout(r, 200));
+    const [c0, t0] = await sample();
+    await new Promise((r) => setTimeout(r, 500));
+    const [c1, t1] = await sample();
+    const reads = (c1 - c0) >>> 0;
+    const nsPerRead = Number(t1 - t0) / reads;
+    const summary = `${reads} reads in ${t1 - t0} ns of device clock: ${nsPerRead.toFixed(1)} ns per read`;
+    expect(reads, summary).toBeGreaterThan(100);
+    // The loop is 3 instructions (1 ns each at shift 0) around the read. Read from outside
+    // the vCPU, the virtual clock lags by what the vCPU executed since it last accounted
+    // (at most one icount budget, up to the next timer: ≤ 1 s here), hence the ±3 %. A
+    // host-time wait would leave about 3 ns per read on this clock.
+    expect(nsPerRead, summary).toBeGreaterThan(LATENCY * 0.97);
+    expect(nsPerRead, summary).toBeLessThan(LATENCY * 1.03 + 3);
+  });
+});
+
 describe('mmio-latency-ns delays the reading vCPU, not QEMU (TCG vCPU, tiny BIOS)', () => {
   const LATENCY = 100_000; // ns, the maximum
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchMetrics, combineRepeats } from '../../orchestrator/src/bench/metrics.ts';
-import { buildBaseline, NoBaselineError, parseBaseline, readBaseline, writeBaseline } from '../../orchestrator/src/bench/baseline.ts';
+import { buildBaselineEntry, NoBaselineError, parseBaseline, readBaseline, withEntry, writeBaseline } from '../../orchestrator/src/bench/baseline.ts';
 import { compareToBaseline, regressions } from '../../orchestrator/src/bench/compare.ts';
 import { benchTableMarkdown, benchTableText, benchVerdictLine } from '../../orchestrator/src/bench/table.ts';
 import { renderBenchChart, writeBenchChart } from '../../orchestrator/src/bench/chart.ts';
@@ -16,7 +16,8 @@ const env = fingerprint(
   { qemuVersion: 'QEMU emulator version 9.2.0\nCopyright', accelerator: 'kvm' },
   { commit: 'abcdef0123456789', dirty: true },
 );
-const baseline = buildBaseline(benchMetrics(throughputCases()), { scenario: 'default', environment: { ...env }, now: new Date('2025-01-01T00:00:00Z') });
+const baseline = buildBaselineEntry(benchMetrics(throughputCases()), { mode: 'wall', scenario: 'default', environment: { ...env }, repeat: 1, ratioTolerance: 0.4, now: new Date('2025-01-01T00:00:00Z') });
+const O = { ratioTolerance: 0.4 };
 
 describe('bench metrics', () => {
   it('derives machine-independent ratios, counts and info', () => {
@@ -64,7 +65,7 @@ describe('the RAM reference of a framebuffer case', () => {
 describe('bench compare', () => {
   it('tolerates a uniform machine-speed change', () => {
     for (const speed of [0.4, 3]) {
-      const rows = compareToBaseline(benchMetrics(throughputCases(speed)), baseline);
+      const rows = compareToBaseline(benchMetrics(throughputCases(speed)), baseline, O);
       expect(regressions(rows)).toEqual([]);
       expect(rows.filter((r) => r.kind === 'ratio').every((r) => r.verdict === 'ok')).toBe(true);
       // Absolute numbers did change: they are shown as info.
@@ -73,14 +74,14 @@ describe('bench compare', () => {
   });
 
   it('flags a regression of one method relative to the RAM reference', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline);
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline, O);
     expect(regressions(rows).map((r) => r.metric)).toEqual(['fb-map-direct.fb_copy_ratio']);
     const r = rows.find((x) => x.metric === 'fb-map-direct.fb_copy_ratio');
     expect(r).toMatchObject({ baseline: 0.5, current: 0.25, tolerance: '-40%', verdict: 'regression' });
   });
 
   it('flags a duplicated record exactly, and an inverted-call slowdown against polling', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { duplicates: 1, 'mouse-inverted-call-r8000-b4-p16': 4000 })), baseline);
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { duplicates: 1, 'mouse-inverted-call-r8000-b4-p16': 4000 })), baseline, O);
     expect(regressions(rows).map((r) => r.metric).sort()).toEqual([
       'mouse-inverted-call-r8000-b4-p16.duplicates',
       'mouse-inverted-call-r8000-b4-p16.events_ratio',
@@ -91,24 +92,24 @@ describe('bench compare', () => {
   it('reports improvements, new and missing metrics; tolerances can be overridden', () => {
     const cur = benchMetrics(throughputCases(1, { 'fb-copy-mmio': 80 })).filter((m) => !m.name.startsWith('mouse-polling'));
     cur.push({ name: 'extra.fb_copy_ratio', value: 1, kind: 'ratio', unit: '× RAM' });
-    const rows = compareToBaseline(cur, baseline);
+    const rows = compareToBaseline(cur, baseline, O);
     const v = Object.fromEntries(rows.map((r) => [r.metric, r.verdict]));
     expect(v['fb-copy-mmio.fb_copy_ratio']).toBe('improved');
     expect(v['extra.fb_copy_ratio']).toBe('new');
     expect(v['mouse-polling-r8000-b4.duplicates']).toBe('missing');
-    expect(regressions(compareToBaseline(cur, baseline, { missingIsRegression: true })).length).toBeGreaterThan(0);
+    expect(regressions(compareToBaseline(cur, baseline, { ...O, missingIsRegression: true })).length).toBeGreaterThan(0);
     const slower = benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 }));
-    expect(regressions(compareToBaseline(slower, baseline))).toHaveLength(1);
-    expect(regressions(compareToBaseline(slower, baseline, { tolerances: { 'fb-map-direct.fb_copy_ratio': 0.6 } }))).toHaveLength(0);
+    expect(regressions(compareToBaseline(slower, baseline, O))).toHaveLength(1);
+    expect(regressions(compareToBaseline(slower, baseline, { ...O, tolerances: { 'fb-map-direct.fb_copy_ratio': 0.6 } }))).toHaveLength(0);
   });
 
   it('renders tables and a one-line verdict', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline);
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline, O);
     const md = benchTableMarkdown(rows, { hideInfo: true });
-    expect(md.split('\n')[0]).toBe('| metric | baseline | current | change | tolerance | verdict |');
-    expect(md).toContain('| fb-map-direct.fb_copy_ratio | 0.500 | 0.250 | -50.0% | -40% | REGRESSION |');
+    expect(md.split('\n')[0]).toBe('| metric | baseline | current | spread | change | tolerance | verdict |');
+    expect(md).toContain('| fb-map-direct.fb_copy_ratio | 0.500 | 0.250 | 0 | -50.0% | -40% | REGRESSION |');
     expect(md).not.toContain('info');
-    expect(benchTableText(rows)).toMatch(/fb-map-direct\.fb_copy_ratio +0\.500 +0\.250 +-50\.0% +-40% +REGRESSION/);
+    expect(benchTableText(rows)).toMatch(/fb-map-direct\.fb_copy_ratio +0\.500 +0\.250 +0 +-50\.0% +-40% +REGRESSION/);
     expect(benchVerdictLine(rows)).toMatch(/^\d+ ok, 1 regression, \d+ info$/);
   });
 });
@@ -120,11 +121,12 @@ describe('baseline file', () => {
     const tuned = structuredClone(baseline);
     const m = tuned.metrics['fb-copy-mmio.fb_copy_ratio'];
     if (m) m.tolerance = 0.6;
-    writeBaseline(file, tuned);
+    writeBaseline(file, withEntry(undefined, tuned));
     const back = readBaseline(file);
-    expect(back.schema).toBe('hilbox-baseline/1');
-    expect(back.environment.cpuModel).toBe('Test CPU @ 3GHz');
-    const next = buildBaseline(benchMetrics(throughputCases(2)), { scenario: 'default', environment: {}, previous: back });
+    expect(back.schema).toBe('hilbox-baseline/2');
+    const entry = back.baselines[`wall/${baseline.fingerprint}`];
+    expect(entry?.environment.cpuModel).toBe('Test CPU @ 3GHz');
+    const next = buildBaselineEntry(benchMetrics(throughputCases(2)), { mode: 'wall', scenario: 'default', environment: { ...env }, repeat: 1, ...(entry ? { previous: entry } : {}) });
     expect(next.metrics['fb-copy-mmio.fb_copy_ratio']?.tolerance).toBe(0.6);
     expect(next.metrics['fb-map-direct.fb_copy_ratio']?.tolerance).toBe(0.4);
     expect(next.metrics['mouse-inverted-call-r8000-b4-p16.duplicates']?.max).toBe(0);
@@ -140,9 +142,9 @@ describe('baseline file', () => {
   it('rejects a malformed baseline', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hilbox-bench-'));
     const file = join(dir, 'b.json');
-    writeBaseline(file, baseline);
-    const text = readFileSync(file, 'utf8').replace('hilbox-baseline/1', 'hilbox-baseline/9');
-    expect(() => parseBaseline(text, file)).toThrow(/not a hilbox-baseline\/1 file/);
+    writeBaseline(file, withEntry(undefined, baseline));
+    const text = readFileSync(file, 'utf8').replace('hilbox-baseline/2', 'hilbox-baseline/9');
+    expect(() => parseBaseline(text, file)).toThrow(/not a hilbox-baseline\/2 file/);
   });
 });
 
@@ -157,7 +159,7 @@ describe('environment', () => {
 
 describe('bench chart', () => {
   it('is a decodable PNG with a red bar for a regression', () => {
-    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline);
+    const rows = compareToBaseline(benchMetrics(throughputCases(1, { 'fb-map-direct': 1000 })), baseline, O);
     const img = renderBenchChart(rows, { width: 700 });
     const dir = mkdtempSync(join(tmpdir(), 'hilbox-chart-'));
     const file = join(dir, 'chart.png');
@@ -177,8 +179,8 @@ describe('repeats', () => {
     const b = [{ name: 'r', value: 5, kind: 'ratio' as const, unit: 'x' }, { name: 'c', value: 2, kind: 'count' as const, unit: 'count' }];
     const c = [{ name: 'r', value: 2, kind: 'ratio' as const, unit: 'x' }, { name: 'c', value: 0, kind: 'count' as const, unit: 'count' }];
     expect(combineRepeats([a, b, c])).toEqual([
-      { name: 'r', value: 2, kind: 'ratio', unit: 'x' },
-      { name: 'c', value: 2, kind: 'count', unit: 'count' },
+      { name: 'r', value: 2, kind: 'ratio', unit: 'x', min: 1, max: 5, values: [1, 5, 2] },
+      { name: 'c', value: 2, kind: 'count', unit: 'count', min: 0, max: 2, values: [0, 2, 0] },
     ]);
   });
 });

@@ -168,6 +168,33 @@ describe('invalid scenarios', () => {
     expect(e.message).toContain('.ko');
   });
 
+  it('icount: tcg and one vCPU only, and a shift in range', () => {
+    expect(parseScenario('name: x\naccelerator: tcg\ncpus: 1\nicount: 0\n', 'x.yaml').icount).toBe(0);
+    const kvm = problemsOf(() => parseScenario('name: x\naccelerator: kvm\ncpus: 1\nicount: 0\n', 'x.yaml'));
+    expect(kvm.problems.map((p) => p.field)).toEqual(['icount']);
+    expect(kvm.message).toContain('icount needs the tcg accelerator');
+    const smp = problemsOf(() => parseScenario('name: x\nicount: 0\n', 'x.yaml'));
+    expect(smp.problems[0]).toMatchObject({ field: 'cpus' });
+    expect(smp.message).toContain('allowed with icount: 1');
+    expect(problemsOf(() => parseScenario('name: x\ncpus: 1\nicount: 11\n', 'x.yaml')).message).toContain('11 is out of range; allowed 0..10');
+  });
+
+  it('icount on the QEMU command line: single-threaded TCG and the deterministic clock, refused with KVM', () => {
+    const base = { firmwareDirs: [], memory: '512M', cpus: 1, boot: [], qmpSocket: '/q', serialSocket: '/s', sshPort: 2222, nicModel: 'e1000e', paused: true } as const;
+    const argv = buildQemuArgs({ ...base, accel: 'tcg', icountShift: 0 });
+    expect(argv.join(' ')).toContain('-accel tcg,thread=single -icount shift=0,sleep=off,align=off');
+    expect(buildQemuArgs({ ...base, accel: 'tcg' })).not.toContain('-icount');
+    expect(() => buildQemuArgs({ ...base, accel: 'kvm', icountShift: 0 })).toThrow(/icount needs the tcg accelerator/);
+    expect(() => buildQemuArgs({ ...base, accel: 'tcg', icountShift: 11 })).toThrow(/icount shift 11: expected 0..10/);
+  });
+
+  it('driver params: Linux module parameters, name → integer', () => {
+    expect(parseScenario('name: x\ndriver:\n  params: { test_copy_extra_passes: 2 }\n', 'x.yaml').driver.params).toEqual({ test_copy_extra_passes: 2 });
+    const bad = problemsOf(() => parseScenario('name: x\ndriver:\n  params: { Bad-Name: 1, ok: -1 }\n', 'x.yaml'));
+    expect(bad.message).toContain('is not a module parameter name');
+    expect(bad.message).toContain('-1 is out of range');
+  });
+
   it('empty and unreadable files', () => {
     expect(problemsOf(() => parseScenario('', 'e.yaml')).message).toContain('e.yaml: the file is empty');
     expect(problemsOf(() => loadScenarioFile('/nonexistent/x.yaml')).message).toContain('cannot read the scenario file (ENOENT)');

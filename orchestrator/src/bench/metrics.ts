@@ -14,15 +14,21 @@
  */
 import type { CaseResult } from '../report/results.ts';
 import { isCpuCase } from '../report/cpu-table.ts';
-import { fbRatio, findMetric, isFbCase, isMouseCase, isRamReference, metric, mouseParams, mouseRatio, tornFrames, type MetricKey } from '../report/metrics.ts';
+import { fbRatio, findMetric, isFbCase, isMouseCase, isRamReference, metric, mouseParams, mouseRatio, seconds, tornFrames, type MetricKey } from '../report/metrics.ts';
+import { median } from './stats.ts';
 
 export type BenchKind = 'ratio' | 'count' | 'info';
 
 export interface BenchMetric {
   name: string;
+  /** One run's value; after combineRepeats the median (ratio, info) or the maximum (count). */
   value: number;
   kind: BenchKind;
   unit: string;
+  /** After combineRepeats: the smallest and largest repetition, and every repetition in order. */
+  min?: number;
+  max?: number;
+  values?: number[];
 }
 
 // Judged counts: a record delivered twice is a bug whatever the machine. Loss and completion
@@ -83,10 +89,46 @@ export function combineRepeats(runs: readonly (readonly BenchMetric[])[]): Bench
   for (const [name, g] of groups) {
     const first = g[0];
     if (!first) continue;
-    const values = g.map((m) => m.value).sort((a, b) => a - b);
-    const mid = Math.floor(values.length / 2);
-    const median = values.length % 2 === 1 ? (values[mid] ?? 0) : ((values[mid - 1] ?? 0) + (values[mid] ?? 0)) / 2;
-    out.push({ name, kind: first.kind, unit: first.unit, value: first.kind === 'count' ? (values[values.length - 1] ?? 0) : median });
+    const values = g.map((m) => m.value);
+    const min = Math.min(...values);
+    const max = Math.max(...values);
+    out.push({ name, kind: first.kind, unit: first.unit, value: first.kind === 'count' ? max : median(values), min, max, values });
   }
   return out;
+}
+
+/**
+ * Deterministic mode (icount, `shift`): guest instructions per frame read and per event
+ * received, from the case's guest CPU time (each instruction is 2^shift ns of guest time, so CPU
+ * time counts instructions; kernel work on the reader's behalf included). Lower is better;
+ * shown as info. Only meaningful when the guest clock is the instruction counter.
+ */
+export function guestCostMetrics(cases: readonly CaseResult[], shift: number, windowSeconds: number): BenchMetric[] {
+  const out: BenchMetric[] = [];
+  const perNs = 2 ** -shift;
+  for (const c of cases) {
+    if (c.status === 'skip') continue;
+    const cpu = seconds(c, 'cpuTime');
+    if (cpu === undefined || !(windowSeconds > 0)) continue;
+    const insns = cpu * 1e9 * perNs;
+    if (isFbCase(c)) {
+      const fps = metric(c, 'framesPerS');
+      if (fps !== undefined && fps > 0) out.push({ name: `${c.name}.guest_insns_per_frame`, value: insns / (fps * windowSeconds), kind: 'info', unit: 'insns' });
+    }
+    if (isMouseCase(c)) {
+      const eps = metric(c, 'eventsPerS');
+      if (eps !== undefined && eps > 0) out.push({ name: `${c.name}.guest_insns_per_event`, value: insns / (eps * windowSeconds), kind: 'info', unit: 'insns' });
+    }
+  }
+  return out;
+}
+
+/**
+ * Metrics of cases driven by the host rather than by the guest clock (the host feed: the
+ * orchestrator writes events when the host gets to it) cannot be deterministic under icount:
+ * judged metrics of those cases become info.
+ */
+export function hostDrivenAsInfo(metrics: readonly BenchMetric[], cases: readonly CaseResult[]): BenchMetric[] {
+  const hostDriven = new Set(cases.filter((c) => isMouseCase(c) && mouseParams(c).mode === 'host-fed').map((c) => c.name));
+  return metrics.map((m) => (m.kind !== 'info' && hostDriven.has(m.name.slice(0, m.name.lastIndexOf('.'))) ? { ...m, kind: 'info' as const } : m));
 }

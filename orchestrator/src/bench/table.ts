@@ -3,15 +3,24 @@ import { formatNumber } from '../report/metrics.ts';
 import { markdownTable, textTable, type TableSpec } from '../report/table.ts';
 import type { CompareRow } from './compare.ts';
 import { verdictCounts } from './compare.ts';
+import { formatSpread } from './stats.ts';
 
 const MARK: Record<CompareRow['verdict'], string> = {
   ok: 'ok',
   regression: 'REGRESSION',
   improved: 'improved',
   new: 'new',
+  noise: 'within noise',
   missing: 'missing',
   info: 'info',
 };
+
+/** The current repetitions' (max − min) ÷ median, or — for one repetition. */
+function spreadCell(r: CompareRow): string {
+  const [lo, hi] = r.currentRange ?? [0, 0];
+  if (r.current === undefined || r.currentRange === undefined || lo === hi) return r.currentRange && lo === hi ? '0' : '—';
+  return formatSpread(r.current === 0 ? Infinity : (hi - lo) / Math.abs(r.current));
+}
 
 export interface BenchTableOptions {
   /** Leave out `info` rows. Default false. */
@@ -21,12 +30,13 @@ export interface BenchTableOptions {
 function spec(rows: readonly CompareRow[], o: BenchTableOptions): TableSpec {
   const shown = o.hideInfo ? rows.filter((r) => r.verdict !== 'info') : rows;
   return {
-    headers: ['metric', 'baseline', 'current', 'change', 'tolerance', 'verdict'],
-    align: ['left', 'right', 'right', 'right', 'right', 'left'],
+    headers: ['metric', 'baseline', 'current', 'spread', 'change', 'tolerance', 'verdict'],
+    align: ['left', 'right', 'right', 'right', 'right', 'right', 'left'],
     rows: shown.map((r) => [
       r.metric,
       formatNumber(r.baseline, 3),
       formatNumber(r.current, 3),
+      spreadCell(r),
       r.change === undefined ? '—' : `${r.change >= 0 ? '+' : ''}${(r.change * 100).toFixed(1)}%`,
       r.tolerance,
       MARK[r.verdict],

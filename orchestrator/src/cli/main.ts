@@ -56,15 +56,28 @@ program
 
 program
   .command('bench')
-  .description('repeat the throughput cases, compare with a baseline, exit 1 on a regression')
+  .description('repeat the throughput cases, compare with the baseline of this mode and machine, exit 1 on a regression')
   .argument('[scenario]', 'scenario YAML file (default: the embedded default scenario)')
+  .option('--deterministic', 'guest time follows instructions (TCG, -icount shift=0,sleep=off,align=off): figures repeat')
   .option('--baseline <file>', 'baseline file (default: fixtures/bench-baseline.json)')
-  .option('--update-baseline', 'record the measured metrics as the new baseline')
-  .option('--repeat <n>', 'repetitions of each case', '3')
+  .option('--update-baseline', 'record the measured metrics as the baseline of this mode and machine')
+  .option('--repeat <n>', 'repetitions of each case (default 3; 1 with --deterministic)')
+  .option('--history <dir>', 'history directory every run is added to (default hilbox-out/bench-history)')
+  .option('--no-history', 'keep no history')
   .option('--out <dir>', 'artifact directory')
-  .action(async (scenario: string | undefined, opts: { baseline?: string; updateBaseline?: boolean; repeat: string; out?: string }) => {
+  .action(async (scenario: string | undefined, opts: { baseline?: string; updateBaseline?: boolean; repeat?: string; out?: string; deterministic?: boolean; history?: string | boolean }) => {
     const { benchCommand } = await import('./commands/bench.ts');
-    process.exitCode = await benchCommand({ scenario, baseline: opts.baseline, updateBaseline: Boolean(opts.updateBaseline), repeat: Number(opts.repeat), outDir: opts.out, json: Boolean(program.opts().json), out: out() });
+    process.exitCode = await benchCommand({
+      scenario,
+      baseline: opts.baseline,
+      updateBaseline: Boolean(opts.updateBaseline),
+      ...(opts.repeat !== undefined ? { repeat: Number(opts.repeat) } : {}),
+      deterministic: Boolean(opts.deterministic),
+      ...(opts.history === false ? { history: false as const } : typeof opts.history === 'string' ? { history: opts.history } : {}),
+      outDir: opts.out,
+      json: Boolean(program.opts().json),
+      out: out(),
+    });
   });
 
 program

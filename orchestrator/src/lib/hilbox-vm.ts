@@ -72,6 +72,16 @@ export class HilboxVm {
     return this;
   }
 
+  /**
+   * Deterministic guest time: TCG with `-icount shift=N,sleep=off,align=off` — the guest clock
+   * (and every device timer on it) follows the instructions executed, 2^shift ns each.
+   */
+  withIcount(shift = 0): this {
+    this.opts.accel = 'tcg';
+    this.opts.icountShift = shift;
+    return this;
+  }
+
   withMemory(size: string): this {
     this.opts.memory = size;
     return this;

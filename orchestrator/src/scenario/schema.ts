@@ -146,6 +146,19 @@ export const GuestSchema = strict({
 export const DriverSchema = strict({
   /** A driver binary to upload instead of the built-in one (.ko for Linux, .sys for Windows). */
   path: text('a driver file path').optional(),
+  /** Linux module parameters given to insmod (name → integer), e.g. INTERFACE.md's test-only knobs. */
+  params: z
+    .record(
+      z.string().regex(/^[a-z_][a-z0-9_]*$/, { error: (iss) => `${describe(iss.input)} is not a module parameter name; allowed: lower-case letters, digits, _` }),
+      intIn(0, 1_000_000),
+      {
+        error: (iss) =>
+          iss.code === 'invalid_key'
+            ? `${describe(iss.input)} is not a module parameter name; allowed: lower-case letters, digits, _`
+            : `expected a mapping parameter → integer, got ${describe(iss.input)}`,
+      },
+    )
+    .optional(),
 });
 
 export const MouseMatrixSchema = strict({
@@ -267,6 +280,11 @@ export const ScenarioSchema = strict({
     .regex(MEMORY_PATTERN, { error: (iss) => `${describe(iss.input)} is not a size; allowed: a number with optional K/M/G/T suffix, e.g. "512M"` })
     .default('512M'),
   cpus: intIn(1, 8).default(2),
+  /**
+   * Deterministic guest time (TCG only): `-icount shift=N,sleep=off,align=off`, the guest clock
+   * follows instructions executed (2^N ns each); needs cpus: 1. Omitted: real time. `hilbox bench --deterministic` sets 0 (and cpus 1).
+   */
+  icount: intIn(0, 10).optional(),
   device: DeviceSchema.default({ ...DEFAULT_PROPS, feed: false }),
   driver: DriverSchema.default({}),
   suites: SuitesSchema.default({
@@ -285,6 +303,10 @@ export const ScenarioSchema = strict({
   thresholds: ThresholdsSchema,
   timeouts: TimeoutsSchema.default({}),
 }).superRefine((s, ctx) => {
+  if (s.icount !== undefined && s.accelerator === 'kvm') ctx.addIssue({ code: 'custom', path: ['icount'], message: 'icount needs the tcg accelerator; allowed with accelerator: tcg or auto (auto then means tcg)' });
+  // QEMU 7.2 under icount with sleep=off: the guest kernel hangs bringing up a second vCPU.
+  if (s.icount !== undefined && s.cpus !== 1) ctx.addIssue({ code: 'custom', path: ['cpus'], message: `${s.cpus} with icount; allowed with icount: 1 (the guest kernel does not bring up a second vCPU under icount)` });
+  if (s.driver.params && s.guest.os !== 'linux') ctx.addIssue({ code: 'custom', path: ['driver', 'params'], message: `module parameters are for a Linux guest; not allowed for os: ${s.guest.os}` });
   const p = s.driver.path;
   if (p !== undefined) {
     const want = s.guest.os === 'windows' ? '.sys' : '.ko';

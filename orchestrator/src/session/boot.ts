@@ -46,7 +46,7 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
   const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
   out.step(`preparing the ${scenario.guest.os} guest`);
   const guest = await guestForScenario(scenario.guest, { baseDir, onProgress: (l) => out.progress(l) });
-  out.step(`booting ${guest.description} (accelerator ${scenario.accelerator})`);
+  out.step(`booting ${guest.description} (accelerator ${scenario.icount !== undefined ? `tcg, icount shift=${scenario.icount}` : scenario.accelerator})`);
   const props = { ...deviceProperties(scenario.device), ...(opts.deviceOverrides ?? {}) };
   let builder = new HilboxVm({ warn: (m) => out.warn(m) })
     .withQemu(qemu)
@@ -55,6 +55,7 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
     .withAccel(scenario.accelerator)
     .withMemory(scenario.memory)
     .withCpus(scenario.cpus);
+  if (scenario.icount !== undefined) builder = builder.withIcount(scenario.icount);
   if (wantsFeed(scenario.device)) builder = builder.withMouseFeed();
   if (opts.logDir) builder = builder.withLogDir(opts.logDir);
   if (scenario.timeouts?.bootSeconds) builder = builder.withBootTimeout(scenario.timeouts.bootSeconds * 1000);
@@ -66,7 +67,8 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
     out.done(`guest up (${vm.accel}, ssh port ${vm.sshPort})`);
     if (opts.loadDriver !== false) {
       out.step(`installing the driver`);
-      const r = await vm.loadDriver(scenario.driver?.path ? { path: resolve(baseDir, scenario.driver.path) } : undefined);
+      const d = scenario.driver;
+      const r = await vm.loadDriver(d?.path || d?.params ? { ...(d.path ? { path: resolve(baseDir, d.path) } : {}), ...(d.params ? { params: d.params } : {}) } : undefined);
       if (r.code !== 0) throw new Error(`installing the driver failed (exit ${r.code}): ${(r.stderr.trim() || r.stdout.trim()).split('\n').slice(-5).join(' | ')}`);
       out.done('driver installed');
     }

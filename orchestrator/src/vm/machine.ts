@@ -55,6 +55,8 @@ export interface MachineOptions {
   snapshotDisk?: boolean;
   /** Appended to the guest kernel command line. */
   extraCmdline?: string;
+  /** Deterministic guest time (TCG only): `-icount shift=N,sleep=off,align=off` (qemu-args.ts). */
+  icountShift?: number;
   extraArgs?: readonly string[];
   /** Console log file; default <logDir>/console.log. */
   consoleLogPath?: string;
@@ -215,6 +217,7 @@ export class Machine implements Killable {
         ...(snapshotDisk ? { snapshotDisk } : {}),
         rng: o.rng ?? o.guest.machine.rng,
         ...(o.name ? { name: o.name } : {}),
+        ...(o.icountShift !== undefined ? { icountShift: o.icountShift } : {}),
         ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
       });
       this.spawnQemu(args);

@@ -41,8 +41,16 @@ export interface QemuArgsSpec {
   /** Adds virtio-rng-pci so the guest's CRNG (and sshd) need not wait for entropy. */
   rng?: boolean;
   name?: string;
+  /**
+   * Deterministic time (TCG only): the guest clock follows instructions executed, 2^shift ns
+   * each (`-icount shift=N,sleep=off,align=off`, single-threaded TCG). Omit for real time.
+   */
+  icountShift?: number;
   extraArgs?: readonly string[];
 }
+
+/** Largest `-icount shift` hilbox accepts (2^10 ns = about 1 µs per instruction). */
+export const ICOUNT_SHIFT_MAX = 10;
 
 const TOKEN = /^[A-Za-z0-9_.:/+@-]+$/;
 const MEMORY = /^\d+[KMGT]?$/i;
@@ -61,7 +69,12 @@ export function buildQemuArgs(s: QemuArgsSpec): string[] {
   const a: string[] = [];
   for (const d of s.firmwareDirs) a.push('-L', d);
   if (s.name) a.push('-name', formatPropValue('name', s.name));
-  a.push('-machine', 'q35', '-accel', s.accel);
+  if (s.icountShift !== undefined) {
+    if (s.accel !== 'tcg') throw new TypeError(`icount needs the tcg accelerator, not ${s.accel}`);
+    if (!Number.isInteger(s.icountShift) || s.icountShift < 0 || s.icountShift > ICOUNT_SHIFT_MAX) throw new TypeError(`icount shift ${s.icountShift}: expected 0..${ICOUNT_SHIFT_MAX}`);
+    // One vCPU thread runs every vCPU in turn; the clock never warps to follow the host (sleep=off).
+    a.push('-machine', 'q35', '-accel', 'tcg,thread=single', '-icount', `shift=${s.icountShift},sleep=off,align=off`);
+  } else a.push('-machine', 'q35', '-accel', s.accel);
   if (s.accel === 'kvm') a.push('-cpu', 'host');
   a.push('-m', s.memory, '-smp', String(s.cpus));
   a.push('-display', 'none', '-nodefaults', ...(s.rebootResets ? [] : ['-no-reboot']), '-no-user-config');
