@@ -357,7 +357,9 @@ static void hilbox_fb_set_mapped(HilboxState *s, bool mapped)
  * one load of the frame's line-independent pattern (in the L1 cache), one XOR with the line's
  * key and one 32-byte store per 32 bytes, nothing else. Measured with the same 1080p frame,
  * paced like the render (scripts/bench-device.ts measures both in one run): about 1.1 times
- * memset hot, 1.0 to 1.2 times at 50 and 200 fps. (Non-temporal stores cost a constant
+ * memset hot, 1.0 to 1.2 times at 50 and 200 fps in medians of 3 (single repeats at 200 fps
+ * on a shared host up to 1.6, when the helper's buffer stayed in the L3 cache between calls and
+ * the framebuffer did not, a difference not explained yet). (Non-temporal stores cost a constant
  * DRAM-speed 0.23 ms: as cheap as memset of memory that is not in the cache, 1.8 times
  * memset at 200 fps, and they would leave the frame out of the cache the guest reads it from.)
  *
