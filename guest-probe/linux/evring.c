@@ -333,30 +333,17 @@ struct pass_arg {
 static void ch_ring_passed(void *arg, struct child_msg *m)
 {
 	struct pass_arg *pa = arg;
-	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct hilbox_ev_ring_wait w;
 	struct hilbox_ev_ring_hdr *h;
-	struct msghdr mh;
-	struct cmsghdr *cm;
-	struct iovec iov;
-	char b;
 	void *p;
 	int fd = -1, ret;
 
 	close(pa->close1);	/* only what arrives over the socket */
-	memset(&mh, 0, sizeof(mh));
-	iov.iov_base = &b;
-	iov.iov_len = 1;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf;
-	mh.msg_controllen = sizeof(cbuf);
-	if (recvmsg(pa->sock, &mh, 0) != 1 || !(cm = CMSG_FIRSTHDR(&mh)) ||
-	    cm->cmsg_type != SCM_RIGHTS) {
-		cm_fail(m, "no descriptor received: %s", strerror(errno));
+	fd = fd_recv(pa->sock);
+	if (fd < 0) {
+		cm_fail(m, "no descriptor received: %s", strerror(-fd));
 		return;
 	}
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
 	p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)HILBOX_EV_RING_MMAP_OFFSET);
 	cm_detail(m, "partial_map:%s", p == MAP_FAILED ? errname(errno) : "OK");
 	if (p != MAP_FAILED) {
@@ -402,15 +389,10 @@ static void ch_ring_passed(void *arg, struct child_msg *m)
 
 void sec_ring_passed(struct result *r, struct sec_ctx *c)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct pass_arg pa;
 	struct child_msg m;
 	struct evring er;
-	struct msghdr mh;
-	struct cmsghdr *cm;
-	struct iovec iov;
 	int sv[2], fd, ret, st = 0;
-	char b = 'x';
 
 	if (!has_ring(r, c))
 		return;
@@ -430,20 +412,9 @@ void sec_ring_passed(struct result *r, struct sec_ctx *c)
 		goto out;
 	}
 	/* the descriptor in flight before the receiver exists; it closes its inherited copy */
-	memset(&mh, 0, sizeof(mh));
-	iov.iov_base = &b;
-	iov.iov_len = 1;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf;
-	mh.msg_controllen = sizeof(cbuf);
-	cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(sv[0], &mh, 0) != 1) {
-		r_fail(r, "sendmsg: %s", strerror(errno));
+	ret = fd_send(sv[0], fd);
+	if (ret) {
+		r_fail(r, "sendmsg: %s", strerror(-ret));
 	} else {
 		pa.sock = sv[1];
 		pa.close1 = fd;

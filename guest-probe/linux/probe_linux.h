@@ -86,6 +86,8 @@ void child_into(struct result *r, int ret, struct child_msg *m);
 /* a child touches *p: the signal that stopped it, 0 = none */
 int touch_in_child(const volatile uint8_t *p, bool write);
 const char *signame(int sig);
+int fd_send(int sock, int fd);	/* SCM_RIGHTS: 0 or -errno */
+int fd_recv(int sock);		/* the descriptor, or -errno (-EBADMSG: none came) */
 
 /* hardening.c: a hidden "_hb-*" command; its exit status, or -1 when cmd is none */
 int hardening_command(const char *cmd, int argc, char **argv, int i);

@@ -21,7 +21,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include "probe_linux.h"
@@ -191,33 +190,20 @@ void sec_pidfd_getfd(struct result *r, struct sec_ctx *c)
 static void ch_scm(void *arg, struct child_msg *m)
 {
 	int sock = *(int *)arg;
-	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct hilbox_info in;
-	struct msghdr mh;
-	struct cmsghdr *cm;
-	struct iovec iov;
-	char b;
 	const uint8_t *p;
 	void *w;
-	int fd = -1;
+	int fd;
 
-	memset(&mh, 0, sizeof(mh));
-	iov.iov_base = &b;
-	iov.iov_len = 1;
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf;
-	mh.msg_controllen = sizeof(cbuf);
-	if (recvmsg(sock, &mh, 0) != 1) {
-		cm_fail(m, "recvmsg: %s", strerror(errno));
-		return;
-	}
-	cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_type != SCM_RIGHTS) {
+	fd = fd_recv(sock);
+	if (fd == -EBADMSG) {
 		cm_fail(m, "no descriptor received");
 		return;
 	}
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	if (fd < 0) {
+		cm_fail(m, "recvmsg: %s", strerror(-fd));
+		return;
+	}
 	if (dev_info(fd, &in)) {
 		cm_fail(m, "INFO on received fd: %s", strerror(errno));
 		return;
@@ -274,14 +260,9 @@ static void ch_scm(void *arg, struct child_msg *m)
 
 void sec_scm_rights(struct result *r, struct sec_ctx *c)
 {
-	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct child_msg m;
-	struct msghdr mh;
-	struct cmsghdr *cm;
-	struct iovec iov;
 	int sv[2], fd, st = 0, ret;
 	pid_t pid;
-	char b = 'x';
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		r_fail(r, "socketpair: %s", strerror(errno));
@@ -324,20 +305,10 @@ void sec_scm_rights(struct result *r, struct sec_ctx *c)
 			r_fail(r, "open: %s", strerror(-fd));
 			kill(pid, SIGKILL);
 		} else {
-			memset(&mh, 0, sizeof(mh));
-			iov.iov_base = &b;
-			iov.iov_len = 1;
-			mh.msg_iov = &iov;
-			mh.msg_iovlen = 1;
-			mh.msg_control = cbuf;
-			mh.msg_controllen = sizeof(cbuf);
-			cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int));
-			memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-			if (sendmsg(sv[0], &mh, 0) != 1)
-				r_fail(r, "sendmsg: %s", strerror(errno));
+			int e = fd_send(sv[0], fd);
+
+			if (e)
+				r_fail(r, "sendmsg: %s", strerror(-e));
 			close(fd);	/* the receiver's copy must suffice */
 		}
 		memset(&m, 0, sizeof(m));
