@@ -62,6 +62,7 @@ const outExe = join(outDir, 'hilbox-probe.exe');
 
 if (existsSync(join(outDir, 'build.json')) && existsSync(outExe)) {
   log(`up to date (key ${key})`);
+  rmSync(join(outDir, '.last-used'), { force: true }); // an older hilbox stamped use inside the package; stamps now lie beside it
   console.log(outExe);
   process.exit(0);
 }

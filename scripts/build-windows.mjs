@@ -144,6 +144,7 @@ const outDir = join(cache, 'windows', key);
 const complete = ['build.json', 'hilbox.sys', 'hilbox.cat', 'hilbox-package.json'].every((f) => existsSync(join(outDir, f)));
 if (!force && complete) {
   log(`up to date (key ${key})`);
+  rmSync(join(outDir, '.last-used'), { force: true }); // an older hilbox stamped use inside the package; stamps now lie beside it
   console.log(outDir);
   process.exit(0);
 }

@@ -1,13 +1,13 @@
 /**
  * `hilbox cache list|prune|clean` on a real cache directory laid out as the build scripts lay it
- * out (a temporary HILBOX_CACHE): sizes, last use from the `.last-used` stamps, the current
+ * out (a temporary HILBOX_CACHE): sizes, last use from the `<entry>.last-used` stamps, the current
  * builds never pruned, bad input refused with exit 2 naming what was wrong.
  */
-import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listCache, pruneCandidates, stampUse, STAMP } from '../../orchestrator/src/products/cache.ts';
+import { listCache, pruneCandidates, stampUse, stampPath } from '../../orchestrator/src/products/cache.ts';
 import { runCli } from './helpers.ts';
 
 let root: string;
@@ -23,15 +23,15 @@ function file(path: string, bytes: number, mtime?: Date): void {
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'hilbox-cache-test-'));
   file(join(root, 'qemu', 'aaaa', 'bin', 'qemu-system-x86_64'), 3000);
-  file(join(root, 'qemu', 'aaaa', STAMP), 0, old); // old, but current
+  file(stampPath(join(root, 'qemu', 'aaaa')), 0, old); // old, but current
   file(join(root, 'qemu', 'bbbb', 'bin', 'qemu-system-x86_64'), 2000);
-  file(join(root, 'qemu', 'bbbb', STAMP), 0, old); // old: pruned
+  file(stampPath(join(root, 'qemu', 'bbbb')), 0, old); // old: pruned
   file(join(root, 'qemu', 'cccc', 'bin', 'qemu-system-x86_64'), 1000); // used now
   writeFileSync(join(root, 'qemu', 'current'), `${join(root, 'qemu', 'aaaa', 'bin', 'qemu-system-x86_64')}\n`);
   file(join(root, 'qemu', 'tree-7.2', 'src', 'x.c'), 5000);
-  file(join(root, 'qemu', 'tree-7.2', STAMP), 0, old); // a tree is never pruned
+  file(stampPath(join(root, 'qemu', 'tree-7.2')), 0, old); // a tree is never pruned
   file(join(root, 'guest', 'linux-1111', 'manifest.json'), 100);
-  file(join(root, 'guest', 'linux-1111', STAMP), 0, old);
+  file(stampPath(join(root, 'guest', 'linux-1111')), 0, old);
   file(join(root, 'debs', 'busybox.deb'), 700);
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -49,6 +49,7 @@ describe('the cache as entries', () => {
   it('prunes keyed builds unused for N days, never a current build or a tree', () => {
     expect(pruneCandidates(root, 30).map((e) => e.key).sort()).toEqual(['bbbb', 'linux-1111']);
     stampUse(root, join(root, 'guest', 'linux-1111', 'manifest.json')); // used again
+    expect(readdirSync(join(root, 'guest', 'linux-1111'))).toEqual(['manifest.json']); // the stamp lies beside the entry
     expect(pruneCandidates(root, 30).map((e) => e.key)).toEqual(['bbbb']);
   });
 
@@ -62,6 +63,7 @@ describe('the cache as entries', () => {
     expect(pruned.code, pruned.stderr).toBe(0);
     expect(pruned.stdout).toMatch(/removed 1 entry/);
     expect(existsSync(join(root, 'qemu', 'bbbb'))).toBe(false);
+    expect(existsSync(stampPath(join(root, 'qemu', 'bbbb')))).toBe(false);
     expect(existsSync(join(root, 'qemu', 'aaaa'))).toBe(true);
     const clean = await runCli(['cache', 'clean', 'debs'], env);
     expect(clean.code, clean.stderr).toBe(0);

@@ -6,8 +6,9 @@
  * (the persistent source and build tree a device change recompiles in), `guest/linux-<key>/`,
  * `windows/<key>/` (a driver package), `windows/pki/` (the test PKI with its keys),
  * `windows-probe/<key>/`, and the downloads `debs/`, `kernel/<version>/`, `qemu-src/`, plus
- * `accel/` (the KVM verdict). Keyed entries are stamped with `.last-used` each time the
- * orchestrator uses them; prune removes keyed entries not used for N days that are not
+ * `accel/` (the KVM verdict). Keyed entries are stamped each time the orchestrator uses
+ * them, in a file beside the entry (`<entry>.last-used`, never inside it: a driver package is
+ * uploaded whole and a build directory is a product); prune removes keyed entries not used for N days that are not
  * current (`qemu/current`, `qemu/current-sanitizers`).
  */
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, lstatSync } from 'node:fs';
@@ -31,6 +32,8 @@ export interface CacheEntry {
 }
 
 export const STAMP = '.last-used';
+/** The use stamp of the entry at `path`: a sibling file, so the entry holds only its product. */
+export const stampPath = (path: string): string => `${path}${STAMP}`;
 
 /** Bytes under `path` (files, not following links). */
 function sizeOf(path: string): number {
@@ -42,7 +45,7 @@ function sizeOf(path: string): number {
 }
 
 function entry(root: string, kind: CacheKind, path: string, current: ReadonlySet<string>): CacheEntry {
-  const stamp = join(path, STAMP);
+  const stamp = stampPath(path);
   const lastUsed = existsSync(stamp) ? statSync(stamp).mtime : statSync(path).mtime;
   return { kind, key: relative(root, path).split(sep).slice(1).join('/') || relative(root, path), path, bytes: sizeOf(path), lastUsed, current: current.has(path) };
 }
@@ -84,8 +87,9 @@ export function stampUse(root: string, productPath: string): void {
   if (rel.length < 2 || rel[0] === '..' || !rel[0] || !rel[1]) return;
   const dir = join(root, rel[0], rel[1]);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return;
-  const stamp = join(dir, STAMP);
+  const stamp = stampPath(dir);
   const now = new Date();
+  rmSync(join(dir, STAMP), { force: true }); // a stamp an older hilbox left inside the entry
   if (existsSync(stamp)) utimesSync(stamp, now, now);
   else writeFileSync(stamp, `${now.toISOString()}\n`);
 }
@@ -101,6 +105,7 @@ export function removeEntries(entries: readonly CacheEntry[]): number {
   let freed = 0;
   for (const e of entries) {
     rmSync(e.path, { recursive: true, force: true });
+    rmSync(stampPath(e.path), { force: true });
     freed += e.bytes;
   }
   return freed;
