@@ -52,6 +52,7 @@
 #include "hilbox_regs.h"
 
 #define HB_READ_BATCH		16	/* records per read() at most */
+#define HB_POLLQ		64	/* wait queues pollers are spread over (3, "Strict completion order") */
 #define HB_POP_BATCH		32	/* records popped per ev_lock hold */
 #define HB_IRQ_BUDGET		1024	/* records per run of the interrupt thread */
 #define HB_STORM_RUNS		64	/* empty EV_READY runs in a row: a storm */
@@ -182,7 +183,19 @@ struct hilbox_dev {
 	u64 irq_count;
 	u64 irq_overflows;
 	atomic64_t ev_read;
-	wait_queue_head_t pollq;
+	/*
+	 * Pollers in arming order: each poll that arms a wait goes to the next
+	 * of HB_POLLQ queues (poll_arm), and records wake the oldest queue with
+	 * a sleeper (from poll_next), as the inverted call completes the oldest
+	 * pending request.  Waking one queue per batch instead of every armed
+	 * io_uring read keeps the cost per record constant whatever the number
+	 * pending.  Both counters race benignly: a wake that lands on a newer
+	 * queue still wakes a poller, and every read that leaves records
+	 * behind wakes the next one.
+	 */
+	wait_queue_head_t pollq[HB_POLLQ];
+	atomic_t poll_arm;
+	unsigned int poll_next;
 	struct hb_ev_ring *evr;		/* the shared-memory ring, or NULL; ev_lock */
 	wait_queue_head_t ringq;	/* HILBOX_IOC_EV_RING_WAIT sleepers */
 };
@@ -402,18 +415,46 @@ static bool hb_wake_readers(struct hilbox_dev *hdev)
 	return false;
 }
 
-/*
- * Records arrived for pollers.  Without a key: io_uring then asks
- * hilbox_poll() again from task work, and a request that finds nothing
- * stays armed as it is, instead of being re-issued, re-armed and after
- * enough such rounds sent to an io-wq worker whose blocking read posts
- * its completion out of order with the submitter's (INTERFACE.md 3,
- * "Strict completion order").  poll/epoll waiters re-check as well.
- */
-static void hb_wake_pollers(struct hilbox_dev *hdev)
+/* Every poller, with @key (0: keyless): state changes all must see. */
+static void hb_wake_poll_all(struct hilbox_dev *hdev, __poll_t key)
 {
-	wake_up_interruptible(&hdev->pollq);
-	wake_up_interruptible(&hdev->ringq);
+	unsigned int i;
+
+	for (i = 0; i < HB_POLLQ; i++) {
+		if (key)
+			wake_up_interruptible_poll(&hdev->pollq[i], key);
+		else
+			wake_up_interruptible(&hdev->pollq[i]);
+	}
+}
+
+/*
+ * Records arrived for pollers: wake the oldest armed one (the ring of
+ * queues above).  Without a key: io_uring then asks hilbox_poll() again
+ * from task work, and a request that finds nothing stays armed as it is,
+ * instead of being re-issued, re-armed and after enough such rounds sent
+ * to an io-wq worker whose blocking read posts its completion out of
+ * order with the submitter's (INTERFACE.md 3, "Strict completion order").
+ * With the shared-memory ring every poller and EV_RING_WAIT sleeper looks.
+ */
+static void hb_wake_pollers(struct hilbox_dev *hdev, bool all)
+{
+	unsigned int start, i, q;
+
+	if (all) {
+		hb_wake_poll_all(hdev, 0);
+		wake_up_interruptible(&hdev->ringq);
+		return;
+	}
+	start = READ_ONCE(hdev->poll_next);
+	for (i = 0; i < HB_POLLQ; i++) {
+		q = (start + i) % HB_POLLQ;
+		if (wq_has_sleeper(&hdev->pollq[q])) {	/* pairs with poll_wait() */
+			WRITE_ONCE(hdev->poll_next, (q + 1) % HB_POLLQ);
+			wake_up_interruptible(&hdev->pollq[q]);
+			return;
+		}
+	}
 }
 
 /* ev_lock held: one record into the shared-memory ring, or a drop. */
@@ -520,7 +561,7 @@ static bool hb_drain(struct hilbox_dev *hdev, bool from_irq)
 {
 	struct hilbox_event *buf = hdev->pop_buf;
 	u32 status, count, n, i, budget = HB_IRQ_BUDGET;
-	bool wake_poll, storm = false;
+	bool wake_poll, wake_all, storm = false;
 
 	mutex_lock(&hdev->drain_lock);
 	if (hb_hw_enter(hdev))
@@ -550,15 +591,16 @@ static bool hb_drain(struct hilbox_dev *hdev, bool from_irq)
 			for (i = 0; i < n; i++)
 				hb_evr_store(hdev, hdev->evr, &buf[i]);
 			hb_evr_publish(hdev->evr);
-			wake_poll = true;
+			wake_poll = wake_all = true;
 		} else {
 			for (i = 0; i < n; i++)
 				hb_ring_store(hdev, &buf[i]);
 			wake_poll = hb_wake_readers(hdev);
+			wake_all = false;
 		}
 		spin_unlock(&hdev->ev_lock);
 		if (wake_poll)
-			hb_wake_pollers(hdev);
+			hb_wake_pollers(hdev, wake_all);
 		cond_resched();
 	}
 
@@ -655,7 +697,7 @@ static void hb_link_went_down(struct hilbox_dev *hdev)
 		WRITE_ONCE(hdev->evr->hdr->state, HILBOX_EV_RING_LINK_DOWN);
 	spin_unlock(&hdev->ev_lock);
 	wake_up_interruptible(&hdev->ringq);
-	wake_up_interruptible_poll(&hdev->pollq, EPOLLIN | EPOLLRDNORM | EPOLLERR);
+	hb_wake_poll_all(hdev, EPOLLIN | EPOLLRDNORM | EPOLLERR);
 }
 
 static void hb_link_came_back(struct hilbox_dev *hdev)
@@ -690,7 +732,7 @@ static void hb_link_came_back(struct hilbox_dev *hdev)
 	if (hdev->evr)
 		WRITE_ONCE(hdev->evr->hdr->state, HILBOX_EV_RING_LIVE);
 	spin_unlock(&hdev->ev_lock);
-	wake_up_interruptible_poll(&hdev->pollq, EPOLLOUT);	/* pollers re-evaluate */
+	hb_wake_poll_all(hdev, EPOLLOUT);	/* pollers re-evaluate */
 }
 
 static void hb_watchdog(struct work_struct *work)
@@ -731,6 +773,12 @@ static void hb_watchdog(struct work_struct *work)
 		WRITE_ONCE(hdev->storm_masked, false);
 		hb_drain(hdev, false);
 	}
+	/* records queued for pollers: make sure one looks (a woken poller can lose a race) */
+	spin_lock(&hdev->ev_lock);
+	stuck = hdev->ring_count && list_empty(&hdev->waiters) && !hdev->evr;
+	spin_unlock(&hdev->ev_lock);
+	if (stuck)
+		hb_wake_pollers(hdev, false);
 	schedule_delayed_work(&hdev->watchdog, msecs_to_jiffies(period));
 }
 
@@ -969,6 +1017,9 @@ again:
 	n = hb_ring_copy(hdev, to, want, &fault);
 	pagefault_enable();
 	ret = n * sz;
+	/* records left behind: the next poller's turn (one was woken for them) */
+	if (!queued && hdev->ring_count && list_empty(&hdev->waiters))
+		wake_poll = true;
 out_unlock:
 	if (queued) {
 		list_del(&w.node);
@@ -978,7 +1029,7 @@ out_unlock:
 	}
 	spin_unlock(&hdev->ev_lock);
 	if (wake_poll)
-		hb_wake_pollers(hdev);
+		hb_wake_pollers(hdev, false);
 
 	if (!ret && fault) {
 		/* nothing reached user space and nothing was consumed */
@@ -999,7 +1050,9 @@ static __poll_t hilbox_poll(struct file *file, poll_table *wait)
 	__poll_t mask = 0;
 
 	hb_auto_subscribe(hf, true);	/* never sleeps */
-	poll_wait(file, &hdev->pollq, wait);
+	/* an arming poll joins the queue after the last one armed */
+	if (!poll_does_not_wait(wait))
+		poll_wait(file, &hdev->pollq[(unsigned int)atomic_inc_return(&hdev->poll_arm) % HB_POLLQ], wait);
 	spin_lock(&hdev->ev_lock);
 	if (hdev->ev_dead)
 		mask = EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR;
@@ -1754,6 +1807,7 @@ static void hb_quiesce(struct hilbox_dev *hdev)
 static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct hilbox_dev *hdev;
+	unsigned int i;
 	int ret;
 
 	hdev = kzalloc(sizeof(*hdev), GFP_KERNEL);
@@ -1769,7 +1823,8 @@ static int hilbox_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	spin_lock_init(&hdev->irq_lock);
 	spin_lock_init(&hdev->ev_lock);
 	INIT_LIST_HEAD(&hdev->waiters);
-	init_waitqueue_head(&hdev->pollq);
+	for (i = 0; i < HB_POLLQ; i++)
+		init_waitqueue_head(&hdev->pollq[i]);
 	init_waitqueue_head(&hdev->ringq);
 	atomic64_set(&hdev->ev_read, 0);
 	hdev->pdev = pdev;
@@ -1937,8 +1992,7 @@ static void hilbox_remove(struct pci_dev *pdev)
 		WRITE_ONCE(hdev->evr->hdr->state, HILBOX_EV_RING_DEAD);
 	spin_unlock(&hdev->ev_lock);
 	wake_up_interruptible(&hdev->ringq);
-	wake_up_interruptible_poll(&hdev->pollq,
-				   EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR);
+	hb_wake_poll_all(hdev, EPOLLIN | EPOLLRDNORM | EPOLLHUP | EPOLLERR);
 
 	pci_clear_master(pdev);
 	iounmap(hdev->fb);
