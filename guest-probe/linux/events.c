@@ -220,7 +220,7 @@ static enum ev_outcome ev_uring(struct ev_run *run, bool wq)
 			} else {
 				a->errors++;
 			}
-			if (cqes[k].res < 0 && a->errors < 4)
+			if (cqes[k].res < 0 && cqes[k].res != -EAGAIN && a->errors < 4)
 				dbg("uring read: %s", strerror(-cqes[k].res));
 			if (cqes[k].res < 0 && cqes[k].res != -EINTR &&
 			    cqes[k].res != -EAGAIN && a->errors > 100)

@@ -92,6 +92,12 @@ export class HilboxVm {
     return this;
   }
 
+  /** Every QEMU thread under SCHED_FIFO (vm/realtime.ts): latency runs without host time slices. */
+  withRealtime(on = true): this {
+    this.opts.realtime = on;
+    return this;
+  }
+
   withConsoleLog(path: string): this {
     this.opts.consoleLogPath = path;
     return this;

@@ -76,6 +76,12 @@ export class StartedHilboxVm implements AsyncDisposable {
     return this.machine.decision.accel;
   }
 
+  /** QEMU's thread scheduling: `fifo` when asked for and granted (vm/realtime.ts), else `default`. */
+  get scheduling(): string {
+    const r = this.machine.realtime;
+    return !r ? 'default' : r.policy === 'fifo' ? `fifo (priority ${r.priority})` : `default (SCHED_FIFO refused: ${r.refused})`;
+  }
+
   /** Multiplies a KVM-calibrated timeout by the accelerator's factor. */
   scaled(ms: number): number {
     return this.machine.scaled(ms);

@@ -285,6 +285,11 @@ export const ScenarioSchema = strict({
    * follows instructions executed (2^N ns each); needs cpus: 1. Omitted: real time. `hilbox bench --deterministic` sets 0 (and cpus 1).
    */
   icount: intIn(0, 10).optional(),
+  /**
+   * Every QEMU thread under SCHED_FIFO priority 1 (needs root or CAP_SYS_NICE; refused: a
+   * warning, and the run's boot case says so): event latencies without host time slices.
+   */
+  realtime: bool().default(false),
   device: DeviceSchema.default({ ...DEFAULT_PROPS, feed: false }),
   driver: DriverSchema.default({}),
   suites: SuitesSchema.default({

@@ -56,6 +56,7 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
     .withMemory(scenario.memory)
     .withCpus(scenario.cpus);
   if (scenario.icount !== undefined) builder = builder.withIcount(scenario.icount);
+  if (scenario.realtime) builder = builder.withRealtime();
   if (wantsFeed(scenario.device)) builder = builder.withMouseFeed();
   if (opts.logDir) builder = builder.withLogDir(opts.logDir);
   if (scenario.timeouts?.bootSeconds) builder = builder.withBootTimeout(scenario.timeouts.bootSeconds * 1000);

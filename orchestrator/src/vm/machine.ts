@@ -38,6 +38,7 @@ import { buildQemuArgs, type DeviceSpec } from './qemu-args.ts';
 import { createEmptyQcow2 } from './qcow2.ts';
 import { registerVm, unregisterVm, type Killable } from './registry.ts';
 import { unwatchPid, watchPid } from './reaper.ts';
+import { applyRealtime, type RealtimeStatus } from './realtime.ts';
 
 export interface MachineOptions {
   qemu: string;
@@ -57,6 +58,8 @@ export interface MachineOptions {
   extraCmdline?: string;
   /** Deterministic guest time (TCG only): `-icount shift=N,sleep=off,align=off` (qemu-args.ts). */
   icountShift?: number;
+  /** Every QEMU thread under SCHED_FIFO before the guest runs (realtime.ts); refused: a warning. */
+  realtime?: boolean;
   extraArgs?: readonly string[];
   /** Console log file; default <logDir>/console.log. */
   consoleLogPath?: string;
@@ -116,6 +119,8 @@ export class Machine implements Killable {
   readonly decision: AccelDecision;
   sshPort = 0;
   qmp!: QmpClient;
+  /** The scheduling QEMU's threads run under (MachineOptions.realtime); undefined: not asked. */
+  realtime: RealtimeStatus | undefined;
   private proc: ChildProcess | undefined;
   private exitInfo: ExitInfo | undefined;
   private exitPromise: Promise<ExitInfo> = new Promise(() => {});
@@ -293,6 +298,10 @@ export class Machine implements Killable {
       this.consoleDrained = this.console.attach(ser);
       this.qmp = await QmpClient.connect(qmpSocket, { connectTimeoutMs: Math.max(1000, deadline - Date.now()), logPath: this.qmpLogPath });
       this.noteGuestEvents();
+      if (this.opts.realtime && this.proc?.pid !== undefined) {
+        this.realtime = await applyRealtime(this.proc.pid);
+        if (this.realtime.policy === 'default') this.opts.warn?.(`hilbox: realtime: the host refused SCHED_FIFO for QEMU (${this.realtime.refused}); latencies include host scheduling delays`);
+      }
       this.phase = 'boot';
       await this.qmp.execute('cont');
     })();
