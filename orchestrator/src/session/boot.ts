@@ -12,6 +12,9 @@ import { deviceProperties, wantsFeed } from '../scenario/device-props.ts';
 import { loadDefaultScenario, loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import type { Output } from '../core/output.ts';
+import { UsageError } from '../core/errors.ts';
+import { checkRealtimeFits, rtThrottleShare } from '../vm/realtime.ts';
+import { cpus as hostCpus } from 'node:os';
 
 export interface LoadedScenario {
   scenario: Scenario;
@@ -42,6 +45,8 @@ export interface BootOptions {
 export async function bootScenario(scenario: Scenario, opts: BootOptions): Promise<StartedHilboxVm> {
   const { out } = opts;
   const baseDir = opts.baseDir ?? process.cwd();
+  const rt = scenario.realtime ? checkRealtimeFits(scenario.cpus, hostCpus().length, rtThrottleShare()) : undefined;
+  if (rt) throw new UsageError(`scenario ${scenario.name}: realtime: ${rt}`);
   out.step('building QEMU with hilbox-pci');
   const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
   out.step(`preparing the ${scenario.guest.os} guest`);
