@@ -431,7 +431,7 @@ static NTSTATUS HbReadInfo(PHB_DEVICE Dev)
 	info->event_size = sizeof(struct hilbox_event);
 	info->max_read_records = HB_MAX_READ_RECORDS;
 	/* no HILBOX_DRV_NOWAIT: Windows callers use overlapped I/O instead */
-	info->drv_flags = 0;
+	info->drv_flags = HILBOX_DRV_EV_RING;	/* evring.c */
 	if (Dev->FbCache == MmWriteCombined)
 		info->drv_flags |= HILBOX_DRV_FB_WC;
 
@@ -957,6 +957,7 @@ static NTSTATUS HbDispatchCleanup(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 			HbSetSubscription(file, HbSubOff);
 		}
 		HbRevokeFileMappings(file);
+		HbEvRingDetach(file);	/* after its views: no view outlives it */
 		InterlockedDecrement(&dev->OpenFiles);	/* the handle is gone */
 	}
 	HbCompleteIrp(Irp, STATUS_SUCCESS, 0);

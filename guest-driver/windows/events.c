@@ -250,6 +250,8 @@ static void HbCloseOpen(HB_HANDOVER *H)
  */
 static void HbDeliver(PHB_DEVICE Dev, HB_HANDOVER *H, const struct hilbox_event *Rec)
 {
+	if (HbEvRingStore(Dev, Rec))	/* a shared-memory ring takes every record */
+		return;
 	if (!H->Open && Dev->RingCount == Dev->RingCap) {
 		H->Open = IoCsqRemoveNextIrp(&Dev->Csq, NULL);
 		if (H->Open) {
@@ -482,6 +484,7 @@ VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 	HB_HANDOVER h;
 	ULONG status, seen, popped = 0;
 	BOOLEAN storm = FALSE;
+	PKEVENT ring_event;
 
 	UNREFERENCED_PARAMETER(Dpc);
 	UNREFERENCED_PARAMETER(Arg1);
@@ -502,7 +505,12 @@ VOID NTAPI HbDpc(PKDPC Dpc, PVOID Context, PVOID Arg1, PVOID Arg2)
 		popped = HbDrainFifo(dev, &h);
 	HbHandOverRing(dev, &h);
 	HbQueueCompletions(dev, &h.Done);	/* in hand-out order */
+	ring_event = HbEvRingPublish(dev);	/* the shared ring's batch */
 	KeReleaseSpinLockFromDpcLevel(&dev->DeliverLock);
+	if (ring_event) {
+		KeSetEvent(ring_event, IO_NO_INCREMENT, FALSE);
+		ObDereferenceObject(ring_event);
+	}
 
 	/*
 	 * A storm (watchdog.c): the ISR saw EV_READY and there was nothing
@@ -585,6 +593,12 @@ static ULONG HbSubscribe(PHB_FILE File, HB_SUB Sub, BOOLEAN OnlyIfAuto)
 void HbSetSubscription(PHB_FILE File, HB_SUB Sub)
 {
 	HbSubscribe(File, Sub, FALSE);
+}
+
+/* What a first read does: subscribe unless SET_EVENTS decided. */
+void HbAutoSubscribe(PHB_FILE File)
+{
+	HbSubscribe(File, HbSubOn, TRUE);
 }
 
 void HbRestoreEventEnable(PHB_DEVICE Dev)
@@ -694,6 +708,7 @@ void HbFailPendingForLink(PHB_DEVICE Dev, BOOLEAN Down)
 	KeAcquireSpinLock(&Dev->DeliverLock, &irql);
 	Dev->EvLinkDown = Down;
 	KeReleaseSpinLock(&Dev->DeliverLock, irql);
+	HbEvRingSetState(Dev, Down ? HILBOX_EV_RING_LINK_DOWN : HILBOX_EV_RING_LIVE);
 	if (Down)
 		HbCompletePended(Dev, STATUS_IO_DEVICE_ERROR);
 }
@@ -706,6 +721,7 @@ void HbFailAllRequests(PHB_DEVICE Dev, NTSTATUS Status)
 	KeAcquireSpinLock(&Dev->DeliverLock, &irql);
 	Dev->EvDead = TRUE;
 	KeReleaseSpinLock(&Dev->DeliverLock, irql);
+	HbEvRingSetState(Dev, HILBOX_EV_RING_DEAD);
 	HbCompletePended(Dev, Status);
 }
 

@@ -113,7 +113,30 @@ typedef struct _HB_FILE {
 	LIST_ENTRY Maps;		/* HB_MAPPING.FileLink, HbGlobal.MapLock */
 	ULONG MapCount;			/* HbGlobal.MapLock */
 	volatile LONG64 NextFrame;	/* last copied frame + 1, 0 = none */
+	struct _HB_EV_RING *EvRing;	/* the ring this file made (evring.c);
+					 * set once under Dev->DeliverLock,
+					 * detached at CLEANUP */
 } HB_FILE, *PHB_FILE;
+
+/*
+ * The shared-memory event ring (evring.c, INTERFACE.md 3b): one nonpaged
+ * allocation, header page + slots, written only by the DPC (under
+ * DeliverLock) and mapped read-only into processes.  References: the file
+ * that made it holds one until its CLEANUP detaches it from the device,
+ * each view (HB_MAPPING.EvRing) one; the last frees memory and event.
+ */
+typedef struct _HB_EV_RING {
+	volatile LONG RefCount;
+	struct hilbox_ev_ring_hdr *Hdr;	/* page aligned; slots follow */
+	struct hilbox_ev_slot *Slots;
+	SIZE_T Bytes;
+	ULONG Records;
+	ULONG64 Tail;			/* DeliverLock: positions written */
+	ULONG64 Head;			/* DeliverLock: released by the consumer */
+	ULONG64 Dropped;		/* DeliverLock */
+	BOOLEAN Stored;			/* DeliverLock: records since the last publish */
+	PKEVENT Event;			/* referenced (ObReferenceObjectByHandle), or NULL */
+} HB_EV_RING, *PHB_EV_RING;
 
 /* Mapping state machine: exactly one path moves ACTIVE -> UNMAPPING. */
 #define HB_MAP_ACTIVE		1
@@ -136,7 +159,9 @@ typedef struct _HB_MAPPING {
 	HANDLE ProcessId;		/* cannot be reused while referenced */
 	PVOID UserVa;
 	PMDL Mdl;			/* describes the BAR2 pages, built from
-					 * the kernel's MmMapIoSpaceEx view */
+					 * the kernel's MmMapIoSpaceEx view, or
+					 * the event ring's pages */
+	PHB_EV_RING EvRing;		/* a view of the event ring: referenced */
 	SIZE_T Length;
 	volatile LONG State;		/* HB_MAP_* */
 	volatile LONG RefCount;
@@ -198,6 +223,7 @@ typedef struct _HB_DEVICE {
 	/* events: DeliverLock */
 	KSPIN_LOCK DeliverLock;
 	BOOLEAN EvDead;			/* removed: requests fail */
+	PHB_EV_RING EvRing;		/* while set, every record goes there */
 	struct hilbox_event *Ring;	/* NonPagedPoolNx, RingCap records */
 	ULONG RingCap;
 	ULONG RingHead;
@@ -301,6 +327,7 @@ KMESSAGE_SERVICE_ROUTINE HbMessageIsr;
 KDEFERRED_ROUTINE HbDpc;
 NTSTATUS HbDispatchReadEvents(PHB_DEVICE Dev, PIRP Irp, ULONG Length);
 void HbSetSubscription(PHB_FILE File, HB_SUB Sub);
+void HbAutoSubscribe(PHB_FILE File);
 void HbRestoreEventEnable(PHB_DEVICE Dev);
 void HbUnmaskInterrupts(PHB_DEVICE Dev);
 void HbRetireInterrupts(PHB_DEVICE Dev, BOOLEAN DeviceGone);
@@ -319,6 +346,18 @@ NTSTATUS HbIoctlSetEvents(PHB_FILE File, PIRP Irp);
 
 /* mapping.c */
 NTSTATUS HbIoctlMap(PHB_FILE File, PIRP Irp);
+BOOLEAN HbInCallerContext(PIRP Irp);
+NTSTATUS HbMapView(PHB_FILE File, PVOID KernelVa, SIZE_T Length,
+		   MEMORY_CACHING_TYPE Cache, PHB_EV_RING EvRing, PVOID *UserVa);
+
+/* evring.c */
+NTSTATUS HbIoctlEvRing(PHB_FILE File, PIRP Irp);
+NTSTATUS HbIoctlEvRingWait(PHB_FILE File, PIRP Irp);
+BOOLEAN HbEvRingStore(PHB_DEVICE Dev, const struct hilbox_event *Rec);
+PKEVENT HbEvRingPublish(PHB_DEVICE Dev);
+void HbEvRingSetState(PHB_DEVICE Dev, ULONG State);
+void HbEvRingDetach(PHB_FILE File);
+void HbEvRingRelease(PHB_EV_RING Ring);
 NTSTATUS HbIoctlUnmap(PHB_FILE File, PIRP Irp);
 void HbRevokeFileMappings(PHB_FILE File);
 void HbRevokeDeviceMappings(PHB_DEVICE Dev);

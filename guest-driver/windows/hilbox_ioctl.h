@@ -79,6 +79,26 @@
 #define IOCTL_HILBOX_MAP_FB		HILBOX_CTL(9, METHOD_BUFFERED)	/* in/out: hilbox_win_map */
 #define IOCTL_HILBOX_UNMAP_FB		HILBOX_CTL(10, METHOD_BUFFERED)	/* in: hilbox_win_unmap */
 
+/*
+ * Shared-memory event ring (INTERFACE.md section 3b, Windows form): the
+ * driver maps the ring read-only into the calling process (as MAP_FB does
+ * BAR2) and signals an event object of the caller's after each batch.
+ * EV_RING_WAIT with the OS-neutral struct hilbox_ev_ring_wait releases what
+ * the consumer read (timeout_ms must be 0: wait on the event instead).
+ */
+#define IOCTL_HILBOX_EV_RING		HILBOX_CTL(11, METHOD_BUFFERED)	/* in/out: hilbox_win_ev_ring */
+#define IOCTL_HILBOX_EV_RING_WAIT	HILBOX_CTL(12, METHOD_BUFFERED)	/* in/out: hilbox_ev_ring_wait */
+
+struct hilbox_win_ev_ring {
+	__u32 records;		/* in: slots, power of two, HILBOX_EV_RING_MIN..MAX */
+	__u32 flags;		/* in: 0 */
+	__u64 event;		/* in: HANDLE of an event (EVENT_MODIFY_STATE)
+				 * set after each batch, or 0 for none */
+	__u64 user_va;		/* out: the read-only view (header page, slots) */
+	__u64 mapped_length;	/* out: bytes mapped (multiple of the page size) */
+	__u64 reserved[2];	/* in: 0, out: 0 */
+};
+
 /* hilbox_win_map.cache_type */
 #define HILBOX_WIN_CACHE_UNCACHED	0
 #define HILBOX_WIN_CACHE_WRITE_COMBINED	1
@@ -105,5 +125,6 @@ struct hilbox_win_unmap {
 
 HILBOX_ASSERT_SIZE(struct hilbox_win_map, 64);
 HILBOX_ASSERT_SIZE(struct hilbox_win_unmap, 32);
+HILBOX_ASSERT_SIZE(struct hilbox_win_ev_ring, 48);
 
 #endif /* HILBOX_IOCTL_H */

@@ -403,6 +403,12 @@ NTSTATUS HbDispatchDeviceControl(PDEVICE_OBJECT DeviceObject, PIRP Irp)
 	case IOCTL_HILBOX_UNMAP_FB:
 		status = HbIoctlUnmap(file, Irp);
 		break;
+	case IOCTL_HILBOX_EV_RING:
+		status = HbIoctlEvRing(file, Irp);
+		break;
+	case IOCTL_HILBOX_EV_RING_WAIT:
+		status = HbIoctlEvRingWait(file, Irp);
+		break;
 	default:
 		status = STATUS_INVALID_DEVICE_REQUEST;
 		break;

@@ -74,6 +74,8 @@ static void HbMapRelease(PHB_MAPPING Map)
 		return;
 	ASSERT(Map->State != HB_MAP_ACTIVE);
 	IoFreeMdl(Map->Mdl);
+	if (Map->EvRing)
+		HbEvRingRelease(Map->EvRing);	/* the ring outlives its views */
 	ObDereferenceObject(Map->Process);
 	ExFreePoolWithTag(Map, HB_POOL_TAG);
 }
@@ -245,11 +247,91 @@ static NTSTATUS HbMapGuarded(PVOID Context)
 	return c->UserVa ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES;
 }
 
-static BOOLEAN HbInCallerContext(PIRP Irp)
+BOOLEAN HbInCallerContext(PIRP Irp)
 {
 	return Irp->RequestorMode == UserMode &&
 	       IoGetRequestorProcess(Irp) == PsGetCurrentProcess() &&
 	       KeGetCurrentIrql() == PASSIVE_LEVEL;
+}
+
+/*
+ * One read-only view of KernelVa..+Length (nonpaged: BAR2's kernel view or
+ * the event ring) in the calling process, registered so that exactly one of
+ * the four paths above unmaps it.  Caller context, PASSIVE_LEVEL (checked
+ * by the IOCTLs).  EvRing: the ring the view shows, referenced by the view.
+ */
+NTSTATUS HbMapView(PHB_FILE File, PVOID KernelVa, SIZE_T Length,
+		   MEMORY_CACHING_TYPE Cache, PHB_EV_RING EvRing, PVOID *UserVa)
+{
+	HB_MAP_CALL call;
+	PHB_MAPPING map;
+	NTSTATUS status;
+	KIRQL irql;
+
+	*UserVa = NULL;
+	if (!HbGlobal.NotifyRegistered)
+		return STATUS_NOT_SUPPORTED;
+	if (Length > MAXULONG - PAGE_SIZE)
+		return STATUS_INVALID_PARAMETER;
+	if (File->MapCount >= HILBOX_WIN_MAX_MAPS_PER_FILE)
+		return STATUS_TOO_MANY_OPENED_FILES;
+
+	map = ExAllocatePoolWithTag(NonPagedPoolNx, sizeof(*map), HB_POOL_TAG);
+	if (!map)
+		return STATUS_INSUFFICIENT_RESOURCES;
+	RtlZeroMemory(map, sizeof(*map));
+	map->Mdl = IoAllocateMdl(KernelVa, (ULONG)Length, FALSE, FALSE, NULL);
+	if (!map->Mdl) {
+		ExFreePoolWithTag(map, HB_POOL_TAG);
+		return STATUS_INSUFFICIENT_RESOURCES;
+	}
+	/* nonpaged memory or I/O space: the PFN array from the kernel view */
+	MmBuildMdlForNonPagedPool(map->Mdl);
+
+	call.Mdl = map->Mdl;
+	call.Cache = Cache;
+	call.UserVa = NULL;
+	status = HbCallGuarded(HbMapGuarded, &call);
+	if (!NT_SUCCESS(status) || !call.UserVa) {
+		IoFreeMdl(map->Mdl);
+		ExFreePoolWithTag(map, HB_POOL_TAG);
+		return NT_SUCCESS(status) ? STATUS_INSUFFICIENT_RESOURCES : status;
+	}
+
+	map->Dev = File->Dev;
+	map->File = File;
+	map->Process = PsGetCurrentProcess();
+	ObReferenceObject(map->Process);
+	map->ProcessId = PsGetCurrentProcessId();
+	map->UserVa = call.UserVa;
+	map->Length = Length;
+	map->State = HB_MAP_ACTIVE;
+	map->RefCount = 1;	/* the lists' reference */
+	if (EvRing) {
+		InterlockedIncrement(&EvRing->RefCount);
+		map->EvRing = EvRing;
+	}
+	KeInitializeEvent(&map->Done, NotificationEvent, FALSE);
+
+	KeAcquireSpinLock(&HbGlobal.MapLock, &irql);
+	if (File->MapsClosed || File->MapCount >= HILBOX_WIN_MAX_MAPS_PER_FILE) {
+		/* CLEANUP ran meanwhile (or a concurrent MAP won): undo, we
+		 * are still in the owner's context */
+		KeReleaseSpinLock(&HbGlobal.MapLock, irql);
+		status = File->MapsClosed ? STATUS_FILE_CLOSED :
+					    STATUS_TOO_MANY_OPENED_FILES;
+		MmUnmapLockedPages(map->UserVa, map->Mdl);
+		map->State = HB_MAP_DONE;
+		HbMapRelease(map);
+		return status;
+	}
+	InsertTailList(&HbGlobal.Maps, &map->GlobalLink);
+	InsertTailList(&File->Maps, &map->FileLink);
+	File->MapCount++;
+	InterlockedIncrement(&HbGlobal.MapCount);
+	KeReleaseSpinLock(&HbGlobal.MapLock, irql);
+	*UserVa = call.UserVa;
+	return STATUS_SUCCESS;
 }
 
 /* IOCTL_HILBOX_MAP_FB: METHOD_BUFFERED in/out struct hilbox_win_map. */
@@ -259,10 +341,8 @@ NTSTATUS HbIoctlMap(PHB_FILE File, PIRP Irp)
 	struct hilbox_win_map *req = Irp->AssociatedIrp.SystemBuffer;
 	PHB_DEVICE dev = File->Dev;
 	ULONG64 offset, len;
-	HB_MAP_CALL call;
-	PHB_MAPPING map;
+	PVOID user_va;
 	NTSTATUS status;
-	KIRQL irql;
 	ULONG i;
 
 	if (sp->Parameters.DeviceIoControl.InputBufferLength < sizeof(*req) ||
@@ -299,67 +379,10 @@ NTSTATUS HbIoctlMap(PHB_FILE File, PIRP Irp)
 		status = STATUS_INVALID_PARAMETER;
 		goto out_hw;
 	}
-	if (File->MapCount >= HILBOX_WIN_MAX_MAPS_PER_FILE) {
-		status = STATUS_TOO_MANY_OPENED_FILES;
+	status = HbMapView(File, (PVOID)(dev->Fb + offset), (SIZE_T)len,
+			   dev->FbCache, NULL, &user_va);
+	if (!NT_SUCCESS(status))
 		goto out_hw;
-	}
-
-	map = ExAllocatePoolWithTag(NonPagedPoolNx, sizeof(*map), HB_POOL_TAG);
-	if (!map) {
-		status = STATUS_INSUFFICIENT_RESOURCES;
-		goto out_hw;
-	}
-	RtlZeroMemory(map, sizeof(*map));
-	map->Mdl = IoAllocateMdl((PVOID)(dev->Fb + offset), (ULONG)len,
-				 FALSE, FALSE, NULL);
-	if (!map->Mdl) {
-		ExFreePoolWithTag(map, HB_POOL_TAG);
-		status = STATUS_INSUFFICIENT_RESOURCES;
-		goto out_hw;
-	}
-	/* I/O space: fills the PFN array from the kernel view, no locking */
-	MmBuildMdlForNonPagedPool(map->Mdl);
-
-	call.Mdl = map->Mdl;
-	call.Cache = dev->FbCache;
-	call.UserVa = NULL;
-	status = HbCallGuarded(HbMapGuarded, &call);
-	if (!NT_SUCCESS(status) || !call.UserVa) {
-		IoFreeMdl(map->Mdl);
-		ExFreePoolWithTag(map, HB_POOL_TAG);
-		if (NT_SUCCESS(status))
-			status = STATUS_INSUFFICIENT_RESOURCES;
-		goto out_hw;
-	}
-
-	map->Dev = dev;
-	map->File = File;
-	map->Process = PsGetCurrentProcess();
-	ObReferenceObject(map->Process);
-	map->ProcessId = PsGetCurrentProcessId();
-	map->UserVa = call.UserVa;
-	map->Length = (SIZE_T)len;
-	map->State = HB_MAP_ACTIVE;
-	map->RefCount = 1;	/* the lists' reference */
-	KeInitializeEvent(&map->Done, NotificationEvent, FALSE);
-
-	KeAcquireSpinLock(&HbGlobal.MapLock, &irql);
-	if (File->MapsClosed || File->MapCount >= HILBOX_WIN_MAX_MAPS_PER_FILE) {
-		/* CLEANUP ran meanwhile (or a concurrent MAP won): undo, we
-		 * are still in the owner's context */
-		KeReleaseSpinLock(&HbGlobal.MapLock, irql);
-		status = File->MapsClosed ? STATUS_FILE_CLOSED :
-					    STATUS_TOO_MANY_OPENED_FILES;
-		MmUnmapLockedPages(map->UserVa, map->Mdl);
-		map->State = HB_MAP_DONE;
-		HbMapRelease(map);
-		goto out_hw;
-	}
-	InsertTailList(&HbGlobal.Maps, &map->GlobalLink);
-	InsertTailList(&File->Maps, &map->FileLink);
-	File->MapCount++;
-	InterlockedIncrement(&HbGlobal.MapCount);
-	KeReleaseSpinLock(&HbGlobal.MapLock, irql);
 
 	/* inserted while HwLock is shared: removal will find and revoke it */
 	RtlZeroMemory(req, sizeof(*req));
@@ -367,7 +390,7 @@ NTSTATUS HbIoctlMap(PHB_FILE File, PIRP Irp)
 	req->length = len;
 	req->cache_type = dev->FbCache == MmWriteCombined ?
 			  HILBOX_WIN_CACHE_WRITE_COMBINED : HILBOX_WIN_CACHE_UNCACHED;
-	req->user_va = (ULONG64)(ULONG_PTR)map->UserVa;
+	req->user_va = (ULONG64)(ULONG_PTR)user_va;
 	req->mapped_length = len;
 	Irp->IoStatus.Information = sizeof(*req);
 	status = STATUS_SUCCESS;

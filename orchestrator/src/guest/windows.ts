@@ -112,6 +112,7 @@ export const WINDOWS_CRASH_SIGNATURES: readonly CrashSignature[] = [
 const EVENT_MODES: EventModes = {
   invertedCall: { probeMode: 'iocp', mechanism: 'I/O completion port' },
   polling: { probeMode: 'poll', mechanism: 'STATS poll + ReadFile' },
+  sharedRing: { probeMode: 'ring', mechanism: 'read-only shared-memory ring + event object' },
 };
 
 function expandHome(p: string): string {
