@@ -543,6 +543,149 @@ static void sec_short_read(struct result *r, struct sec_ctx *c)
 	CloseHandle(h);
 }
 
+/* --- the shared-memory event ring (INTERFACE.md 3b, Windows) --- */
+
+/* A ring on c's handle, its view in *hdr; 0 or the DeviceIoControl error. */
+static DWORD ring_setup(HANDLE h, unsigned int records, HANDLE ev, const struct hilbox_ev_ring_hdr **hdr)
+{
+	struct hilbox_win_ev_ring setup;
+	DWORD e;
+
+	memset(&setup, 0, sizeof(setup));
+	setup.records = records;
+	setup.event = (uint64_t)(uintptr_t)ev;
+	e = dev_ioctl(h, IOCTL_HILBOX_EV_RING, &setup, sizeof(setup), &setup, sizeof(setup), NULL);
+	if (!e && hdr)
+		*hdr = (const struct hilbox_ev_ring_hdr *)(uintptr_t)setup.user_va;
+	return e;
+}
+
+static bool ring_hdr_intact(const struct hilbox_ev_ring_hdr *hdr, unsigned int records)
+{
+	return hdr->magic == HILBOX_EV_RING_MAGIC && hdr->version == HILBOX_EV_RING_VERSION &&
+	       hdr->records == records && hdr->slot_size == sizeof(struct hilbox_ev_slot);
+}
+
+static bool ring_offered(struct result *r, struct sec_ctx *c)
+{
+	if (c->in.drv_flags & HILBOX_DRV_EV_RING)
+		return true;
+	r_skip(r, "the driver offers no shared-memory ring (HILBOX_DRV_EV_RING)");
+	return false;
+}
+
+static void sec_ring_write(struct result *r, struct sec_ctx *c)
+{
+	static const DWORD prots[] = { PAGE_READWRITE, PAGE_WRITECOPY, PAGE_EXECUTE_READWRITE };
+	const struct hilbox_ev_ring_hdr *hdr = NULL;
+	uint8_t v = 0x5a;
+	SIZE_T n = 0;
+	DWORD e, f, old;
+	HANDLE h;
+	size_t i;
+
+	if (!ring_offered(r, c))
+		return;
+	h = dev_open(true, &e);
+	if (h == INVALID_HANDLE_VALUE) {
+		r_fail(r, "open: %s", errname(e));
+		return;
+	}
+	e = ring_setup(h, 64, NULL, &hdr);
+	r_dstr(r, "setup", errname(e));
+	if (e) {
+		r_fail(r, "IOCTL_HILBOX_EV_RING: %s", errname(e));
+		CloseHandle(h);
+		return;
+	}
+	f = touch((const volatile uint8_t *)hdr, true, NULL);
+	r_dstr(r, "write_exception", fault_name(f));
+	if (f != EXCEPTION_ACCESS_VIOLATION)
+		r_fail(r, "a write through the ring view did not raise an access violation (%s)", fault_name(f));
+	for (i = 0; i < sizeof(prots) / sizeof(prots[0]); i++) {
+		if (VirtualProtect((void *)hdr, 4096, prots[i], &old)) {
+			r_fail(r, "VirtualProtect(%#lx) succeeded on the ring view", (unsigned long)prots[i]);
+			VirtualProtect((void *)hdr, 4096, old, &old);
+		}
+	}
+	e = WriteProcessMemory(GetCurrentProcess(), (void *)hdr, &v, 1, &n) ? 0 : GetLastError();
+	r_dstr(r, "write_process_memory", errname(e));
+	if (!e || n)
+		r_fail(r, "WriteProcessMemory wrote %llu bytes into the ring view", (unsigned long long)n);
+	if (!ring_hdr_intact(hdr, 64))
+		r_fail(r, "the ring header changed: magic %#x version %u records %u",
+		       hdr->magic, hdr->version, hdr->records);
+	CloseHandle(h);	/* CLEANUP unmaps the view and frees the ring */
+}
+
+static void sec_ring_bad_setup(struct result *r, struct sec_ctx *c)
+{
+	static const unsigned int bad_sizes[] = { 0, 32, 100, 131072 };
+	struct hilbox_win_ev_ring setup;
+	struct hilbox_ev_ring_wait rel;
+	const struct hilbox_ev_ring_hdr *hdr = NULL;
+	HANDLE h, h2;
+	DWORD e;
+	size_t i;
+
+	if (!ring_offered(r, c))
+		return;
+	h = dev_open(true, &e);
+	if (h == INVALID_HANDLE_VALUE) {
+		r_fail(r, "open: %s", errname(e));
+		return;
+	}
+	for (i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++) {
+		e = ring_setup(h, bad_sizes[i], NULL, NULL);
+		if (e != ERROR_INVALID_PARAMETER)
+			r_fail(r, "records %u: %s, expected ERROR_INVALID_PARAMETER", bad_sizes[i], errname(e));
+	}
+	memset(&setup, 0, sizeof(setup));
+	setup.records = 64;
+	setup.flags = 1;
+	e = dev_ioctl(h, IOCTL_HILBOX_EV_RING, &setup, sizeof(setup), &setup, sizeof(setup), NULL);
+	if (e != ERROR_INVALID_PARAMETER)
+		r_fail(r, "flags 1: %s, expected ERROR_INVALID_PARAMETER", errname(e));
+	/* a handle that is not an event (the device's own) */
+	e = ring_setup(h, 64, h, NULL);
+	r_dstr(r, "not_an_event", errname(e));
+	if (e != ERROR_INVALID_PARAMETER)
+		r_fail(r, "the device handle as the event: %s, expected ERROR_INVALID_PARAMETER", errname(e));
+	memset(&rel, 0, sizeof(rel));
+	e = dev_ioctl(h, IOCTL_HILBOX_EV_RING_WAIT, &rel, sizeof(rel), &rel, sizeof(rel), NULL);
+	if (e != ERROR_INVALID_PARAMETER)
+		r_fail(r, "a release before set-up: %s, expected ERROR_INVALID_PARAMETER", errname(e));
+
+	e = ring_setup(h, 64, NULL, &hdr);
+	if (e) {
+		r_fail(r, "a good set-up failed: %s", errname(e));
+		CloseHandle(h);
+		return;
+	}
+	h2 = dev_open(true, &e);
+	if (h2 != INVALID_HANDLE_VALUE) {
+		e = ring_setup(h2, 64, NULL, NULL);
+		r_dstr(r, "second_ring", errname(e));
+		if (e != ERROR_BUSY)
+			r_fail(r, "a second ring on the device: %s, expected ERROR_BUSY", errname(e));
+		CloseHandle(h2);
+	}
+	memset(&rel, 0, sizeof(rel));
+	rel.head = hdr->tail + 1;	/* past the tail */
+	e = dev_ioctl(h, IOCTL_HILBOX_EV_RING_WAIT, &rel, sizeof(rel), &rel, sizeof(rel), NULL);
+	if (e != ERROR_INVALID_PARAMETER)
+		r_fail(r, "a release past the tail: %s, expected ERROR_INVALID_PARAMETER", errname(e));
+	memset(&rel, 0, sizeof(rel));
+	rel.head = hdr->head;
+	rel.timeout_ms = 10;	/* Windows waits on the event, not in the driver */
+	e = dev_ioctl(h, IOCTL_HILBOX_EV_RING_WAIT, &rel, sizeof(rel), &rel, sizeof(rel), NULL);
+	if (e != ERROR_INVALID_PARAMETER)
+		r_fail(r, "a release with a timeout: %s, expected ERROR_INVALID_PARAMETER", errname(e));
+	if (!ring_hdr_intact(hdr, 64))
+		r_fail(r, "the ring header changed");
+	CloseHandle(h);
+}
+
 const struct os_attacks os_attacks = {
 	.unprivileged_open = sec_unprivileged_open,
 	.write_through_mapping = sec_write_mapping,
@@ -556,4 +699,6 @@ const struct os_attacks os_attacks = {
 	.virtualprotect_write = sec_virtualprotect,
 	.write_process_memory = sec_write_process_memory,
 	.cancel_storm = sec_cancel_storm,
+	.ring_write = sec_ring_write,
+	.ring_bad_setup = sec_ring_bad_setup,
 };
