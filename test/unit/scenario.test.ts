@@ -4,6 +4,7 @@ import { repoRoot } from '../../orchestrator/src/core/paths.ts';
 import { loadDefaultScenario, loadScenarioFile, parseScenario, ScenarioError } from '../../orchestrator/src/scenario/load.ts';
 import { deviceProperties, DEVICE_PROPERTY_NAMES } from '../../orchestrator/src/scenario/device-props.ts';
 import { buildQemuArgs } from '../../orchestrator/src/vm/qemu-args.ts';
+import { checkRealtimeFits } from '../../orchestrator/src/vm/realtime.ts';
 import { selectCases, CaseSelectionError } from '../../orchestrator/src/scenario/cases.ts';
 import { DEFAULT_PROPS, validateProps } from '../../orchestrator/src/device/spec.ts';
 
@@ -186,6 +187,17 @@ describe('invalid scenarios', () => {
     expect(buildQemuArgs({ ...base, accel: 'tcg' })).not.toContain('-icount');
     expect(() => buildQemuArgs({ ...base, accel: 'kvm', icountShift: 0 })).toThrow(/icount needs the tcg accelerator/);
     expect(() => buildQemuArgs({ ...base, accel: 'tcg', icountShift: 11 })).toThrow(/icount shift 11: expected 0..10/);
+  });
+
+  it('realtime: a boolean, refused when the guest has more vCPUs than the host has cores', () => {
+    expect(parseScenario('name: x\n', 'x.yaml').realtime).toBe(false);
+    expect(parseScenario('name: x\nrealtime: true\n', 'x.yaml').realtime).toBe(true);
+    expect(problemsOf(() => parseScenario('name: x\nrealtime: yes please\n', 'x.yaml')).message).toContain('realtime: expected true or false');
+    expect(checkRealtimeFits(2, 2, 0.95)).toBeUndefined(); // throttled: vCPUs may take every core
+    expect(checkRealtimeFits(3, 2, 0.95)).toMatch(/at most as many vCPUs as host cores \(cpus: 3, this host: 2\); allowed here: cpus ≤ 2/);
+    expect(checkRealtimeFits(1, 2, undefined)).toBeUndefined();
+    expect(checkRealtimeFits(2, 2, undefined)).toMatch(/throttling is off .*allowed here: cpus ≤ 1/);
+    expect(checkRealtimeFits(1, 1, undefined)).toMatch(/none: this host has one core/);
   });
 
   it('driver params: Linux module parameters, name → integer', () => {
