@@ -4,6 +4,8 @@
  * real SSH server, and a pvpanic report turned into a crash by the QMP event line (what a
  * Windows bugcheck looks like to hilbox).
  */
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
@@ -21,6 +23,26 @@ describe('guest-neutral launcher parts on a real guest', () => {
       .withReadiness(new SshCommandReadiness('uname -s', /Linux/, 500))
       .start();
     expect((await vm.ssh.run('echo up')).stdout).toBe('up\n');
+  }, 180_000);
+
+  it('realtime: every QEMU thread under SCHED_FIFO, the main loop one priority above the vCPUs', async () => {
+    await using vm = await new HilboxVm()
+      .withQemu(await qemuPath())
+      .withGuest(await linuxGuest())
+      .withAccel('auto')
+      .withMemory('256M')
+      .withCpus(2)
+      .withRealtime()
+      .start();
+    expect(vm.scheduling).toBe('fifo (priority 1)');
+    const pid = vm.machine.pid!;
+    const policy = (tid: string): string => execFileSync('chrt', ['-p', tid], { encoding: 'utf8' });
+    const tids = readdirSync(`/proc/${pid}/task`);
+    expect(tids.length).toBeGreaterThan(2); // main loop, vCPUs, render thread, ...
+    for (const tid of tids) expect(policy(tid)).toMatch(/SCHED_FIFO/);
+    expect(policy(String(pid))).toMatch(/priority: 2/);
+    expect(tids.filter((t) => t !== String(pid)).every((t) => /priority: 1/.test(policy(t)))).toBe(true);
+    expect((await vm.ssh.run('echo up')).stdout).toBe('up\n'); // a guest that boots under it
   }, 180_000);
 
   it('a pvpanic report becomes GuestCrashError through the QMP GUEST_PANICKED line', async () => {

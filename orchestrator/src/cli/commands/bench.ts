@@ -25,7 +25,9 @@ import { appendHistory, BENCH_SCHEMA, readHistory, trends, type BenchRecord } fr
 import { trendMarkdown, writeTrendChart } from '../../bench/trend-chart.ts';
 import { formatSpread } from '../../bench/stats.ts';
 import { environmentDifferences, describeEnvironment } from '../../report/environment.ts';
-import { toSummaryMarkdown, toSummaryText } from '../../report/summary.ts';
+import { ceilingSection, mouseSection, toSummaryMarkdown, toSummaryText } from '../../report/summary.ts';
+import { markdownTable, textTable } from '../../report/table.ts';
+import { medianCases } from '../../bench/median-cases.ts';
 import type { CaseResult } from '../../report/results.ts';
 import type { Scenario } from '../../scenario/schema.ts';
 import { ExitCode } from '../exit-codes.ts';
@@ -109,6 +111,9 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
   };
   const metrics = combineRepeats(runs.map(perRun));
   const cases = runs.at(-1) ?? [];
+  // the event tables as the verdict sees them: medians over the repetitions
+  const medianSections = repeat > 1 ? [mouseSection(medianCases(runs)), ceilingSection(medianCases(runs))].filter((x) => x !== undefined) : [];
+  const medianTitle = (t: string): string => `${t} — median of ${repeat} repetitions (max µs: the median of each repetition's maximum)`;
   const fingerprint = machineFingerprint(environment);
   const commit = typeof environment.gitCommit === 'string' ? environment.gitCommit : undefined;
   const bench: BenchRecord = {
@@ -174,6 +179,7 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
     '',
     trendMarkdown(trend.trends),
     '',
+    ...medianSections.flatMap((x) => [`## ${medianTitle(x.title)}`, '', markdownTable(x.table), '']),
     ...(cpu ? [cpu.markdown] : []),
   ].join('\n');
   writeFileSync(join(outDir, 'bench.md'), md);
@@ -183,6 +189,7 @@ export async function benchCommand(a: BenchArgs): Promise<number> {
     process.stdout.write(`${benchTableText(rows)}\n${verdict}\n${spreadText}\n`);
     if (detCheck) process.stdout.write(`${detCheck}\n`);
     if (crossMachine) process.stdout.write(`${crossMachine}\n`);
+    for (const x of medianSections) process.stdout.write(`\n${medianTitle(x.title)}\n\n${textTable(x.table)}\n`);
     if (cpu) process.stdout.write(`\n${cpu.text}`);
     if (history.unreadable.length) process.stdout.write(`note: history files not read: ${history.unreadable.join(', ')}\n`);
     process.stdout.write(`artifacts: ${outDir} (bench.json, bench.md, bench.png, trend.png${cpu ? ', cpu-table.svg' : ''})${historyDir ? `; history: ${historyDir}` : ''}\n`);
