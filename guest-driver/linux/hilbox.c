@@ -415,12 +415,20 @@ static bool hb_wake_readers(struct hilbox_dev *hdev)
 	return false;
 }
 
-/* Every poller, with @key (0: keyless): state changes all must see. */
+/*
+ * Every poller, with @key (0: keyless): state changes all must see, and
+ * each shared-ring batch.  One barrier for all the queues (pairs with the
+ * one in poll_wait()'s add_wait_queue), then only queues with a sleeper
+ * are locked and woken: a batch costs no 64 lock round trips.
+ */
 static void hb_wake_poll_all(struct hilbox_dev *hdev, __poll_t key)
 {
 	unsigned int i;
 
+	smp_mb();
 	for (i = 0; i < HB_POLLQ; i++) {
+		if (!waitqueue_active(&hdev->pollq[i]))
+			continue;
 		if (key)
 			wake_up_interruptible_poll(&hdev->pollq[i], key);
 		else
