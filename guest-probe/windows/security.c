@@ -566,12 +566,20 @@ static bool ring_hdr_intact(const struct hilbox_ev_ring_hdr *hdr, unsigned int r
 	       hdr->records == records && hdr->slot_size == sizeof(struct hilbox_ev_slot);
 }
 
-static bool ring_offered(struct result *r, struct sec_ctx *c)
+/* A fresh overlapped handle for a ring case, or INVALID_HANDLE_VALUE (the case skipped or failed). */
+static HANDLE ring_case_open(struct result *r, struct sec_ctx *c)
 {
-	if (c->in.drv_flags & HILBOX_DRV_EV_RING)
-		return true;
-	r_skip(r, "the driver offers no shared-memory ring (HILBOX_DRV_EV_RING)");
-	return false;
+	HANDLE h;
+	DWORD e;
+
+	if (!(c->in.drv_flags & HILBOX_DRV_EV_RING)) {
+		r_skip(r, "the driver offers no shared-memory ring (HILBOX_DRV_EV_RING)");
+		return INVALID_HANDLE_VALUE;
+	}
+	h = dev_open(true, &e);
+	if (h == INVALID_HANDLE_VALUE)
+		r_fail(r, "open: %s", errname(e));
+	return h;
 }
 
 static void sec_ring_write(struct result *r, struct sec_ctx *c)
@@ -584,13 +592,9 @@ static void sec_ring_write(struct result *r, struct sec_ctx *c)
 	HANDLE h;
 	size_t i;
 
-	if (!ring_offered(r, c))
+	h = ring_case_open(r, c);
+	if (h == INVALID_HANDLE_VALUE)
 		return;
-	h = dev_open(true, &e);
-	if (h == INVALID_HANDLE_VALUE) {
-		r_fail(r, "open: %s", errname(e));
-		return;
-	}
 	e = ring_setup(h, 64, NULL, &hdr);
 	r_dstr(r, "setup", errname(e));
 	if (e) {
@@ -628,13 +632,9 @@ static void sec_ring_bad_setup(struct result *r, struct sec_ctx *c)
 	DWORD e;
 	size_t i;
 
-	if (!ring_offered(r, c))
+	h = ring_case_open(r, c);
+	if (h == INVALID_HANDLE_VALUE)
 		return;
-	h = dev_open(true, &e);
-	if (h == INVALID_HANDLE_VALUE) {
-		r_fail(r, "open: %s", errname(e));
-		return;
-	}
 	for (i = 0; i < sizeof(bad_sizes) / sizeof(bad_sizes[0]); i++) {
 		e = ring_setup(h, bad_sizes[i], NULL, NULL);
 		if (e != ERROR_INVALID_PARAMETER)
