@@ -216,11 +216,13 @@ NTSTATUS HbIoctlEvRing(PHB_FILE File, PIRP Irp)
 		       dev->EvDead ? STATUS_NO_SUCH_DEVICE : STATUS_DEVICE_BUSY;
 	}
 
-	/* the view; the ring stays attached to the file if this fails */
+	/* the view; without one the ring goes again (records to requests) */
 	status = HbMapView(File, r->Hdr, r->Bytes, MmCached, r, &user_va);
 	HbHwExit(dev);
-	if (!NT_SUCCESS(status))
+	if (!NT_SUCCESS(status)) {
+		HbEvRingDetach(File);
 		return status;
+	}
 	HbAutoSubscribe(File);	/* EV_ENABLE, as a first read would */
 	RtlZeroMemory(req, sizeof(*req));
 	req->records = r->Records;

@@ -292,7 +292,8 @@ describe('frame faults', () => {
       expect((await rig.rd32('FRAME_SEQ')) & 1, 'even: the last frame is whole').toBe(0);
       expect(Buffer.compare(await rig.qt.b64read(rig.fb, rig.geo.stride), Buffer.from(expectedFbBytes(n0, rig.geo, 0, rig.geo.stride)))).toBe(0);
       await set(rig, 'fault', 'none');
-      await settle(rig);
+      // the current frame goes to the render thread, which may not have started it yet
+      for (let i = 0; i < 200 && ((await rig.rd64('FRAME_NUMBER')) !== n0 + 5n || (await rig.rd32('FRAME_SEQ')) & 1); i++) await new Promise((r) => setTimeout(r, 5));
       expect(await rig.rd64('FRAME_NUMBER'), 'the current frame, numbers skipped').toBe(n0 + 5n);
     });
   }
@@ -307,7 +308,9 @@ describe('frame faults', () => {
     expect((await rig.rd32('FRAME_SEQ')) & 1, 'a writer that died mid-frame').toBe(1);
     expect(await rig.rd64('FRAMES_PRODUCED')).toBe(produced);
     await set(rig, 'fault', 'none');
-    await settle(rig);
+    // clearing makes FRAME_SEQ even at once and hands the current frame (6) to the render
+    // thread, which may not have started it yet: wait for that frame to be published
+    for (let i = 0; i < 200 && ((await rig.rd64('FRAME_NUMBER')) !== 6n || (await rig.rd32('FRAME_SEQ')) & 1); i++) await new Promise((r) => setTimeout(r, 5));
     const seq = await rig.rd32('FRAME_SEQ');
     expect(seq & 1).toBe(0);
     expect(seq).toBe(Number(2n * (await rig.rd64('FRAMES_PRODUCED'))));
