@@ -276,12 +276,19 @@ describe('frame faults', () => {
   const settle = async (rig: HilboxRig) => {
     for (let i = 0; i < 200 && (await rig.rd32('FRAME_SEQ')) & 1; i++) await new Promise((r) => setTimeout(r, 5));
   };
+  /**
+   * Waits until frame `n` is published (FRAME_NUMBER n, FRAME_SEQ even). FRAME_SEQ even alone is
+   * not enough: the render thread may not have started the frame the clock step handed it.
+   */
+  const published = async (rig: HilboxRig, n: bigint) => {
+    for (let i = 0; i < 400 && ((await rig.rd64('FRAME_NUMBER')) !== n || (await rig.rd32('FRAME_SEQ')) & 1); i++) await new Promise((r) => setTimeout(r, 5));
+  };
 
   for (const mode of ['direct', 'mmio'] as const) {
     it(`frame-stall (${mode}): nothing new is published while the clock runs; clearing it shows the current frame`, async () => {
       await using rig = await startRig({ props: { 'fb-mode': mode, width: 64, height: 48, fps: FPS, 'mouse-rate-hz': 0 } });
       await rig.qt.clockStep(3n * PERIOD);
-      await settle(rig);
+      await published(rig, 3n);
       const n0 = await rig.rd64('FRAME_NUMBER');
       const p0 = await rig.rd64('FRAMES_PRODUCED');
       await set(rig, 'fault', 'frame-stall');
@@ -292,8 +299,7 @@ describe('frame faults', () => {
       expect((await rig.rd32('FRAME_SEQ')) & 1, 'even: the last frame is whole').toBe(0);
       expect(Buffer.compare(await rig.qt.b64read(rig.fb, rig.geo.stride), Buffer.from(expectedFbBytes(n0, rig.geo, 0, rig.geo.stride)))).toBe(0);
       await set(rig, 'fault', 'none');
-      // the current frame goes to the render thread, which may not have started it yet
-      for (let i = 0; i < 200 && ((await rig.rd64('FRAME_NUMBER')) !== n0 + 5n || (await rig.rd32('FRAME_SEQ')) & 1); i++) await new Promise((r) => setTimeout(r, 5));
+      await published(rig, n0 + 5n); // the current frame, rendered by the thread
       expect(await rig.rd64('FRAME_NUMBER'), 'the current frame, numbers skipped').toBe(n0 + 5n);
     });
   }
@@ -301,16 +307,15 @@ describe('frame faults', () => {
   it('frame-stall-odd: FRAME_SEQ stays odd and nothing is published; clearing it makes it even again', async () => {
     await using rig = await startRig({ props: { width: 64, height: 48, fps: FPS, 'mouse-rate-hz': 0 } });
     await rig.qt.clockStep(2n * PERIOD);
-    await settle(rig);
+    await published(rig, 2n);
     const produced = await rig.rd64('FRAMES_PRODUCED');
     await set(rig, 'fault', 'frame-stall-odd');
     await rig.qt.clockStep(4n * PERIOD);
     expect((await rig.rd32('FRAME_SEQ')) & 1, 'a writer that died mid-frame').toBe(1);
     expect(await rig.rd64('FRAMES_PRODUCED')).toBe(produced);
     await set(rig, 'fault', 'none');
-    // clearing makes FRAME_SEQ even at once and hands the current frame (6) to the render
-    // thread, which may not have started it yet: wait for that frame to be published
-    for (let i = 0; i < 200 && ((await rig.rd64('FRAME_NUMBER')) !== 6n || (await rig.rd32('FRAME_SEQ')) & 1); i++) await new Promise((r) => setTimeout(r, 5));
+    // clearing makes FRAME_SEQ even at once and hands the current frame (6) to the render thread
+    await published(rig, 6n);
     const seq = await rig.rd32('FRAME_SEQ');
     expect(seq & 1).toBe(0);
     expect(seq).toBe(Number(2n * (await rig.rd64('FRAMES_PRODUCED'))));
