@@ -34,6 +34,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, posix, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { memoAptAnswer } from './lib/debian.mjs';
 
 const SCHEMA = 'hilbox-guest/1';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -765,8 +766,11 @@ function main() {
     if (!existsSync(makefile)) fail(`${relative(repo, makefile) || makefile} does not exist yet: the guest image needs ${what}`);
   }
 
-  const kernelVersion = resolveKernelVersion();
-  const versions = candidateVersions([`linux-image-${kernelVersion}`, ...readPackageList()]);
+  // apt-cache costs seconds on every warm run; its answers stay valid while apt's lists do.
+  const aptMemo = join(cache, 'debs', 'apt-answers.json');
+  const kernelVersion = process.env.HILBOX_KERNEL_VERSION ? resolveKernelVersion() : memoAptAnswer(aptMemo, 'kernel-version', resolveKernelVersion);
+  const pkgs = [`linux-image-${kernelVersion}`, ...readPackageList()];
+  const versions = new Map(Object.entries(memoAptAnswer(aptMemo, `candidates ${pkgs.join(' ')}`, () => Object.fromEntries(candidateVersions(pkgs)))));
   // [path in the repository layout, directory, its files]
   const sourceSets = [
     ...['linux', 'include'].map((d) => [`guest-driver/${d}`, join(driverRoot, d)]),

@@ -86,11 +86,12 @@ async function locateSource() {
     }
     return { kind: 'tarball', file: p, version: basename(p).replace(/\.tar\..*$/, '') };
   }
-  await ensureDebSrc();
   const dl = join(cache, 'qemu-src');
   mkdirSync(dl, { recursive: true });
   let dsc = readdirSync(dl).find((f) => f.endsWith('.dsc'));
   if (!dsc) {
+    // Only a download needs a deb-src entry (asking apt costs a second on every warm run).
+    await ensureDebSrc();
     log("downloading Debian's qemu source package");
     await $({ cwd: dl })`apt-get source --download-only qemu`.pipe(process.stderr);
     dsc = readdirSync(dl).find((f) => f.endsWith('.dsc'));

@@ -1,7 +1,10 @@
 // Debian packages a build script needs on the host: which are missing, and installing them
-// (as root; otherwise the exact apt-get line is printed and the script stops). Shared by every
-// scripts/build-*.mjs so the rule lives in one place.
+// (as root; otherwise the exact apt-get line is printed and the script stops); and apt's
+// answers kept while its package lists are unchanged. Shared by every scripts/build-*.mjs so
+// the rule lives in one place.
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 const APT_OPTS = ['-y', '-q', '-o', 'DPkg::Lock::Timeout=300'];
 
@@ -43,4 +46,45 @@ export function ensureDebianPackages(pkgs, { log, fail }) {
     r = aptInstall(missing);
   }
   if (r.status !== 0) fail(`${line} failed:\n${String(r.stderr).trim().split('\n').slice(-10).join('\n')}`);
+}
+
+/**
+ * What apt's package lists and configuration look like now: size and mtime of each place
+ * `apt-cache` answers from (the downloaded lists, the sources and the pinning). An `apt-get
+ * update` that fetched anything, or any edit of sources or preferences, changes it.
+ */
+export function aptState() {
+  const places = ['/var/lib/apt/lists', '/etc/apt/sources.list', '/etc/apt/sources.list.d', '/etc/apt/preferences', '/etc/apt/preferences.d'];
+  return places.map((p) => {
+    try {
+      const s = statSync(p);
+      return `${p}:${s.size}:${s.mtimeMs}`;
+    } catch {
+      return `${p}:-`;
+    }
+  }).join(' ');
+}
+
+/**
+ * `compute()`'s answer, kept in `file` for as long as aptState() is unchanged: asking apt-cache
+ * costs about a second per call on a 2-core machine, and a warm build only needs to know that
+ * nothing changed. A value that cannot be kept (undefined) is not stored.
+ */
+export function memoAptAnswer(file, question, compute) {
+  const state = aptState();
+  let memo;
+  try {
+    memo = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    memo = {};
+  }
+  const hit = memo[question];
+  if (hit && hit.state === state) return hit.answer;
+  const answer = compute();
+  if (answer === undefined) return answer;
+  memo[question] = { state: aptState(), answer }; // compute() may have run apt-get update
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(`${file}.tmp`, JSON.stringify(memo, null, 2));
+  renameSync(`${file}.tmp`, file);
+  return answer;
 }

@@ -9,7 +9,7 @@ import { UsageError } from '../../orchestrator/src/core/errors.ts';
 import { exitCodeFor } from '../../orchestrator/src/cli/errors.ts';
 import { guestTraits } from '../../orchestrator/src/guest/for-scenario.ts';
 import { parseCaseTable, securityCaseNames } from '../../orchestrator/src/guest/probe-cases.ts';
-import { loadDefaultScenario, parseScenario } from '../../orchestrator/src/scenario/load.ts';
+import { loadDefaultScenario, loadFullScenario, parseScenario } from '../../orchestrator/src/scenario/load.ts';
 import { planRun } from '../../orchestrator/src/suites/run-plan.ts';
 import { SUITE_NAMES } from '../../orchestrator/src/suites/plan.ts';
 import { planSecurity } from '../../orchestrator/src/suites/security.ts';
@@ -24,8 +24,8 @@ const err = (f: () => unknown): Error => {
   throw new Error('expected an error');
 };
 
-describe('the plan of the default scenario (Linux)', () => {
-  const plan = planRun(loadDefaultScenario(), SUITE_NAMES);
+describe('the plan of the full scenario (Linux)', () => {
+  const plan = planRun(loadFullScenario(), SUITE_NAMES);
 
   it('names every case and carries its parameters as data', () => {
     expect(plan.verify.map((c) => c.name)).toEqual(['device-info', 'verify-frames', 'write-mapping', 'generator-events', 'host-fed-events', 'frame-picture']);
@@ -45,6 +45,31 @@ describe('the plan of the default scenario (Linux)', () => {
     expect(tp['notify-baseline']?.params).toEqual({ mode: 'notify', mechanism: 'eventfd' });
     expect(plan.throughput.every((c) => !c.skip)).toBe(true);
     expect(plan.security.map((c) => c.name)).toEqual([...securityCaseNames('linux'), 'unplug-while-mapped', 'unplug-reads-pending', 'surprise-removal-while-mapped', 'surprise-removal-reads-pending', 'irq-drain-bounded', 'mmio-stall', 'vmstate-hostile']);
+  });
+});
+
+describe('the default scenario: a sample of the full one', () => {
+  const enabled = (sc: ReturnType<typeof loadDefaultScenario>) => SUITE_NAMES.filter((n) => sc.suites[n].enabled);
+  const quick = loadDefaultScenario();
+  const full = loadFullScenario();
+  const names = (p: ReturnType<typeof planRun>) => Object.fromEntries(SUITE_NAMES.map((n) => [n, p[n].map((c) => c.name)]));
+  const q = names(planRun(quick, enabled(quick)));
+  const f = names(planRun(full, enabled(full)));
+
+  it('runs every suite but the CPU table, each on a sample of the full scenario\'s cases', () => {
+    for (const suite of ['verify', 'throughput', 'security', 'robustness'] as const) {
+      expect(q[suite]!.length, suite).toBeGreaterThan(0);
+      expect(f[suite], suite).toEqual(expect.arrayContaining(q[suite]!));
+    }
+    expect(q['verify']).toEqual(f['verify']);
+    expect(q['cpu']).toEqual([]);
+    expect(q['throughput']).toEqual(['fb-map-direct', 'fb-copy-direct', 'fb-map-ivshmem', 'mouse-inverted-call-r8000-b1-p1', 'mouse-inverted-call-r8000-b1-p64', 'mouse-polling-r8000-b1', 'mouse-shared-ring-r8000-b1']);
+    // the attacks on handles and mappings, and a card pulled while mapped
+    expect(q['security']).toEqual(expect.arrayContaining([...securityCaseNames('linux'), 'surprise-removal-while-mapped', 'surprise-removal-reads-pending']));
+  });
+
+  it('boots the same machine and device as the full scenario, with the same thresholds', () => {
+    for (const k of ['guest', 'accelerator', 'memory', 'cpus', 'device', 'driver', 'thresholds', 'timeouts', 'realtime'] as const) expect(quick[k], k).toEqual(full[k]);
   });
 });
 
@@ -93,6 +118,16 @@ describe('bad input is refused before anything boots', () => {
     expect(e).toBeInstanceOf(UsageError);
     expect(exitCodeFor(e)).toBe(2);
     expect(e.message).toMatch(/^suites\.security\.cases: unknown case scm-rights-mapp; allowed: unprivileged-open, .*scm-rights-map.*, unplug-reads-pending, surprise-removal-while-mapped, surprise-removal-reads-pending, irq-drain-bounded, mmio-stall, vmstate-hostile$/);
+  });
+
+  it('a throughput selection keeps the plan\'s order and refuses a case the lists do not make, naming the ones they do', () => {
+    const s = scenario('suites:\n  throughput:\n    fbModes: [direct]\n    mouse: { rates: [8000], bundles: [1], pending: [1] }\n    cases: [mouse-polling-r8000-b1, fb-map-direct]\n');
+    expect(planRun(s, ['throughput']).throughput.map((c) => c.name)).toEqual(['fb-map-direct', 'mouse-polling-r8000-b1']);
+    const e = err(() => planRun(scenario('suites:\n  throughput:\n    fbModes: [direct]\n    cases: [fb-map-mmio]\n'), SUITE_NAMES));
+    expect(e).toBeInstanceOf(UsageError);
+    expect(exitCodeFor(e)).toBe(2);
+    expect(e.message).toMatch(/^suites\.throughput\.cases: unknown case fb-map-mmio; allowed: fb-ram-direct, fb-map-direct, .*mouse-host-fed-r1000$/);
+    expect(err(() => planRun(scenario('suites:\n  throughput:\n    cases: []\n'), SUITE_NAMES)).message).toMatch(/suites\.throughput\.cases: needs at least 1 entry/);
   });
 
   it('a Windows-only case in a Linux scenario is unknown there', () => {

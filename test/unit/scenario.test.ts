@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { repoRoot } from '../../orchestrator/src/core/paths.ts';
-import { loadDefaultScenario, loadScenarioFile, parseScenario, ScenarioError } from '../../orchestrator/src/scenario/load.ts';
+import { loadDefaultScenario, loadFullScenario, loadScenarioFile, parseScenario, ScenarioError } from '../../orchestrator/src/scenario/load.ts';
 import { deviceProperties, DEVICE_PROPERTY_NAMES } from '../../orchestrator/src/scenario/device-props.ts';
 import { buildQemuArgs } from '../../orchestrator/src/vm/qemu-args.ts';
-import { checkRealtimeFits } from '../../orchestrator/src/vm/realtime.ts';
+import { checkRealtimeFits, checkRealtimeSideBySide } from '../../orchestrator/src/vm/realtime.ts';
 import { selectCases, CaseSelectionError } from '../../orchestrator/src/scenario/cases.ts';
 import { DEFAULT_PROPS, validateProps } from '../../orchestrator/src/device/spec.ts';
 
@@ -29,8 +29,15 @@ describe('default scenario', () => {
     expect(s.memory).toBe('512M');
     expect(s.cpus).toBe(2);
     expect(s.device).toMatchObject({ width: 1920, height: 1080, fps: 50, 'fb-mode': 'direct', 'mouse-rate-hz': 8000, 'mouse-bundle': 1 });
-    expect(s.suites.security).toEqual({ enabled: true, cases: 'all' });
+    expect(s.suites.security.enabled).toBe(true);
+    expect(s.suites.robustness).toMatchObject({ enabled: true, full: false });
     expect(s.suites.throughput.short).toBe(true);
+    // the full scenario: every case of the suites the default samples
+    const full = loadFullScenario();
+    expect(full.name).toBe('full');
+    expect(full.suites.security).toEqual({ enabled: true, cases: 'all' });
+    expect(full.suites.robustness).toEqual({ enabled: true, cases: 'all', full: false });
+    expect(full.suites.throughput).toMatchObject({ short: true, cases: 'all', fbModes: ['direct', 'mmio'] });
     expect(s.thresholds.duplicates).toEqual({ max: 0 });
     expect(s.thresholds.torn_frames).toEqual({ max: 0 });
   });
@@ -51,7 +58,7 @@ describe('default scenario', () => {
   });
 
   it('all example scenarios are valid', () => {
-    for (const f of ['mmio-latency.yaml', 'mouse-8khz-bundled.yaml', 'windows.yaml']) {
+    for (const f of ['mmio-latency.yaml', 'mouse-8khz-bundled.yaml', 'windows.yaml', 'full.yaml', 'event-delivery.yaml', 'cpu-table.yaml']) {
       const s = loadScenarioFile(fx(`scenarios/${f}`));
       expect(s.name).toBe(f.replace(/\.yaml$/, ''));
     }
@@ -198,6 +205,12 @@ describe('invalid scenarios', () => {
     expect(checkRealtimeFits(1, 2, undefined)).toBeUndefined();
     expect(checkRealtimeFits(2, 2, undefined)).toMatch(/throttling is off .*allowed here: cpus ≤ 1/);
     expect(checkRealtimeFits(1, 1, undefined)).toMatch(/none: this host has one core/);
+    // VMs side by side (hilbox matrix -j N): the realtime ones that can run at once share the cores
+    const rt = (name: string, cpus: number, realtime = true) => ({ name, cpus, realtime });
+    expect(checkRealtimeSideBySide([rt('a', 2), rt('b', 2)], 1, 2, 0.95)).toBeUndefined();
+    expect(checkRealtimeSideBySide([rt('a', 2), rt('b', 2, false), rt('c', 1, false)], 3, 2, 0.95)).toBeUndefined();
+    expect(checkRealtimeSideBySide([rt('a', 1), rt('b', 1)], 2, 2, 0.95)).toBeUndefined();
+    expect(checkRealtimeSideBySide([rt('a', 2), rt('b', 1), rt('c', 2)], 2, 2, 0.95)).toMatch(/^a, c side by side put 4 vCPUs under SCHED_FIFO at once; realtime needs at most as many vCPUs as host cores \(vCPUs together: 4, this host: 2\); allowed here: vCPUs together ≤ 2; run them with a smaller -j$/);
   });
 
   it('driver params: Linux module parameters, name → integer', () => {

@@ -5,13 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../../orchestrator/src/cli/errors.ts';
-import { loadDefaultScenario, parseScenario } from '../../orchestrator/src/scenario/load.ts';
+import { loadFullScenario, parseScenario } from '../../orchestrator/src/scenario/load.ts';
 import { planRun } from '../../orchestrator/src/suites/run-plan.ts';
 import { SUITE_NAMES } from '../../orchestrator/src/suites/plan.ts';
 import { assignShards, caseId, COST, parseShard, planCases, planDigest, plannedIds, selectShard, type PlannedScenario } from '../../orchestrator/src/suites/shard.ts';
 
 const planned = (yaml?: string): PlannedScenario => {
-  const scenario = yaml === undefined ? loadDefaultScenario() : parseScenario(yaml, 't.yaml');
+  const scenario = yaml === undefined ? loadFullScenario() : parseScenario(yaml, 't.yaml');
   return { scenario, plan: planRun(scenario, SUITE_NAMES.filter((s) => scenario.suites[s].enabled)) };
 };
 const small = planned('name: small\ndevice:\n  width: 320\n  height: 240\nsuites:\n  throughput:\n    enabled: false\n  robustness:\n    enabled: false\n');
@@ -51,7 +51,7 @@ describe('--shard K/N', () => {
   it('keeps throughput cases that share a hot-plugged device in one shard', () => {
     for (const n of [2, 3, 5]) {
       const holder = new Set<number>();
-      for (let k = 1; k <= n; k++) if (shardIds(`${k}/${n}`).some((id) => /^default\/throughput\/fb-\w+-mmio$/.test(id))) holder.add(k);
+      for (let k = 1; k <= n; k++) if (shardIds(`${k}/${n}`).some((id) => /^full\/throughput\/fb-\w+-mmio$/.test(id))) holder.add(k);
       expect(holder.size).toBe(1);
     }
   });

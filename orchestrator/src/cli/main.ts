@@ -57,7 +57,7 @@ program
 program
   .command('bench')
   .description('repeat the throughput cases, compare with the baseline of this mode and machine, exit 1 on a regression')
-  .argument('[scenario]', 'scenario YAML file (default: the embedded default scenario)')
+  .argument('[scenario]', 'scenario YAML file (default: fixtures/scenarios/full.yaml, every case the default scenario samples)')
   .option('--deterministic', 'guest time follows instructions (TCG, -icount shift=0,sleep=off,align=off): figures repeat')
   .option('--baseline <file>', 'baseline file (default: fixtures/bench-baseline.json)')
   .option('--update-baseline', 'record the measured metrics as the baseline of this mode and machine')

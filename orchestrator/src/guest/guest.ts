@@ -104,6 +104,14 @@ export interface Guest extends BootableGuest {
    */
   settleAfterSurpriseRemoval(s: GuestSession): Promise<void>;
   /**
+   * The OS's own orderly removal of the card in physical slot `slot` (the root port's `slot=`),
+   * returning once the OS has let the card go: the driver's remove ran and the slot's power and
+   * power indicator are off, which is when QEMU detaches the card. It skips the attention button
+   * of QMP device_del, whose press the OS waits 5 s on before acting (PCIe's abort window).
+   * Suites take a device they plugged for a few cases away with it (absent: device_del).
+   */
+  ejectSlot?(s: GuestSession, slot: number): Promise<void>;
+  /**
    * What the probe's `fb-throughput --peer-bar` takes for BAR `bar` of a PCI function with these
    * IDs that no driver holds (Linux: its sysfs resource file), or undefined while there is none
    * (absent: the guest cannot map another device's BAR; the peer case is skipped, saying why).

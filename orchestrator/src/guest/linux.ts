@@ -156,6 +156,13 @@ export class LinuxGuest implements Guest {
     return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean).map((n) => `/dev/${n}`);
   }
 
+  /** pciehp's sysfs slot power: the write returns when the slot is off (driver removed, power and indicator off). */
+  async ejectSlot(s: GuestSession, slot: number): Promise<void> {
+    if (!Number.isInteger(slot) || slot < 1 || slot > 8191) throw new TypeError(`PCIe slot ${slot}`);
+    const r = await s.exec(`echo 0 > /sys/bus/pci/slots/${slot}/power`, { timeoutMs: s.scaled(60_000) });
+    if (r.code !== 0) throw new Error(`powering slot ${slot} off: ${(r.stderr || r.stdout).trim() || `exit ${r.code}`}`);
+  }
+
   /** The sysfs resource file of the first function with these IDs (the probe maps it read-only). */
   async findPeerBar(s: GuestSession, id: PciId, bar: number): Promise<string | undefined> {
     const hex = (v: number) => `0x${v.toString(16).padStart(4, '0')}`;

@@ -1,11 +1,11 @@
 /**
  * Hot-plugging extra hilbox-pci devices at run time (on the spare root ports rp1, rp2), so a
  * run can measure other device settings — the other fb-mode, other generator rates — without
- * a second boot. Unplugging goes through deviceDel (DEVICE_DELETED).
+ * a second boot. Taking them away again: deviceDel (device.ts), or the guest's own eject
+ * (suites/devices.ts removeDevice).
  */
 import { checkPropValue, type DevicePropValue } from '../device/prop-value.ts';
 import type { QmpClient } from './client.ts';
-import { deviceDel } from './device.ts';
 
 export type PropValue = DevicePropValue;
 
@@ -31,9 +31,4 @@ export async function plugDevice(qmp: QmpClient, o: HotplugOptions): Promise<voi
     args.chardev = chardev;
   }
   await qmp.execute('device_add', args);
-}
-
-export async function unplugDevice(qmp: QmpClient, id: string, timeoutMs: number, hadFeed = false): Promise<void> {
-  await deviceDel(qmp, id, timeoutMs);
-  if (hadFeed) await qmp.execute('chardev-remove', { id: `${id}-feed` });
 }

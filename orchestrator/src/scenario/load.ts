@@ -147,3 +147,10 @@ export const DEFAULT_SCENARIO_PATH = join(repoRoot, 'fixtures', 'default.yaml');
 export function loadDefaultScenario(): Scenario {
   return loadScenarioFile(DEFAULT_SCENARIO_PATH);
 }
+
+/** The full scenario, fixtures/scenarios/full.yaml: every case the default scenario samples (what `hilbox bench` measures without a file). */
+export const FULL_SCENARIO_PATH = join(repoRoot, 'fixtures', 'scenarios', 'full.yaml');
+
+export function loadFullScenario(): Scenario {
+  return loadScenarioFile(FULL_SCENARIO_PATH);
+}

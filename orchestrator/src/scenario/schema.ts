@@ -209,12 +209,15 @@ export const SuitesSchema = strict({
     fbModes: listOf(oneOf(['direct', 'mmio']), 'fb modes').min(1).default(['direct', 'mmio']),
     mouse: MouseMatrixSchema.default({ rates: [125, 1000, 8000], bundles: [1, 4], pending: [1, 4, 16, 64] }),
     short: bool().default(false),
+    /** Of the cases the lists above make (after `short`), these only ("all": every one). */
+    cases: caseSelection.default('all'),
   }).default({
     enabled: true,
     seconds: 5,
     fbModes: ['direct', 'mmio'],
     mouse: { rates: [125, 1000, 8000], bundles: [1, 4], pending: [1, 4, 16, 64] },
     short: false,
+    cases: 'all',
   }),
   security: strict({
     enabled: bool().default(true),
@@ -300,6 +303,7 @@ export const ScenarioSchema = strict({
       fbModes: ['direct', 'mmio'],
       mouse: { rates: [125, 1000, 8000], bundles: [1, 4], pending: [1, 4, 16, 64] },
       short: false,
+      cases: 'all',
     },
     security: { enabled: true, cases: 'all' },
     cpu: CPU_DEFAULTS,

@@ -2,7 +2,8 @@
  * Extra devices for one part of a run, hot-plugged on a spare root port and unplugged
  * afterwards: hilbox-pci devices, found as the device node that appears in the guest
  * (guest.listDeviceNodes), and QEMU's ivshmem-plain as the framebuffer benchmark's peer, found
- * by its PCI IDs (guest.findPeerBar). Nothing is left plugged.
+ * by its PCI IDs (guest.findPeerBar). Nothing is left plugged: each goes again the way the
+ * guest's OS ejects a card itself where it can (removeDevice).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -10,7 +11,8 @@ import { InfraError } from '../core/errors.ts';
 import type { PciId } from '../guest/guest.ts';
 import type { StartedHilboxVm } from '../lib/started-vm.ts';
 import { deviceDel } from '../qmp/device.ts';
-import { plugDevice, unplugDevice, type PropValue } from '../qmp/hotplug.ts';
+import { plugDevice, type PropValue } from '../qmp/hotplug.ts';
+import { rootPortSlot, type RootPort } from '../vm/qemu-args.ts';
 
 export interface ExtraDevice {
   id: string;
@@ -41,8 +43,34 @@ export async function withExtraDevice<T>(
     }
     return await body({ id: o.id, dev, ...(feedSocket ? { feedSocket } : {}) });
   } finally {
-    await unplugDevice(vm.qmp, o.id, vm.scaled(30_000), Boolean(feedSocket));
+    await removeDevice(vm, o.id, o.bus);
+    if (feedSocket) await vm.qmp.execute('chardev-remove', { id: `${o.id}-feed` });
   }
+}
+
+/**
+ * Takes a device this run plugged into `port` away again and waits for QEMU's DEVICE_DELETED:
+ * through the guest's own eject of the slot where the OS has one (guest.ejectSlot — an orderly
+ * removal without the attention button's 5 s abort window), else, or when that eject fails,
+ * through QMP device_del. The security and robustness cases about device_del itself call it
+ * directly.
+ */
+export async function removeDevice(vm: StartedHilboxVm, id: string, port: RootPort, timeoutMs = vm.scaled(30_000)): Promise<void> {
+  const eject = vm.guest.ejectSlot?.bind(vm.guest);
+  if (!eject) return deviceDel(vm.qmp, id, timeoutMs);
+  const deleted = vm.qmp.waitForEvent('DEVICE_DELETED', (e) => e.data?.['device'] === id, timeoutMs);
+  deleted.catch(() => {}); // awaited below, or replaced by device_del's own wait
+  try {
+    await vm.machine.guard(eject(vm.session, rootPortSlot(port)));
+  } catch (e) {
+    try {
+      await deviceDel(vm.qmp, id, timeoutMs);
+      return;
+    } catch (e2) {
+      throw new Error(`removing ${id}: the guest's eject failed (${(e as Error).message.split('\n')[0]}), then device_del: ${(e2 as Error).message.split('\n')[0]}`);
+    }
+  }
+  await deleted;
 }
 
 /** QEMU's ivshmem-plain (Red Hat 1af4:1110): BAR2 is the memory backend's RAM, mapped by the guest. */
@@ -78,7 +106,7 @@ export async function withIvshmem<T>(vm: StartedHilboxVm, o: { id: string; bus: 
     }
     return await body({ id: o.id, bar });
   } finally {
-    if (plugged) await deviceDel(vm.qmp, o.id, vm.scaled(30_000));
+    if (plugged) await removeDevice(vm, o.id, o.bus);
     await vm.qmp.execute('object-del', { id: memdev });
   }
 }

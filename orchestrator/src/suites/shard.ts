@@ -62,7 +62,7 @@ export function caseId(scenario: string, c: Pick<PlannedCase, 'suite' | 'name'>)
 /**
  * Expected cost model, in milliseconds of a TCG run on a 2-core CI machine: the boot of a
  * scenario's guest (QEMU start to the probe set up, with the builds' up-to-date checks) and each
- * case's duration. Taken from the per-case `durationMs` of a full run of fixtures/default.yaml
+ * case's duration. Taken from the per-case `durationMs` of a run of fixtures/scenarios/full.yaml
  * (`hilbox run`, results.json); only the ratios matter for balancing, and a case the table does
  * not name costs its suite's default.
  */

@@ -16,6 +16,7 @@ import { MouseFeeder } from '../feed/mouse-feeder.ts';
 import type { GuestTraits } from '../guest/guest.ts';
 import type { CaseResult } from '../report/results.ts';
 import type { PropValue } from '../qmp/hotplug.ts';
+import { selectCases } from '../scenario/cases.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import type { PlannedCase } from './plan.ts';
 import { probeCase, skipped } from './probe.ts';
@@ -73,8 +74,14 @@ const CEILING_FIFO = 65536;
 
 const NEEDS_HOTPLUG = (os: string, what: string): string => `needs a hot-plugged device (${what}), which a ${os} guest cannot find yet; only the booted device is measured`;
 
-/** What to measure: the scenario's lists, cut down when `short` is set. */
+/** What to measure: the scenario's lists, cut down when `short` is set, then to `cases` (unknown names refused, naming the allowed ones). */
 export function planThroughput(s: Scenario, traits: GuestTraits): ThroughputPlanned[] {
+  const all = planAllThroughput(s, traits);
+  const chosen = new Set(selectCases('throughput', s.suites.throughput.cases, all.map((c) => c.name)));
+  return all.filter((c) => chosen.has(c.name));
+}
+
+function planAllThroughput(s: Scenario, traits: GuestTraits): ThroughputPlanned[] {
   const t = s.suites.throughput;
   const booted = s.device['fb-mode'];
   const out: ThroughputPlanned[] = [];

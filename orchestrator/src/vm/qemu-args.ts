@@ -61,6 +61,15 @@ export function optPath(p: string): string {
   return p;
 }
 
+/** The root ports of a hilbox VM: rp0 holds the scenario's device, rp1 and rp2 take devices hot-plugged at run time. */
+export const ROOT_PORTS = ['rp0', 'rp1', 'rp2'] as const;
+export type RootPort = (typeof ROOT_PORTS)[number];
+
+/** A root port's physical slot number (its `chassis=` and `slot=`; the guest's /sys/bus/pci/slots/N on Linux). */
+export function rootPortSlot(port: RootPort): number {
+  return ROOT_PORTS.indexOf(port) + 1;
+}
+
 export function buildQemuArgs(s: QemuArgsSpec): string[] {
   if (!MEMORY.test(s.memory)) throw new TypeError(`memory ${JSON.stringify(s.memory)}: expected e.g. 512M`);
   if (!Number.isInteger(s.cpus) || s.cpus < 1 || s.cpus > 64) throw new TypeError(`cpus ${s.cpus}: expected 1..64`);
@@ -101,7 +110,7 @@ export function buildQemuArgs(s: QemuArgsSpec): string[] {
     // hardware) instead of q35's ACPI hot-plug: only a native slot reports a card that is pulled
     // without an eject request (SPEC §10, fault=surprise-removal).
     a.push('-global', 'ICH9-LPC.acpi-pci-hotplug-with-bridge-support=off');
-    for (const n of [0, 1, 2]) a.push('-device', `pcie-root-port,id=rp${n},chassis=${n + 1},slot=${n + 1},mem-reserve=64M,pref32-reserve=64M`);
+    for (const port of ROOT_PORTS) a.push('-device', `pcie-root-port,id=${port},chassis=${rootPortSlot(port)},slot=${rootPortSlot(port)},mem-reserve=64M,pref32-reserve=64M`);
     const props = [`${formatPropValue('type', type)}`, `id=${formatPropValue('id', id)}`, 'bus=rp0'];
     if (s.device.feedSocket) {
       a.push('-chardev', `socket,id=hbfeed,path=${optPath(s.device.feedSocket)},server=on,wait=off`);

@@ -48,6 +48,19 @@ export function checkRealtimeFits(cpus: number, hostCores: number, throttle: num
 }
 
 /**
+ * Why these scenarios cannot run `jobs` at a time on this host, or undefined: realtime VMs side
+ * by side share the host's cores, so the most vCPUs that can be under SCHED_FIFO at once (the
+ * `jobs` largest realtime scenarios) must fit as one guest's would (checkRealtimeFits).
+ */
+export function checkRealtimeSideBySide(scenarios: readonly { name: string; cpus: number; realtime: boolean }[], jobs: number, hostCores: number, throttle: number | undefined): string | undefined {
+  const together = scenarios.filter((s) => s.realtime).sort((a, b) => b.cpus - a.cpus).slice(0, jobs);
+  if (together.length < 2) return undefined;
+  const sum = together.reduce((n, s) => n + s.cpus, 0);
+  const why = checkRealtimeFits(sum, hostCores, throttle);
+  return why && `${together.map((s) => s.name).join(', ')} side by side put ${sum} vCPUs under SCHED_FIFO at once; realtime ${why.replace(/\(cpus: \d+/, `(vCPUs together: ${sum}`).replace(/allowed here: cpus ≤/, 'allowed here: vCPUs together ≤')}; run them with a smaller -j`;
+}
+
+/**
  * `chrt -f -a -p 1 PID`, then `chrt -f -p 2 PID` (util-linux): every thread of the process, then
  * the main thread (TID = PID) above them. Never throws.
  */

@@ -13,6 +13,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadScenario } from '../../session/boot.ts';
+import { FULL_SCENARIO_PATH } from '../../scenario/load.ts';
 import { runScenario } from '../../suites/run-scenario.ts';
 import { benchMetrics, combineRepeats, guestCostMetrics, hostDrivenAsInfo, type BenchMetric } from '../../bench/metrics.ts';
 import { buildBaselineEntry, chooseBaseline, DEFAULT_BASELINE_PATH, DEFAULT_RATIO_TOLERANCE, readBaseline, withEntry, writeBaseline, type BaselineFile } from '../../bench/baseline.ts';
@@ -71,7 +72,8 @@ function deterministicScenario(s: Scenario): Scenario {
 }
 
 export async function benchCommand(a: BenchArgs): Promise<number> {
-  const loaded = loadScenario(a.scenario);
+  // Without a file: the full scenario (a benchmark wants every row; the default scenario samples them).
+  const loaded = loadScenario(a.scenario ?? FULL_SCENARIO_PATH);
   const mode: BenchMode = a.deterministic || loaded.scenario.icount !== undefined ? 'deterministic' : 'wall';
   const scenario = mode === 'deterministic' ? deterministicScenario(loaded.scenario) : loaded.scenario;
   const { baseDir } = loaded;

@@ -3,7 +3,10 @@
  * the other), or shard K of N of them, artifacts, a summary. `hilbox matrix` is the same with
  * several VMs side by side.
  */
+import { cpus as hostCpus } from 'node:os';
 import { join, resolve } from 'node:path';
+import { UsageError } from '../../core/errors.ts';
+import { checkRealtimeSideBySide, rtThrottleShare } from '../../vm/realtime.ts';
 import { loadScenario } from '../../session/boot.ts';
 import { planScenarios, runMany, type ManyOutcome } from '../../suites/run-many.ts';
 import { assignShards, parseShard, type ShardSpec } from '../../suites/shard.ts';
@@ -40,6 +43,8 @@ export async function runScenariosCommand(a: RunArgs): Promise<number> {
   const shard: ShardSpec | undefined = a.shard === undefined ? undefined : parseShard(a.shard);
   const loaded = a.scenarios.length === 0 ? [loadScenario(undefined)] : a.scenarios.map((s) => loadScenario(s));
   if (a.dryRun) return dryRun(loaded, shard);
+  const rt = a.jobs && a.jobs > 1 ? checkRealtimeSideBySide(loaded.map((l) => l.scenario), a.jobs, hostCpus().length, rtThrottleShare()) : undefined;
+  if (rt) throw new UsageError(`-j ${a.jobs}: ${rt}`);
   const name = `${loaded.length === 1 ? loaded[0]!.scenario.name : 'matrix'}${shard ? `-shard-${shard.index}-of-${shard.count}` : ''}`;
   const outDir = resolve(a.outDir ?? defaultOutDir(name));
   for (const l of loaded) a.out.info(`scenario ${l.scenario.name} (${l.source})${l.scenario.description ? `: ${l.scenario.description}` : ''}`);
