@@ -69,7 +69,7 @@ export function caseId(scenario: string, c: Pick<PlannedCase, 'suite' | 'name'>)
 export const COST = {
   bootMs: 12_000,
   /** A hot-plug and removal of an extra device a group of throughput cases shares. */
-  hotplugMs: 6_000,
+  hotplugMs: 2_500,
   /** Framebuffer cases: two phases (seqlock on, off) of `seconds` each, plus set-up. */
   fbOverheadMs: 300,
   /** CPU table cases: two phases of `suites.cpu.seconds`, plus the consumer's start and wait for frames. */
@@ -80,24 +80,24 @@ export const COST = {
   suiteMs: { verify: 1_000, throughput: 2_500, cpu: 4_500, security: 2_000, robustness: 5_000 } as Record<SuiteName, number>,
   /** Cases that take longer than their suite's default (device removals, stalls, hostile load). */
   caseMs: {
-    'host-fed-events': 8_000,
+    'host-fed-events': 3_000,
     'frame-picture': 4_000,
     'close-while-mapped': 5_000,
     'many-threads-map-read-close': 5_000,
-    'unplug-while-mapped': 11_000,
-    'surprise-removal-while-mapped': 8_000,
-    'irq-drain-bounded': 25_000,
-    'mmio-stall': 20_000,
-    'vmstate-hostile': 14_000,
-    'link-down': 8_000,
-    'spurious-irq': 11_000,
-    'irq-storm': 10_000,
+    'unplug-while-mapped': 8_000,
+    'surprise-removal-while-mapped': 7_000,
+    'irq-drain-bounded': 10_000,
+    'mmio-stall': 14_000,
+    'vmstate-hostile': 8_000,
+    'link-down': 3_000,
+    'spurious-irq': 9_000,
+    'irq-storm': 9_000,
     'irq-lost': 2_500,
     'mmio-spike': 2_000,
     'bit-flip': 2_000,
   } as Record<string, number>,
   /** Per cycle of the counted robustness cases (params.cycles). */
-  cycleMs: { 'load-unload': 900, 'unplug-replug': 7_500, 'open-close': 1 } as Record<string, number>,
+  cycleMs: { 'load-unload': 900, 'unplug-replug': 4_600, 'open-close': 1 } as Record<string, number>,
 } as const;
 
 /** The expected duration of one planned case of `s` (0 for a case planned as skip). */
