@@ -52,8 +52,8 @@ export async function withExtraDevice<T>(
  * Takes a device this run plugged into `port` away again and waits for QEMU's DEVICE_DELETED:
  * through the guest's own eject of the slot where the OS has one (guest.ejectSlot — an orderly
  * removal without the attention button's 5 s abort window), else, or when that eject fails,
- * through QMP device_del. The security and robustness cases about device_del itself call it
- * directly.
+ * through QMP device_del. The cases about device_del itself (suites/removal.ts) call
+ * deviceDel.
  */
 export async function removeDevice(vm: StartedHilboxVm, id: string, port: RootPort, timeoutMs = vm.scaled(30_000)): Promise<void> {
   const eject = vm.guest.ejectSlot?.bind(vm.guest);
