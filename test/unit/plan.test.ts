@@ -130,6 +130,16 @@ describe('bad input is refused before anything boots', () => {
     expect(err(() => planRun(scenario('suites:\n  throughput:\n    cases: []\n'), SUITE_NAMES)).message).toMatch(/suites\.throughput\.cases: needs at least 1 entry/);
   });
 
+  it('under icount the host-paced cases (host feed, the ceiling\'s bursts) are skips saying why', () => {
+    const s = scenario('accelerator: tcg\ncpus: 1\nicount: 0\n');
+    const tp = planRun(s, ['throughput']).throughput;
+    const hostPaced = tp.filter((c) => c.kind === 'ceiling' || c.kind === 'host-fed');
+    expect(hostPaced.length).toBe(8);
+    for (const c of hostPaced) expect(c.skip, c.name).toMatch(/not measurable under icount \(SPEC §4\.5\)/);
+    expect(tp.filter((c) => c.skip === undefined).map((c) => c.kind)).not.toContain('ceiling');
+    expect(planRun(scenario(''), ['throughput']).throughput.filter((c) => c.kind === 'ceiling' && c.skip)).toEqual([]);
+  });
+
   it('a Windows-only case in a Linux scenario is unknown there', () => {
     expect(err(() => planRun(scenario('suites:\n  security:\n    cases: [duplicate-handle-map]\n'), SUITE_NAMES)).message).toMatch(/unknown case duplicate-handle-map/);
   });
