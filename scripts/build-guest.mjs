@@ -768,9 +768,10 @@ function main() {
 
   // apt-cache costs seconds on every warm run; its answers stay valid while apt's lists do.
   const aptMemo = join(cache, 'debs', 'apt-answers.json');
-  const kernelVersion = process.env.HILBOX_KERNEL_VERSION ? resolveKernelVersion() : memoAptAnswer(aptMemo, 'kernel-version', resolveKernelVersion);
+  const memo = { store: !opts.explain }; // --explain builds nothing and writes nothing
+  const kernelVersion = process.env.HILBOX_KERNEL_VERSION ? resolveKernelVersion() : memoAptAnswer(aptMemo, 'kernel-version', resolveKernelVersion, memo);
   const pkgs = [`linux-image-${kernelVersion}`, ...readPackageList()];
-  const versions = new Map(Object.entries(memoAptAnswer(aptMemo, `candidates ${pkgs.join(' ')}`, () => Object.fromEntries(candidateVersions(pkgs)))));
+  const versions = new Map(Object.entries(memoAptAnswer(aptMemo, `candidates ${pkgs.join(' ')}`, () => Object.fromEntries(candidateVersions(pkgs)), memo)));
   // [path in the repository layout, directory, its files]
   const sourceSets = [
     ...['linux', 'include'].map((d) => [`guest-driver/${d}`, join(driverRoot, d)]),

@@ -68,9 +68,10 @@ export function aptState() {
 /**
  * `compute()`'s answer, kept in `file` for as long as aptState() is unchanged: asking apt-cache
  * costs about a second per call on a 2-core machine, and a warm build only needs to know that
- * nothing changed. A value that cannot be kept (undefined) is not stored.
+ * nothing changed. A value that cannot be kept (undefined) is not stored; `store: false` only
+ * reads (a command that must leave the cache as it found it).
  */
-export function memoAptAnswer(file, question, compute) {
+export function memoAptAnswer(file, question, compute, { store = true } = {}) {
   const state = aptState();
   let memo;
   try {
@@ -81,7 +82,7 @@ export function memoAptAnswer(file, question, compute) {
   const hit = memo[question];
   if (hit && hit.state === state) return hit.answer;
   const answer = compute();
-  if (answer === undefined) return answer;
+  if (answer === undefined || !store) return answer;
   memo[question] = { state: aptState(), answer }; // compute() may have run apt-get update
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(`${file}.tmp`, JSON.stringify(memo, null, 2));

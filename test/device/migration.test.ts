@@ -76,7 +76,10 @@ describe('BAR2 is not migrated; the picture is redrawn from FRAME_NUMBER', () =>
     let n: bigint, clock: bigint;
     try {
       await src.qt.clockSet(frameTimestamp(10n, 50));
-      // slow enough that the frame changes while RAM is being sent
+      // Slow enough that the frame changes while RAM is being sent: 16 MiB of RAM that is not
+      // zero at 8 MiB/s (zero pages travel as a few bytes each: an idle qtest guest's RAM went
+      // in one go, the migration ended before the first poll, and no frame changed during it).
+      await src.qt.memset(0x100000, 16 * 1024 * 1024, 0x5a);
       await src.qt.qmp!.execute('migrate-set-parameters', { 'max-bandwidth': 8 * 1024 * 1024 });
       let steps = 0;
       await migrateToFile(src.qt, file, {
