@@ -101,6 +101,8 @@ describe('hilbox CLI', () => {
     expect(Number(junit.testsuites['@_tests'])).toBe(results.cases.length);
     expect(Number(junit.testsuites['@_failures'])).toBe(0);
     expect(readFileSync(join(out, 'frame.png')).subarray(1, 4).toString()).toBe('PNG');
-    expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/hilbox-guest: sshd ready/);
+    // Booted (the guest's ready marker) or resumed from this configuration's boot snapshot (vm/boot-snapshot.ts).
+    expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/hilbox-guest: sshd ready|hilbox: resumed from boot snapshot/);
+    expect(results.cases.find((c: { name: string }) => c.name === 'run/boot')?.details?.boot).toMatch(/^cold|^resumed from boot snapshot/);
   });
 });

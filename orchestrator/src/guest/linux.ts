@@ -79,7 +79,8 @@ export class LinuxGuest implements Guest {
   private loaded: { path: string; params: string[] } = { path: IMAGE_DRIVER_PATH, params: [] };
 
   constructor(readonly manifest: LinuxGuestManifest) {
-    this.readiness = new ConsoleLineReadiness(manifest.readyMarker, /hilbox-guest: FATAL|Kernel panic - not syncing/);
+    // A resumed guest's wall clock says when its snapshot was taken: set it to the host's (busybox date, UTC seconds).
+    this.readiness = new ConsoleLineReadiness(manifest.readyMarker, /hilbox-guest: FATAL|Kernel panic - not syncing/, () => `date -u -s @${Math.floor(Date.now() / 1000)} >/dev/null`);
     this.nicModel = manifest.nic;
     this.probeKernel = manifest.kernel;
   }

@@ -5,6 +5,8 @@
  *   await using vm = await new HilboxVm().withDevice({ fps: 50 }).withMouseFeed().start();
  *   await vm.loadDriver();
  */
+import { join } from 'node:path';
+import { cacheRoot } from '../core/paths.ts';
 import { ensureGuest, ensureQemu } from '../products/ensure.ts';
 import { MouseFeeder } from '../feed/mouse-feeder.ts';
 import type { AccelChoice } from '../vm/accel.ts';
@@ -130,6 +132,15 @@ export class HilboxVm {
   /** Raw extra QEMU arguments (escape hatch). */
   withQemuArgs(...args: string[]): this {
     this.opts.extraArgs = [...(this.opts.extraArgs ?? []), ...args];
+    return this;
+  }
+
+  /**
+   * Resume this configuration's boot snapshot from `dir` (default `<cache>/boot`) instead of
+   * booting, or store one after the first boot (vm/boot-snapshot.ts). Not under icount.
+   */
+  withBootSnapshots(dir: string = join(cacheRoot(), 'boot')): this {
+    this.opts.bootSnapshotDir = dir;
     return this;
   }
 

@@ -77,6 +77,12 @@ export class StartedHilboxVm implements AsyncDisposable {
   }
 
   /** QEMU's thread scheduling: `fifo` when asked for and granted (vm/realtime.ts), else `default`. */
+  /** How the guest came up: `cold` (booted; `cold, snapshot stored` when it became the boot snapshot) or `resumed from boot snapshot <key>`. */
+  get bootKind(): string {
+    const b = this.machine.bootKind;
+    return b.kind === 'resumed' ? `resumed from boot snapshot ${b.snapshot}` : b.snapshotStored ? 'cold, boot snapshot stored' : 'cold';
+  }
+
   get scheduling(): string {
     const r = this.machine.realtime;
     return !r ? 'default' : r.policy === 'fifo' ? `fifo (priority ${r.priority})` : `default (SCHED_FIFO refused: ${r.refused})`;

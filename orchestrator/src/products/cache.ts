@@ -4,6 +4,7 @@
  *
  * Layout (written by scripts/build-*.mjs): `qemu/<key>/` (a QEMU build), `qemu/tree-<version>/`
  * (the persistent source and build tree a device change recompiles in), `guest/linux-<key>/`,
+ * `boot/<key>/` (a booted guest's state, written by the launcher: vm/boot-snapshot.ts),
  * `windows/<key>/` (a driver package), `windows/pki/` (the test PKI with its keys),
  * `windows-probe/<key>/`, and the downloads `debs/`, `kernel/<version>/`, `qemu-src/`, plus
  * `accel/` (the KVM verdict). Keyed entries are stamped each time the orchestrator uses
@@ -14,10 +15,10 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync, lstatSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 
-export type CacheKind = 'qemu' | 'qemu-tree' | 'guest' | 'windows' | 'windows-pki' | 'windows-probe' | 'kernel' | 'debs' | 'qemu-src' | 'accel';
-export const CACHE_KINDS: readonly CacheKind[] = ['qemu', 'qemu-tree', 'guest', 'windows', 'windows-pki', 'windows-probe', 'kernel', 'debs', 'qemu-src', 'accel'];
+export type CacheKind = 'qemu' | 'qemu-tree' | 'guest' | 'boot' | 'windows' | 'windows-pki' | 'windows-probe' | 'kernel' | 'debs' | 'qemu-src' | 'accel';
+export const CACHE_KINDS: readonly CacheKind[] = ['qemu', 'qemu-tree', 'guest', 'boot', 'windows', 'windows-pki', 'windows-probe', 'kernel', 'debs', 'qemu-src', 'accel'];
 /** Kinds prune may remove (rebuilt from their inputs on the next use). */
-const PRUNABLE: ReadonlySet<CacheKind> = new Set(['qemu', 'guest', 'windows', 'windows-probe']);
+const PRUNABLE: ReadonlySet<CacheKind> = new Set(['qemu', 'guest', 'boot', 'windows', 'windows-probe']);
 
 export interface CacheEntry {
   kind: CacheKind;
@@ -74,6 +75,7 @@ export function listCache(root: string): CacheEntry[] {
     out.push(entry(root, name.startsWith('tree-') ? 'qemu-tree' : 'qemu', join(root, 'qemu', name), current));
   }
   for (const name of dirs(join(root, 'guest'))) out.push(entry(root, 'guest', join(root, 'guest', name), current));
+  for (const name of dirs(join(root, 'boot'))) out.push(entry(root, 'boot', join(root, 'boot', name), current));
   for (const name of dirs(join(root, 'windows'))) out.push(entry(root, name === 'pki' ? 'windows-pki' : 'windows', join(root, 'windows', name), current));
   for (const name of dirs(join(root, 'windows-probe'))) out.push(entry(root, 'windows-probe', join(root, 'windows-probe', name), current));
   for (const name of dirs(join(root, 'kernel'))) out.push(entry(root, 'kernel', join(root, 'kernel', name), current));
@@ -94,7 +96,7 @@ export function stampUse(root: string, productPath: string): void {
   else writeFileSync(stamp, `${now.toISOString()}\n`);
 }
 
-/** Keyed entries (qemu, guest, windows, windows-probe builds) unused for `days`, never a current one. */
+/** Keyed entries (qemu, guest, boot, windows, windows-probe) unused for `days`, never a current one. */
 export function pruneCandidates(root: string, days: number, now = new Date()): CacheEntry[] {
   const limit = now.getTime() - days * 86_400_000;
   return listCache(root).filter((e) => PRUNABLE.has(e.kind) && !e.current && e.lastUsed.getTime() < limit);

@@ -82,6 +82,8 @@ export class QmpClient extends EventEmitter {
   private readonly log: WriteStream | undefined;
   private readonly closeWaiters: (() => void)[] = [];
   greeting: unknown;
+  /** Settles once the QMP log file is flushed and closed (after close()); at once without a log. */
+  readonly logClosed: Promise<void>;
   private greetingWaiter: { resolve: (g: unknown) => void; reject: (e: Error) => void } | undefined;
 
   private constructor(
@@ -92,6 +94,8 @@ export class QmpClient extends EventEmitter {
     super();
     this.log = logPath ? createWriteStream(logPath, { flags: 'a' }) : undefined;
     this.log?.on('error', () => {});
+    const log = this.log;
+    this.logClosed = log ? new Promise<void>((r) => log.once('close', () => r())) : Promise.resolve();
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => this.onData(d));
     sock.on('error', (e) => this.close(e.message));

@@ -293,6 +293,12 @@ export const ScenarioSchema = strict({
    * warning, and the run's boot case says so): event latencies without host time slices.
    */
   realtime: bool().default(false),
+  /**
+   * A Linux guest resumes the boot snapshot of its configuration (QEMU, kernel, initrd and every
+   * machine and device setting) instead of booting, storing one after its first boot; false: every
+   * boot is cold. Deterministic (icount) runs always boot cold.
+   */
+  bootSnapshot: bool().default(true),
   device: DeviceSchema.default({ ...DEFAULT_PROPS, feed: false }),
   driver: DriverSchema.default({}),
   suites: SuitesSchema.default({

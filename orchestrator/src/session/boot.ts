@@ -62,6 +62,8 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
     .withCpus(scenario.cpus);
   if (scenario.icount !== undefined) builder = builder.withIcount(scenario.icount);
   if (scenario.realtime) builder = builder.withRealtime();
+  // A Linux guest resumes its configuration's boot snapshot (vm/boot-snapshot.ts); icount runs boot cold.
+  if (scenario.bootSnapshot && guest.os === 'linux') builder = builder.withBootSnapshots();
   if (wantsFeed(scenario.device)) builder = builder.withMouseFeed();
   if (opts.logDir) builder = builder.withLogDir(opts.logDir);
   if (scenario.timeouts?.bootSeconds) builder = builder.withBootTimeout(scenario.timeouts.bootSeconds * 1000);

@@ -76,7 +76,7 @@ export async function runScenario(o: RunOptions): Promise<RunOutcome> {
     accelerator = vm.accel;
     const boot = hostCase('run', 'boot', 'pass');
     boot.metrics = { boot_to_first_ssh_command_ms: { value: bootMs, unit: 'ms' } };
-    boot.details = { accelerator: vm.accel, guest: vm.guest.os, scheduling: vm.scheduling };
+    boot.details = { accelerator: vm.accel, guest: vm.guest.os, scheduling: vm.scheduling, boot: vm.bootKind };
     cases.push(boot);
     if (o.measureReset) cases.push(await measureReset(vm, bootMs, out));
     out.step('setting up the probe');

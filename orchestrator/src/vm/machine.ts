@@ -11,10 +11,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { access, constants, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { access, constants, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { QmpClient, type QmpEvent } from '../qmp/client.ts';
 import { SshClient } from '../ssh/client.ts';
@@ -39,6 +40,13 @@ import { createEmptyQcow2 } from './qcow2.ts';
 import { registerVm, unregisterVm, type Killable } from './registry.ts';
 import { unwatchPid, watchPid } from './reaper.ts';
 import { applyRealtime, type RealtimeStatus } from './realtime.ts';
+import { hasSnapshot, loadUri, normalizedArgs, saveUri, snapshotKey, snapshotPaths, SNAPSHOT_DEVICE_ARGS } from './boot-snapshot.ts';
+import { stampUse } from '../products/cache.ts';
+
+/** The console line that says a guest was resumed from a boot snapshot rather than booted. */
+export const RESUMED_LINE = 'hilbox: resumed from boot snapshot';
+/** How long a resumed guest gets to answer SSH before its snapshot is dropped for a cold boot (KVM ms, scaled). */
+const RESUME_TIMEOUT_MS = 10_000;
 
 export interface MachineOptions {
   qemu: string;
@@ -80,6 +88,13 @@ export interface MachineOptions {
   installer?: boolean;
   /** hostfwd port retries; default 5. */
   portRetries?: number;
+  /**
+   * The store of boot snapshots (boot-snapshot.ts; `<cache>/boot`): a VM whose configuration has
+   * a snapshot resumes it instead of booting; one that has none stores one after its first boot,
+   * before any SSH session. A snapshot that does not resume is removed and the VM boots cold.
+   * Not used under icount or for installers.
+   */
+  bootSnapshotDir?: string;
   warn?: (msg: string) => void;
 }
 
@@ -128,6 +143,16 @@ export class Machine implements Killable {
   private phase: Phase = 'startup';
   private failureError: HilboxError | undefined;
   private stopPromise: Promise<void> | undefined;
+  private stderrWritten: Promise<void> = Promise.resolve();
+  /** The boot snapshot key of this configuration; undefined: snapshots not used. */
+  private snapshotKey: string | undefined;
+  /** This QEMU resumes the stored snapshot (-incoming defer) instead of booting. */
+  private resuming = false;
+  /** A snapshot failed to resume: boot cold from now on. */
+  private coldOnly = false;
+  private args: string[] = [];
+  /** How the guest came up: booted, or resumed from a boot snapshot (with the snapshot's age). */
+  bootKind: { kind: 'cold'; snapshotStored?: boolean } | { kind: 'resumed'; snapshot: string } = { kind: 'cold' };
   private consoleDrained: Promise<void> = Promise.resolve();
   /** Set while the orchestrator reboots the guest on purpose (the reset is not a crash). */
   private expectingReset = false;
@@ -223,8 +248,14 @@ export class Machine implements Killable {
         rng: o.rng ?? o.guest.machine.rng,
         ...(o.name ? { name: o.name } : {}),
         ...(o.icountShift !== undefined ? { icountShift: o.icountShift } : {}),
-        ...(o.extraArgs ? { extraArgs: o.extraArgs } : {}),
+        ...(o.extraArgs || this.snapshotStore ? { extraArgs: [...(o.extraArgs ?? []), ...(this.snapshotStore ? SNAPSHOT_DEVICE_ARGS : [])] } : {}),
       });
+      if (this.snapshotStore) {
+        this.snapshotKey = snapshotKey(o.qemu, args, this.runDir, port);
+        this.resuming = !this.coldOnly && hasSnapshot(this.snapshotStore, this.snapshotKey);
+        if (this.resuming) args.push('-incoming', 'defer');
+      }
+      this.args = args;
       this.spawnQemu(args);
       try {
         await this.connectAll(qmpSocket, serialSocket);
@@ -232,6 +263,10 @@ export class Machine implements Killable {
         return;
       } catch (e) {
         releasePort(port);
+        if (this.resuming) {
+          await this.dropSnapshot(`it did not resume: ${(e as Error).message.split('\n')[0]}`);
+          continue;
+        }
         const stderr = this.stderrTail.join('\n');
         if (attempt < retries && isHostForwardFailure(stderr)) {
           o.warn?.(`hilbox: host port ${port} was taken, retrying with another`);
@@ -268,7 +303,8 @@ export class Machine implements Killable {
         if (partial.trim()) this.stderrTail.push(partial);
         this.exitInfo = info;
         if (proc.pid !== undefined) unwatchPid(proc.pid);
-        void import('node:fs/promises').then((fs) => fs.writeFile(this.stderrLogPath, stderrLog.join('')).catch(() => {}));
+        // cleanup() awaits this write: removing the run directory under it fails (ENOTEMPTY).
+        this.stderrWritten = writeFile(this.stderrLogPath, stderrLog.join('')).catch(() => {});
         unregisterVm(this);
         // Let the console socket drain so crash lines are scanned before classification.
         void Promise.race([this.consoleDrained, sleep(1500)]).then(() => {
@@ -303,6 +339,7 @@ export class Machine implements Killable {
         if (this.realtime.policy === 'default') this.opts.warn?.(`hilbox: realtime: the host refused SCHED_FIFO for QEMU (${this.realtime.refused}); latencies include host scheduling delays`);
       }
       this.phase = 'boot';
+      if (this.resuming) await this.resumeSnapshot();
       await this.qmp.execute('cont');
     })();
     work.catch(() => {});
@@ -361,6 +398,80 @@ export class Machine implements Killable {
     this.qmp.on('SHUTDOWN', onReset);
   }
 
+  /** Where boot snapshots live for this VM; undefined: not used (icount, an installer, not asked). */
+  private get snapshotStore(): string | undefined {
+    const o = this.opts;
+    return o.bootSnapshotDir && o.icountShift === undefined && !o.installer ? o.bootSnapshotDir : undefined;
+  }
+
+  /** Loads the stored snapshot into this (paused, -incoming defer) QEMU; throws if QEMU refuses it. */
+  private async resumeSnapshot(): Promise<void> {
+    const p = snapshotPaths(this.snapshotStore!, this.snapshotKey!);
+    const t0 = Date.now();
+    await this.qmp.execute('migrate-incoming', { uri: loadUri(p.state) });
+    await this.migrationDone(60_000 * this.scale);
+    stampUse(dirname(this.snapshotStore!), p.dir);
+    this.bootKind = { kind: 'resumed', snapshot: this.snapshotKey! };
+    this.console.push(`\n${RESUMED_LINE} ${this.snapshotKey} (${Date.now() - t0} ms to load)\n`);
+  }
+
+  /** Polls query-migrate until the migration (either way) completed; throws on failure or after `timeoutMs`. */
+  private async migrationDone(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = (await this.qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
+      if (s.status === 'completed') return;
+      if (s.status === 'failed' || s.status === 'cancelled') throw new Error(`migration ${s.status}${s['error-desc'] ? `: ${s['error-desc']}` : ''}`);
+      if (Date.now() > deadline) {
+        await this.qmp.execute('migrate_cancel').catch(() => undefined);
+        throw new Error(`migration not done after ${timeoutMs} ms (status ${s.status ?? 'none'})`);
+      }
+      await sleep(20);
+    }
+  }
+
+  /**
+   * Stores this just-booted guest as the configuration's boot snapshot: the VM pauses, its state
+   * goes to a temporary file that is renamed into place when complete, and it runs on. A failure is
+   * a warning (the next VM boots cold too), never a boot failure.
+   */
+  private async storeSnapshot(): Promise<void> {
+    const p = snapshotPaths(this.snapshotStore!, this.snapshotKey!);
+    const tmp = `${p.state}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`; // VMs of one process may store at once
+    const t0 = Date.now();
+    try {
+      await mkdir(p.dir, { recursive: true });
+      await this.qmp.execute('stop');
+      try {
+        await this.qmp.execute('migrate', { uri: saveUri(tmp) });
+        await this.migrationDone(60_000 * this.scale);
+      } finally {
+        await this.qmp.execute('cont');
+      }
+      const meta = { schema: 'hilbox-boot-snapshot/1', key: this.snapshotKey, created: new Date().toISOString(), storeMs: Date.now() - t0, args: normalizedArgs(this.args, this.runDir, this.sshPort) };
+      await writeFile(p.meta, `${JSON.stringify(meta, null, 2)}\n`);
+      await rename(tmp, p.state);
+      stampUse(dirname(this.snapshotStore!), p.dir);
+      this.bootKind = { kind: 'cold', snapshotStored: true };
+    } catch (e) {
+      await rm(tmp, { force: true });
+      this.opts.warn?.(`hilbox: could not store the boot snapshot (${(e as Error).message}); the next boot is cold too`);
+    }
+  }
+
+  /** Removes a snapshot that failed, stops this QEMU and makes the next start() boot cold. */
+  private async dropSnapshot(why: string): Promise<void> {
+    this.opts.warn?.(`hilbox: boot snapshot ${this.snapshotKey} removed (${why}); booting cold`);
+    await rm(snapshotPaths(this.snapshotStore!, this.snapshotKey!).dir, { recursive: true, force: true });
+    this.killNow('snapshot failed');
+    await this.exitPromise;
+    this.failureError = undefined;
+    this.phase = 'startup';
+    this.resuming = false;
+    this.coldOnly = true;
+    this.bootKind = { kind: 'cold' };
+  }
+
   /** Opens SSH to the guest's forwarded port. */
   connectSsh(timeoutMs: number, signal?: AbortSignal): Promise<SshClient> {
     return SshClient.connect(this.opts.guest.sshTarget(this.sshPort), timeoutMs, signal);
@@ -373,9 +484,23 @@ export class Machine implements Killable {
    * mark taken before a reboot; only lines after it count.
    */
   async waitForBoot(o: { since?: number } = {}): Promise<SshClient> {
+    if (!this.resuming || o.since !== undefined) return this.awaitReady(o);
+    try {
+      return await this.awaitReady(o, RESUME_TIMEOUT_MS * this.scale);
+    } catch (e) {
+      if (e instanceof GuestCrashError) throw e;
+      releasePort(this.sshPort);
+      await this.dropSnapshot(`the resumed guest did not answer: ${(e as Error).message.split('\n')[0]}`);
+      await this.start();
+      return this.awaitReady(o);
+    }
+  }
+
+  private async awaitReady(o: { since?: number }, limitMs?: number): Promise<SshClient> {
     const g = this.opts.guest;
     const readiness = this.opts.readiness ?? g.readiness;
-    const timeoutMs = (this.opts.bootTimeoutMs ?? g.machine.bootTimeoutMs) * this.scale;
+    const timeoutMs = Math.min(limitMs ?? Infinity, (this.opts.bootTimeoutMs ?? g.machine.bootTimeoutMs) * this.scale);
+    const store = this.snapshotKey && !this.resuming && o.since === undefined && this.bootKind.kind === 'cold' && !this.bootKind.snapshotStored;
     const ac = new AbortController();
     let stage = readiness.description;
     const ctx: ReadinessContext = {
@@ -384,6 +509,8 @@ export class Machine implements Killable {
       signal: ac.signal,
       deadline: Date.now() + timeoutMs,
       ...(o.since !== undefined ? { since: o.since } : {}),
+      resumed: this.resuming && o.since === undefined,
+      ...(store ? { beforeConnect: () => this.storeSnapshot() } : {}),
       stage: (t) => (stage = t === readiness.description ? t : `${t} on 127.0.0.1:${this.sshPort}`),
     };
     const booting = readiness.wait(ctx);
@@ -534,6 +661,9 @@ export class Machine implements Killable {
     if (this.proc && !this.exitInfo) await this.exitPromise;
     this.console.end();
     await this.console.whenClosed();
+    // Log writes still in flight would recreate files under the directory being removed.
+    this.qmp?.close();
+    await Promise.all([this.stderrWritten, this.qmp?.logClosed]);
     releasePort(this.sshPort);
     unregisterVm(this);
     if (failed || this.opts.keepArtifacts) {

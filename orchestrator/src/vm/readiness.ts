@@ -19,6 +19,10 @@ export interface ReadinessContext {
   since?: number;
   /** Says what the boot is waiting for now (it goes into the timeout message). */
   stage(text: string): void;
+  /** The guest was resumed from a boot snapshot: it is past its boot, no console marker will come. */
+  resumed?: boolean;
+  /** Run once the guest is booted and before the first SSH session (the launcher stores a boot snapshot there). */
+  beforeConnect?: () => Promise<void>;
 }
 
 /** How to know a guest booted: resolves with an SSH client on which a command has run. */
@@ -50,14 +54,24 @@ export class ConsoleLineReadiness implements Readiness {
   constructor(
     readonly marker: string | RegExp,
     readonly failureMarker?: RegExp,
+    /** The first command run in a guest resumed from a boot snapshot (e.g. set its clock: it stopped when the snapshot was taken); default `true`. */
+    readonly resumeCommand: () => string = () => 'true',
   ) {
     this.description = `ready marker ${JSON.stringify(String(marker))} on the console`;
   }
 
   async wait(ctx: ReadinessContext): Promise<SshClient> {
+    if (ctx.resumed) {
+      ctx.stage('SSH (resumed from a boot snapshot)');
+      return proveSsh(ctx, this.resumeCommand(), (r) => r.code === 0);
+    }
     const t0 = Date.now();
     ctx.stage(this.description);
     await ctx.console.waitForLine(this.marker, { signal: ctx.signal, ...(ctx.since === undefined ? { includeTail: true } : { since: ctx.since }) });
+    if (ctx.beforeConnect) {
+      ctx.stage(`the boot snapshot to be stored (marker seen after ${Date.now() - t0} ms)`);
+      await ctx.beforeConnect();
+    }
     ctx.stage(`SSH (marker seen after ${Date.now() - t0} ms)`);
     return proveSsh(ctx, 'true', (r) => r.code === 0);
   }
