@@ -103,6 +103,6 @@ describe('hilbox CLI', () => {
     expect(readFileSync(join(out, 'frame.png')).subarray(1, 4).toString()).toBe('PNG');
     // Booted (the guest's ready marker) or resumed from this configuration's boot snapshot (vm/boot-snapshot.ts).
     expect(readFileSync(join(out, 'console.log'), 'utf8')).toMatch(/hilbox-guest: sshd ready|hilbox: resumed from boot snapshot/);
-    expect(results.cases.find((c: { name: string }) => c.name === 'run/boot')?.details?.boot).toMatch(/^cold|^resumed from boot snapshot/);
+    expect(results.cases.find((c: { name: string }) => c.name === 'boot')?.details?.boot).toMatch(/^cold|^resumed from boot snapshot/);
   });
 });
