@@ -40,11 +40,12 @@ export function rtThrottleShare(): number | undefined {
  * Why `realtime` cannot be used with `cpus` vCPUs on this host, or undefined. With real-time
  * throttling on (Linux's default: 95 % of each second), vCPUs spinning on every core still leave
  * the host's own tasks the rest; without it one core at least must stay free of vCPUs.
+ * `quantity` names the figure in the message (a scenario field, or "vCPUs together").
  */
-export function checkRealtimeFits(cpus: number, hostCores: number, throttle: number | undefined): string | undefined {
+export function checkRealtimeFits(cpus: number, hostCores: number, throttle: number | undefined, quantity = 'cpus'): string | undefined {
   if (throttle !== undefined ? cpus <= hostCores : cpus < hostCores) return undefined;
-  if (throttle !== undefined) return `needs at most as many vCPUs as host cores (cpus: ${cpus}, this host: ${hostCores}); allowed here: cpus ≤ ${hostCores}`;
-  return `needs fewer vCPUs than host cores while real-time throttling is off (/proc/sys/kernel/sched_rt_runtime_us is -1; cpus: ${cpus}, this host: ${hostCores}): a vCPU spinning under SCHED_FIFO would keep its core from the host's own tasks; allowed here: cpus ≤ ${hostCores - 1}${hostCores < 2 ? ' (none: this host has one core)' : ''}`;
+  if (throttle !== undefined) return `needs at most as many vCPUs as host cores (${quantity}: ${cpus}, this host: ${hostCores}); allowed here: ${quantity} ≤ ${hostCores}`;
+  return `needs fewer vCPUs than host cores while real-time throttling is off (/proc/sys/kernel/sched_rt_runtime_us is -1; ${quantity}: ${cpus}, this host: ${hostCores}): a vCPU spinning under SCHED_FIFO would keep its core from the host's own tasks; allowed here: ${quantity} ≤ ${hostCores - 1}${hostCores < 2 ? ' (none: this host has one core)' : ''}`;
 }
 
 /**
@@ -56,8 +57,8 @@ export function checkRealtimeSideBySide(scenarios: readonly { name: string; cpus
   const together = scenarios.filter((s) => s.realtime).sort((a, b) => b.cpus - a.cpus).slice(0, jobs);
   if (together.length < 2) return undefined;
   const sum = together.reduce((n, s) => n + s.cpus, 0);
-  const why = checkRealtimeFits(sum, hostCores, throttle);
-  return why && `${together.map((s) => s.name).join(', ')} side by side put ${sum} vCPUs under SCHED_FIFO at once; realtime ${why.replace(/\(cpus: \d+/, `(vCPUs together: ${sum}`).replace(/allowed here: cpus ≤/, 'allowed here: vCPUs together ≤')}; run them with a smaller -j`;
+  const why = checkRealtimeFits(sum, hostCores, throttle, 'vCPUs together');
+  return why && `${together.map((s) => s.name).join(', ')} side by side put ${sum} vCPUs under SCHED_FIFO at once; realtime ${why}; run them with a smaller -j`;
 }
 
 /**
