@@ -3,12 +3,12 @@
  * resume it on the next, get their own randomness and clock, and fall back to a cold boot when
  * the stored state is broken.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
-import { normalizedArgs, shellWord, snapshotKey, snapshotPaths } from '../../orchestrator/src/vm/boot-snapshot.ts';
+import { normalizedArgs, removeStaleTemps, shellWord, snapshotKey, snapshotPaths, tempStatePath } from '../../orchestrator/src/vm/boot-snapshot.ts';
 import { RESUMED_LINE } from '../../orchestrator/src/vm/machine.ts';
 import { hasHilboxDevice, linuxGuest, qemuPath } from './helpers.ts';
 
@@ -35,6 +35,22 @@ describe('boot snapshot key', () => {
     expect(snapshotKey('/nonexistent/qemu', args.map((a) => a.replace('fps=50', 'fps=25')), '/tmp/hilbox-vm-abc', 40001)).not.toBe(k);
     expect(snapshotKey('/nonexistent/qemu', args.map((a) => a.replace('512M', '1G')), '/tmp/hilbox-vm-abc', 40001)).not.toBe(k);
     expect(snapshotKey('/nonexistent/qemu2', args, '/tmp/hilbox-vm-abc', 40001)).not.toBe(k);
+  });
+
+  it('removes temporary states of processes that are gone, not of living ones', () => {
+    const d = mkdtempSync(join(tmpdir(), 'hilbox-snap-tmp-'));
+    try {
+      const p = snapshotPaths(d, 'k');
+      const dead = tempStatePath(p, 2 ** 22 + 17, 'ab12').replace(`${d}/k/`, `${d}/`);
+      const living = tempStatePath(p, process.pid, 'cd34').replace(`${d}/k/`, `${d}/`);
+      writeFileSync(dead, 'x');
+      writeFileSync(living, 'x');
+      removeStaleTemps(d);
+      expect(existsSync(dead)).toBe(false);
+      expect(existsSync(living)).toBe(true);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   it('refuses a store path the snapshot command could not quote', () => {

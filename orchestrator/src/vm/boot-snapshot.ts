@@ -14,7 +14,7 @@
  * resumed from one snapshot do not share session keys.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The QEMU arguments a machine that uses boot snapshots adds (both when saving and resuming). */
@@ -85,4 +85,28 @@ export const loadUri = (path: string): string => `exec:cat ${shellWord(path)}`;
 /** Whether a complete snapshot is stored under `key` (written under a temporary name, then renamed). */
 export function hasSnapshot(store: string, key: string): boolean {
   return existsSync(snapshotPaths(store, key).state);
+}
+
+/** The temporary name a process stores a snapshot under before renaming it into place. */
+export function tempStatePath(p: SnapshotPaths, pid: number, tag: string): string {
+  return `${p.state}.${pid}-${tag}.tmp`;
+}
+
+/**
+ * Removes temporary states left in `dir` by processes that are gone (killed while storing, e.g.
+ * by SIGINT); a living process's store in progress is left alone.
+ */
+export function removeStaleTemps(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    const m = /^state\.mig\.(\d+)-[0-9a-f]+\.tmp$/.exec(name);
+    if (!m) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) rmSync(join(dir, name), { force: true });
+  }
 }

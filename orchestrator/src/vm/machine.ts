@@ -40,7 +40,7 @@ import { createEmptyQcow2 } from './qcow2.ts';
 import { registerVm, unregisterVm, type Killable } from './registry.ts';
 import { unwatchPid, watchPid } from './reaper.ts';
 import { applyRealtime, type RealtimeStatus } from './realtime.ts';
-import { hasSnapshot, loadUri, normalizedArgs, saveUri, snapshotKey, snapshotPaths, SNAPSHOT_DEVICE_ARGS } from './boot-snapshot.ts';
+import { hasSnapshot, loadUri, normalizedArgs, removeStaleTemps, saveUri, snapshotKey, snapshotPaths, SNAPSHOT_DEVICE_ARGS, tempStatePath } from './boot-snapshot.ts';
 import { stampUse } from '../products/cache.ts';
 
 /** The console line that says a guest was resumed from a boot snapshot rather than booted. */
@@ -437,10 +437,11 @@ export class Machine implements Killable {
    */
   private async storeSnapshot(): Promise<void> {
     const p = snapshotPaths(this.snapshotStore!, this.snapshotKey!);
-    const tmp = `${p.state}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`; // VMs of one process may store at once
+    const tmp = tempStatePath(p, process.pid, randomBytes(4).toString('hex')); // VMs of one process may store at once
     const t0 = Date.now();
     try {
       await mkdir(p.dir, { recursive: true });
+      removeStaleTemps(p.dir);
       await this.qmp.execute('stop');
       try {
         await this.qmp.execute('migrate', { uri: saveUri(tmp) });
