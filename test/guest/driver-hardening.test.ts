@@ -19,7 +19,7 @@ import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
 import type { StartedHilboxVm } from '../../orchestrator/src/lib/started-vm.ts';
 import { runProbe } from '../../orchestrator/src/suites/probe.ts';
 import { withExtraDevice } from '../../orchestrator/src/suites/devices.ts';
-import { hardIrqRuns } from '../../orchestrator/src/suites/hostile.ts';
+import { hardIrqRuns, SINGLE_RECORD_MIN_IRQS } from '../../orchestrator/src/suites/hostile.ts';
 import { scanForCrashes } from '../../orchestrator/src/vm/crash-scan.ts';
 import type { CaseResult } from '../../orchestrator/src/report/results.ts';
 
@@ -78,11 +78,11 @@ afterAll(async () => {
 });
 
 describe('hilbox.ko hardening', () => {
-  it('drains, then acknowledges (SPEC §7): 200 single host-fed records 10 ms apart raise 200-220 interrupts', async () => {
+  it('drains, then acknowledges (SPEC §7): 200 single host-fed records 10 ms apart raise 196-220 interrupts', async () => {
     // ACK before drain gives about two per record. A loaded host only lowers the count (a record
-    // whose interrupt thread ran late is drained with the next), so a run below 200 is repeated.
+    // whose interrupt thread ran late is drained with the next: up to 2 %), so a run below that is repeated.
     let irqs = 0;
-    for (let run = 1; run <= 3; run++) {
+    for (let run = 1; run <= 5; run++) {
       const reading = probe(['read-events', '--count', '201', '--timeout-ms', String(vm.scaled(30_000))]);
       await primeReader();
       const before = await irqCount();
@@ -92,10 +92,10 @@ describe('hilbox.ko hardening', () => {
       expect(c!.status, c!.reason).toBe('pass');
       expect(metric(c!, 'records')).toBe(201);
       irqs = (await irqCount()) - before;
-      if (irqs >= 200) break;
+      if (irqs >= SINGLE_RECORD_MIN_IRQS) break;
     }
     console.log(`hardening: ${irqs} interrupts for 200 host-fed records`);
-    expect(irqs, `${irqs} interrupts for 200 records`).toBeGreaterThanOrEqual(200);
+    expect(irqs, `${irqs} interrupts for 200 records`).toBeGreaterThanOrEqual(SINGLE_RECORD_MIN_IRQS);
     expect(irqs, `${irqs} interrupts for 200 records`).toBeLessThanOrEqual(220);
   });
 

@@ -151,7 +151,7 @@ export class Machine implements Killable {
   /** A snapshot failed to resume: boot cold from now on. */
   private coldOnly = false;
   private args: string[] = [];
-  /** How the guest came up: booted, or resumed from a boot snapshot (with the snapshot's age). */
+  /** How the guest came up: booted (and whether it became its configuration's boot snapshot), or resumed from one. */
   bootKind: { kind: 'cold'; snapshotStored?: boolean } | { kind: 'resumed'; snapshot: string } = { kind: 'cold' };
   private consoleDrained: Promise<void> = Promise.resolve();
   /** Set while the orchestrator reboots the guest on purpose (the reset is not a crash). */
@@ -489,7 +489,11 @@ export class Machine implements Killable {
     try {
       return await this.awaitReady(o, RESUME_TIMEOUT_MS * this.scale);
     } catch (e) {
-      if (e instanceof GuestCrashError) throw e;
+      if (e instanceof GuestCrashError) {
+        // Reported as it is; the snapshot it came from is not resumed again.
+        await rm(snapshotPaths(this.snapshotStore!, this.snapshotKey!).dir, { recursive: true, force: true });
+        throw e;
+      }
       releasePort(this.sshPort);
       await this.dropSnapshot(`the resumed guest did not answer: ${(e as Error).message.split('\n')[0]}`);
       await this.start();
