@@ -532,7 +532,11 @@ function addWithLibraries(tree, pkgroot, hostFile, imagePath, mode, seen = new S
   }
 }
 
-/** Modules to insmod, in dependency order, as paths relative to lib/modules/<ver>/. */
+/**
+ * Modules to insmod, in dependency order, as paths relative to lib/modules/<ver>/; `levels`
+ * groups them so that a module's dependencies are all in earlier levels (a level's modules can
+ * load side by side).
+ */
 function resolveModules(kdir, kernelVersion, wanted) {
   const moddir = join(kdir, 'lib', 'modules', kernelVersion);
   const norm = (n) => n.replace(/-/g, '_');
@@ -548,6 +552,7 @@ function resolveModules(kdir, kernelVersion, wanted) {
   };
   walk('kernel');
   const order = [];
+  const level = new Map();
   const state = new Map();
   const visit = (name, from) => {
     name = norm(name);
@@ -557,13 +562,16 @@ function resolveModules(kdir, kernelVersion, wanted) {
     if (!rel) fail(`kernel module ${name}${from ? ` (needed by ${from})` : ''} is neither built in nor in ${basename(kdir)}`);
     if (!rel.endsWith('.ko')) fail(`${rel}: compressed modules are not supported (busybox insmod)`);
     state.set(name, 'visiting');
-    const deps = readElf(join(moddir, rel))?.modinfo.get('depends') ?? '';
-    for (const d of deps.split(',').filter(Boolean)) visit(d, name);
+    const deps = (readElf(join(moddir, rel))?.modinfo.get('depends') ?? '').split(',').filter(Boolean).map(norm).filter((d) => !builtin.has(d));
+    for (const d of deps) visit(d, name);
     state.set(name, 'done');
-    order.push(rel);
+    level.set(name, Math.max(-1, ...deps.map((d) => level.get(d))) + 1);
+    order.push({ rel, level: level.get(name) });
   };
   for (const m of wanted) visit(m);
-  return { moddir, order };
+  const levels = [];
+  for (const { rel, level: l } of order) (levels[l] ??= []).push(rel);
+  return { moddir, order: order.map((o) => o.rel), levels };
 }
 
 /** The /etc/passwd entries of the overlay: name -> { uid, gid, home }. */
@@ -691,8 +699,9 @@ function build({ key, kernelVersion, versions, config, sourceSets, work, out }) 
   // NIC modules in dependency order
   const mods = resolveModules(kdir, kernelVersion, config.modules ?? []);
   for (const rel of mods.order) tree.file(`/lib/modules/${kernelVersion}/${rel}`, readFileSync(join(mods.moddir, rel)));
-  tree.file('/etc/hilbox/modules.load', mods.order.map((m) => `${m}\n`).join(''));
-  log(`modules: ${mods.order.map((m) => basename(m, '.ko')).join(' ') || '(none, all built in)'}`);
+  // One line per level: the guest's init loads a line's modules side by side.
+  tree.file('/etc/hilbox/modules.load', mods.levels.map((l) => `${l.join(' ')}\n`).join(''));
+  log(`modules: ${mods.levels.map((l) => l.map((m) => basename(m, '.ko')).join(' ')).join(' | ') || '(none, all built in)'}`);
 
   // reference driver and probe tool (not loaded at boot: the orchestrator insmods it)
   tree.file('/lib/modules/hilbox/hilbox.ko', readFileSync(driver.ko));

@@ -48,6 +48,32 @@ describe('hilbox CLI', () => {
     expect(r.stderr).toMatch(/unknown command/);
   });
 
+  it('boot-time refuses a bad --repeat with exit 2 naming it, before anything boots', async () => {
+    const r = await runCli(['boot-time', '--repeat', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--repeat "0": expected a whole number from 1 to 50/);
+  });
+
+  it('boot-time times every way the guest comes up in one run, with --kernel-args beside the cold boot', async () => {
+    const p = scenario('bt.yaml', 'name: bt\ndevice:\n  width: 320\n  height: 240\n  mouse-rate-hz: 0\n  feed: false\n');
+    const r = await runCli(['--json', 'boot-time', p, '--repeat', '1', '--kernel-args', 'loglevel=3']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = (JSON.parse(r.stdout) as { rows: { way: string; firstCommandMs: { median: number; n: number }; kinds: string[] }[] }).rows;
+    expect(rows.map((x) => x.way)).toEqual([
+      'first boot of the configuration (cold, stores its boot snapshot)',
+      'resumed from the boot snapshot',
+      'cold, boot snapshots off',
+      'cold, boot snapshots off, kernel args "loglevel=3"',
+    ]);
+    expect(rows.map((x) => x.kinds)).toEqual([['cold, boot snapshot stored'], [expect.stringMatching(/^resumed from boot snapshot [0-9a-f]{16}$/)], ['cold'], ['cold']]);
+    for (const x of rows) {
+      expect(x.firstCommandMs.n).toBe(1);
+      expect(x.firstCommandMs.median).toBeGreaterThan(0);
+    }
+    // Resuming skips the guest's whole boot: it is faster than booting whatever the host's speed.
+    expect(rows[1]!.firstCommandMs.median).toBeLessThan(rows[2]!.firstCommandMs.median);
+  });
+
   it('exec runs a command in the guest with the driver loaded and exits with its exit code', async () => {
     const up = join(dir, 'hello.sh');
     writeFileSync(up, '#!/bin/sh\necho "hello from $(uname -r)"; ls /dev/hilbox0; exit 7\n');

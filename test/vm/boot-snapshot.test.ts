@@ -76,6 +76,8 @@ describe.sequential('boot snapshots (real QEMU, real guest)', () => {
     try {
       expect(first.bootKind).toBe('cold, boot snapshot stored');
       expect(readFileSync(first.consoleLog, 'utf8')).toMatch(/hilbox-guest: sshd ready/);
+      // The store lifts QEMU's migration bandwidth cap for itself only: the default is back.
+      expect((await first.qmp.execute<Record<string, unknown>>('query-migrate-parameters'))['max-bandwidth']).toBe(128 * 2 ** 20);
     } finally {
       await first.stop();
     }

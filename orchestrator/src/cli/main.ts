@@ -102,6 +102,17 @@ program
   });
 
 program
+  .command('boot-time')
+  .description('time the guest from QEMU start to the first SSH command, each way it comes up (first boot storing its snapshot, resumed, cold), in one run; --kernel-args tries a kernel knob beside the cold boot')
+  .argument('[scenario]', 'scenario YAML file (default: the embedded default)')
+  .option('--repeat <n>', 'rounds (default 5)')
+  .option('--kernel-args <args>', 'kernel arguments added to a fourth row (a cold boot), to compare with the plain cold boot')
+  .action(async (scenario: string | undefined, opts: { repeat?: string; kernelArgs?: string }) => {
+    const { bootTimeCommand } = await import('./commands/boot-time.ts');
+    process.exitCode = await bootTimeCommand({ ...(scenario ? { scenario } : {}), ...(opts.repeat !== undefined ? { repeat: opts.repeat } : {}), ...(opts.kernelArgs !== undefined ? { kernelArgs: opts.kernelArgs } : {}), json: Boolean(program.opts().json), out: out() });
+  });
+
+program
   .command('build')
   .description('build (or reuse from cache) QEMU with hilbox-pci and the guest image')
   .addOption(new Option('--only <what>', 'build only this').choices(['qemu', 'guest']))

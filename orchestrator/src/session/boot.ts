@@ -40,6 +40,10 @@ export interface BootOptions {
   deviceOverrides?: Record<string, string | number | boolean>;
   /** Called with the milliseconds from QEMU start to the first command run over SSH. */
   onBooted?: (ms: number) => void;
+  /** Kernel arguments added to the guest's own (Linux guests; `hilbox boot-time --kernel-args`). */
+  kernelArgs?: string;
+  /** Where boot snapshots live (default <cache>/boot). */
+  bootSnapshotDir?: string;
 }
 
 export async function bootScenario(scenario: Scenario, opts: BootOptions): Promise<StartedHilboxVm> {
@@ -63,7 +67,8 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
   if (scenario.icount !== undefined) builder = builder.withIcount(scenario.icount);
   if (scenario.realtime) builder = builder.withRealtime();
   // A Linux guest resumes its configuration's boot snapshot (vm/boot-snapshot.ts); icount runs boot cold.
-  if (scenario.bootSnapshot && guest.os === 'linux') builder = builder.withBootSnapshots();
+  if (scenario.bootSnapshot && guest.os === 'linux') builder = builder.withBootSnapshots(opts.bootSnapshotDir);
+  if (opts.kernelArgs) builder = builder.withKernelArgs(opts.kernelArgs);
   if (wantsFeed(scenario.device)) builder = builder.withMouseFeed();
   if (opts.logDir) builder = builder.withLogDir(opts.logDir);
   if (scenario.timeouts?.bootSeconds) builder = builder.withBootTimeout(scenario.timeouts.bootSeconds * 1000);
