@@ -52,11 +52,12 @@ export function parseRepeat(v: string | undefined): number {
 
 export async function bootTimeCommand(a: BootTimeArgs): Promise<number> {
   const repeat = parseRepeat(a.repeat);
-  if (a.kernelArgs !== undefined && !a.kernelArgs.trim()) throw new UsageError('boot-time: --kernel-args is empty');
+  const kernelArgs = a.kernelArgs?.trim();
+  if (kernelArgs === '') throw new UsageError('boot-time: --kernel-args is empty');
   const { scenario, baseDir, source } = loadScenario(a.scenario);
   checkGuestConfig(scenario.guest, baseDir);
   const linux = scenario.guest.os === 'linux';
-  // Build everything once, outside every timed boot.
+  if (kernelArgs !== undefined && !linux) throw new UsageError(`boot-time: --kernel-args needs a Linux guest (${source} has guest.os ${scenario.guest.os})`);
   a.out.step(`boot-time: ${source}, ${repeat} round${repeat === 1 ? '' : 's'}`);
   const store = await mkdtemp(join(tmpdir(), 'hilbox-boot-time-'));
   try {
@@ -79,8 +80,8 @@ export async function bootTimeCommand(a: BootTimeArgs): Promise<number> {
       });
       ways.push({ name: 'resumed from the boot snapshot', boot: () => once(scenario, { snapshots: true }) });
     }
-    ways.push({ name: 'cold, boot snapshots off', boot: () => once(scenario) });
-    if (a.kernelArgs) ways.push({ name: `cold, boot snapshots off, kernel args "${a.kernelArgs.trim()}"`, boot: () => once(scenario, { kernelArgs: a.kernelArgs!.trim() }) });
+    const coldRow = ways.push({ name: 'cold, boot snapshots off', boot: () => once(scenario) }) - 1;
+    if (kernelArgs) ways.push({ name: `cold, boot snapshots off, kernel args "${kernelArgs}"`, boot: () => once(scenario, { kernelArgs }) });
     // Builds, the accelerator probe and a first QEMU start happen here, untimed.
     await once(scenario);
     const samples = ways.map(() => ({ first: [] as number[], kinds: new Set<string>() }));
@@ -94,7 +95,7 @@ export async function bootTimeCommand(a: BootTimeArgs): Promise<number> {
       }
     }
     a.out.close();
-    const cold = spread(samples[ways.findIndex((w) => w.name === 'cold, boot snapshots off')]!.first).median;
+    const cold = spread(samples[coldRow]!.first).median;
     const rows: BootTimeRow[] = ways.map((w, i) => {
       const first = spread(samples[i]!.first);
       return { way: w.name, firstCommandMs: first, ratioToCold: cold > 0 ? first.median / cold : 0, kinds: [...samples[i]!.kinds] };
