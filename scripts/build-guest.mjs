@@ -552,7 +552,8 @@ function resolveModules(kdir, kernelVersion, wanted) {
   };
   walk('kernel');
   const order = [];
-  const level = new Map();
+  const level = new Map(); // module name -> dependency level (0: depends on nothing loadable)
+  const levels = []; // level -> files of that level
   const state = new Map();
   const visit = (name, from) => {
     name = norm(name);
@@ -565,13 +566,13 @@ function resolveModules(kdir, kernelVersion, wanted) {
     const deps = (readElf(join(moddir, rel))?.modinfo.get('depends') ?? '').split(',').filter(Boolean).map(norm).filter((d) => !builtin.has(d));
     for (const d of deps) visit(d, name);
     state.set(name, 'done');
-    level.set(name, Math.max(-1, ...deps.map((d) => level.get(d))) + 1);
-    order.push({ rel, level: level.get(name) });
+    const l = Math.max(-1, ...deps.map((d) => level.get(d))) + 1;
+    level.set(name, l);
+    order.push(rel);
+    (levels[l] ??= []).push(rel);
   };
   for (const m of wanted) visit(m);
-  const levels = [];
-  for (const { rel, level: l } of order) (levels[l] ??= []).push(rel);
-  return { moddir, order: order.map((o) => o.rel), levels };
+  return { moddir, order, levels };
 }
 
 /** The /etc/passwd entries of the overlay: name -> { uid, gid, home }. */
@@ -668,6 +669,7 @@ function build({ key, kernelVersion, versions, config, sourceSets, work, out }) 
   tree.symlink('/var/run', '../run');
   tree.symlink('/var/tmp', '../tmp');
   tree.chardev('/dev/console', 5, 1, 0o600); // the kernel opens it for init before devtmpfs is mounted
+  tree.chardev('/dev/null', 1, 3, 0o666); // the stdin of init's background jobs started before devtmpfs is mounted
 
   // rootfs overlay, then init
   const overlay = join(imageSrc, 'rootfs');
@@ -700,7 +702,7 @@ function build({ key, kernelVersion, versions, config, sourceSets, work, out }) 
   const mods = resolveModules(kdir, kernelVersion, config.modules ?? []);
   for (const rel of mods.order) tree.file(`/lib/modules/${kernelVersion}/${rel}`, readFileSync(join(mods.moddir, rel)));
   // One line per level: the guest's init loads a line's modules side by side.
-  tree.file('/etc/hilbox/modules.load', mods.levels.map((l) => `${l.join(' ')}\n`).join(''));
+  tree.file('/etc/hilbox/modules.load', mods.levels.map((l) => `${l.map((rel) => `/lib/modules/${kernelVersion}/${rel}`).join(' ')}\n`).join(''));
   log(`modules: ${mods.levels.map((l) => l.map((m) => basename(m, '.ko')).join(' ')).join(' | ') || '(none, all built in)'}`);
 
   // reference driver and probe tool (not loaded at boot: the orchestrator insmods it)

@@ -65,7 +65,8 @@ const DEVICE_FILES = [
 ];
 
 async function ensureDebSrc() {
-  const probe = await $`apt-get source --print-uris qemu`.nothrow();
+  // Quiet: on a machine without deb-src entries apt prints an "E:" line here, which is expected.
+  const probe = await $({ quiet: true })`apt-get source --print-uris qemu`.nothrow();
   if (probe.exitCode === 0 && probe.stdout.includes('.dsc')) return;
   if (!isRoot) fail("no deb-src entry for Debian's source packages; as root add one to /etc/apt/sources.list.d/ and run apt-get update");
   log('adding a deb-src entry (/etc/apt/sources.list.d/hilbox-debsrc.sources) and updating apt');

@@ -38,6 +38,22 @@ afterAll(async () => {
 });
 
 describe('Linux guest with hilbox.ko', () => {
+  it("init mounted /etc/fstab's file systems, set the hostname, brought lo and eth0 up and loaded the NIC modules", async () => {
+    const mounts = (await vm.ssh.run('cat /proc/mounts')).stdout.split('\n').map((l) => l.split(' ')).filter((f) => f.length > 3);
+    const at = (dir: string) => mounts.find((f) => f[1] === dir);
+    for (const [dir, type] of [['/proc', 'proc'], ['/sys', 'sysfs'], ['/dev', 'devtmpfs'], ['/dev/pts', 'devpts'], ['/dev/shm', 'tmpfs'], ['/tmp', 'tmpfs'], ['/run', 'tmpfs'], ['/sys/kernel/debug', 'debugfs']] as const) {
+      expect(at(dir)?.[2], `${dir} in /proc/mounts`).toBe(type);
+    }
+    expect(at('/dev/pts')?.[3]).toContain('ptmxmode=666');
+    expect(at('/tmp')?.[3]).toContain('nodev');
+    expect((await vm.ssh.run('hostname')).stdout.trim()).toBe('hilbox-guest');
+    const links = (await vm.ssh.run('ip -o link show')).stdout;
+    expect(links).toMatch(/\blo: <[^>]*\bUP\b/);
+    expect(links).toMatch(/\beth0: <[^>]*\bUP\b/);
+    const modules = (await vm.ssh.run('cat /proc/modules')).stdout;
+    for (const m of ['virtio_pci', 'virtio_net', 'virtio_rng']) expect(modules).toMatch(new RegExp(`^${m} `, 'm'));
+  });
+
   it('loads the driver, creates /dev/hilbox0 root-only, and the kernel log stays clean', async () => {
     await vm.loadDriver();
     const ls = await vm.ssh.run('stat -c "%a %U" /dev/hilbox0');

@@ -449,12 +449,16 @@ export class Machine implements Killable {
       // of a paused guest take 0.5 s; the cap is lifted for it and put back afterwards.
       const { 'max-bandwidth': cap } = (await this.qmp.execute('query-migrate-parameters')) as { 'max-bandwidth'?: number };
       await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': UNCAPPED_BANDWIDTH });
-      await this.qmp.execute('stop');
       try {
-        await this.qmp.execute('migrate', { uri: saveUri(tmp) });
-        await this.migrationDone(60_000 * this.scale);
+        await this.qmp.execute('stop');
+        try {
+          await this.qmp.execute('migrate', { uri: saveUri(tmp) });
+          await this.migrationDone(60_000 * this.scale);
+        } finally {
+          await this.qmp.execute('cont');
+        }
       } finally {
-        await this.qmp.execute('cont');
+        // Back to the old cap whatever failed, so later migrations of this VM (savevm cases) see QEMU's default.
         if (cap !== undefined) await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': cap });
       }
       const meta = { schema: 'hilbox-boot-snapshot/1', key: this.snapshotKey, created: new Date().toISOString(), storeMs: Date.now() - t0, args: normalizedArgs(this.args, this.runDir, this.sshPort) };
