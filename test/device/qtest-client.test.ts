@@ -195,6 +195,18 @@ describe('qtest client lifecycle', () => {
     }
   });
 
+  it('a QMP command lost with the connection says how QEMU ended', async () => {
+    const qt = await QtestSession.start({ qemu });
+    try {
+      const pending = qt.qmp!.execute('human-monitor-command', { 'command-line': 'info version' });
+      process.kill(qt.pid!, 'SIGKILL');
+      await pending.catch(() => undefined); // may have been answered first
+      await expect(qt.qmp!.execute('query-status')).rejects.toThrow(/connection closed \(.*QEMU exited \(signal SIGKILL\)/);
+    } finally {
+      await qt.close();
+    }
+  });
+
   it('times out a command QEMU never answers and abandons the session', async () => {
     const qt = await QtestSession.start({ qemu });
     try {

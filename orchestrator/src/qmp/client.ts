@@ -46,6 +46,13 @@ export interface QmpConnectOptions {
   commandTimeoutMs?: number;
   /** Append every message, one JSON line each, to this file. */
   logPath?: string;
+  /**
+   * Asked once when the connection fails or closes without close(): what became of QEMU (how it
+   * exited and the end of its stderr). The text joins the reason of every command and wait that
+   * fails because of it, so "connection closed (read ECONNRESET)" says why. Should settle within
+   * a few seconds.
+   */
+  closeDetail?: () => Promise<string | undefined>;
 }
 
 interface Pending {
@@ -86,10 +93,13 @@ export class QmpClient extends EventEmitter {
   readonly logClosed: Promise<void>;
   private greetingWaiter: { resolve: (g: unknown) => void; reject: (e: Error) => void } | undefined;
 
+  private lost = false;
+
   private constructor(
     private readonly sock: Socket,
     private readonly commandTimeoutMs: number,
     logPath?: string,
+    closeDetail?: () => Promise<string | undefined>,
   ) {
     super();
     this.log = logPath ? createWriteStream(logPath, { flags: 'a' }) : undefined;
@@ -98,8 +108,17 @@ export class QmpClient extends EventEmitter {
     this.logClosed = log ? new Promise<void>((r) => log.once('close', () => r())) : Promise.resolve();
     sock.setEncoding('utf8');
     sock.on('data', (d: string) => this.onData(d));
-    sock.on('error', (e) => this.close(e.message));
-    sock.on('close', () => this.close('socket closed'));
+    // 'error' is followed by 'close': the first of the two names the reason.
+    const onLost = (reason: string): void => {
+      if (this.lost || this.closedReason) return;
+      this.lost = true;
+      if (!closeDetail) return this.close(reason);
+      void closeDetail()
+        .catch(() => undefined)
+        .then((detail) => this.close(detail ? `${reason}; ${detail}` : reason));
+    };
+    sock.on('error', (e) => onLost(e.message));
+    sock.on('close', () => onLost('socket closed'));
   }
 
   /** Connects, reads the greeting and negotiates capabilities. */
@@ -110,7 +129,7 @@ export class QmpClient extends EventEmitter {
 
   /** Speaks QMP on a socket that is already connected (e.g. one QEMU connected to): greeting, capabilities. */
   static async attach(sock: Socket, opts: QmpConnectOptions = {}): Promise<QmpClient> {
-    const c = new QmpClient(sock, opts.commandTimeoutMs ?? 30_000, opts.logPath);
+    const c = new QmpClient(sock, opts.commandTimeoutMs ?? 30_000, opts.logPath, opts.closeDetail);
     try {
       await c.waitGreeting(opts.connectTimeoutMs ?? 10_000);
       await c.execute('qmp_capabilities');

@@ -265,7 +265,7 @@ export class QtestSession implements AsyncDisposable {
       // The same QMP client as the orchestrator's (qmp/client.ts), on the socket QEMU connected to.
       // A handshake that fails because QEMU is exiting reports QEMU's exit (with its stderr).
       const qmp = qmpSock
-        ? await QmpClient.attach(qmpSock, { commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs }).catch(async (e: unknown) => {
+        ? await QmpClient.attach(qmpSock, { commandTimeoutMs: timeoutMs, connectTimeoutMs: timeoutMs, closeDetail: () => exitDetail(exited, stderrBuf) }).catch(async (e: unknown) => {
             const ex = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
             if (ex) throw new QemuExitError(`QEMU exited during start-up (${describeExit(ex.code, ex.signal)})`, ex.code, ex.signal, stderrBuf.text);
             throw e;
@@ -556,6 +556,14 @@ export class QtestSession implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** How QEMU ended, if it did within 2 s, with the end of its stderr (a lost QMP connection's detail). */
+async function exitDetail(exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>, stderrBuf: { text: string }): Promise<string | undefined> {
+  const ex = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
+  const tail = stderrBuf.text.trim().split('\n').slice(-10).join(' | ');
+  if (!ex) return tail ? `QEMU still running; its stderr ends: ${tail}` : 'QEMU still running';
+  return `QEMU exited (${describeExit(ex.code, ex.signal)})${tail ? `; its stderr ends: ${tail}` : ''}`;
 }
 
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
