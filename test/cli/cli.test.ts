@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { XMLParser } from 'fast-xml-parser';
 import { descendants, isQemu, runCli, startCli, waitFor } from './helpers.ts';
+import { cacheRoot } from '../../orchestrator/src/core/paths.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hilbox-cli-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -72,6 +73,36 @@ describe('hilbox CLI', () => {
     }
     // Resuming skips the guest's whole boot: it is faster than booting whatever the host's speed.
     expect(rows[1]!.firstCommandMs.median).toBeLessThan(rows[2]!.firstCommandMs.median);
+  });
+
+  it('build --boot-snapshots refuses a missing scenario with exit 2 before building, and --only beside it', async () => {
+    const r = await runCli(['build', '--boot-snapshots', join(dir, 'no-such.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no-such\.yaml: cannot read the scenario file/);
+    expect(r.stderr).not.toMatch(/building QEMU/);
+    const only = await runCli(['build', '--only', 'guest', '--boot-snapshots', join(dir, 'no-such.yaml')]);
+    expect(only.code).toBe(2);
+    expect(only.stderr).toMatch(/--boot-snapshots .* leave out --only/);
+  });
+
+  it("build --boot-snapshots stores a configuration's boot snapshot once; later boots of it resume", async () => {
+    // A geometry no other test uses: its own snapshot key, removed again at the end.
+    const p = scenario('snap.yaml', 'name: snap\ndevice:\n  width: 328\n  height: 240\n  mouse-rate-hz: 0\n  feed: false\n');
+    const off = scenario('snap-off.yaml', 'name: snap-off\nbootSnapshot: false\ndevice:\n  width: 328\n  height: 240\n  mouse-rate-hz: 0\n  feed: false\n');
+    let key: string | undefined;
+    try {
+      const first = await runCli(['build', '--boot-snapshots', p, off]);
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toContain(`boot snapshot: ${p}: cold, boot snapshot stored`);
+      expect(first.stdout).toContain(`boot snapshot: ${off}: none (bootSnapshot: false)`);
+      const again = await runCli(['--json', 'build', '--boot-snapshots', p]);
+      expect(again.code, again.stderr).toBe(0);
+      const outcome = (JSON.parse(again.stdout) as { bootSnapshots: { scenario: string; outcome: string }[] }).bootSnapshots[0]!.outcome;
+      key = /^resumed from boot snapshot ([0-9a-f]{16})$/.exec(outcome)?.[1];
+      expect(key, outcome).toBeDefined();
+    } finally {
+      if (key) for (const entry of [key, `${key}.last-used`]) rmSync(join(cacheRoot(), 'boot', entry), { recursive: true, force: true });
+    }
   });
 
   it('exec runs a command in the guest with the driver loaded and exits with its exit code', async () => {

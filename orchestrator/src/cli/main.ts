@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode } from './exit-codes.ts';
 import { createOutput, type Output } from './output.ts';
-import { exitCodeFor, describeError } from './errors.ts';
+import { exitCodeFor, describeError, UsageError } from './errors.ts';
 
 const program = new Command('hilbox')
   .description('hardware-in-the-loop emulator for driver writers: QEMU + hilbox-pci + reference drivers')
@@ -117,17 +117,24 @@ program
   .description('build (or reuse from cache) QEMU with hilbox-pci and the guest image')
   .addOption(new Option('--only <what>', 'build only this').choices(['qemu', 'guest']))
   .option('--explain', 'say whether each build is up to date and, if not, which input changed since the last build; build nothing')
-  .action(async (opts: { only?: 'qemu' | 'guest'; explain?: boolean }) => {
+  .option('--boot-snapshots <scenario...>', "after the builds, boot each scenario's configuration once so its boot snapshot is in the cache (for a CI build job)")
+  .action(async (opts: { only?: 'qemu' | 'guest'; explain?: boolean; bootSnapshots?: string[] }) => {
     if (opts.explain) {
       const { explainCommand } = await import('./commands/build.ts');
       process.stdout.write(`${await explainCommand(opts.only ?? 'all')}\n`);
       return;
     }
-    const { buildCommand } = await import('./commands/build.ts');
+    if (opts.bootSnapshots && opts.only) throw new UsageError('build: --boot-snapshots boots the scenarios, which needs both builds; leave out --only');
+    const { buildCommand, bootSnapshotsCommand, loadBootSnapshotScenarios } = await import('./commands/build.ts');
+    const scenarios = opts.bootSnapshots ? loadBootSnapshotScenarios(opts.bootSnapshots) : undefined;
     const result = await buildCommand(opts.only ?? 'all', out());
+    const snapshots = scenarios ? await bootSnapshotsCommand(scenarios, out()) : undefined;
     out().close();
-    if (program.opts().json) printJson(result);
-    else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k}: ${v}\n`);
+    if (program.opts().json) printJson({ ...result, ...(snapshots ? { bootSnapshots: snapshots } : {}) });
+    else {
+      for (const [k, v] of Object.entries(result)) process.stdout.write(`${k}: ${v}\n`);
+      for (const s of snapshots ?? []) process.stdout.write(`boot snapshot: ${s.scenario}: ${s.outcome}\n`);
+    }
   });
 
 const cache = program.command('cache').description('what the build cache holds (sizes, last use), and pruning it');
