@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
 import { ensureDebianPackages } from './lib/debian.mjs';
 import { precompileOsdep } from './lib/qemu-pch.mjs';
+import { secondsLeft } from './lib/ninja-eta.mjs';
 
 $.verbose = false;
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -308,7 +309,7 @@ if (!ccache) await precompileOsdep({ buildDir, srcDir, env: buildEnv, log });
 log(`building${SANITIZE ? ' the sanitizer (ASan + UBSan) QEMU' : ''} with ninja (a few minutes on 2 cores the first time)`);
 const t0 = Date.now();
 const jobs = process.env.HILBOX_JOBS ?? '';
-// ninja's [n/N] as a progress line with an ETA, at most every 10 s (a CI log stays readable and
+// ninja's [n/N] as a progress line with an ETA (scripts/lib/ninja-eta.mjs), at most every 10 s (a CI log stays readable and
 // never goes quiet for long; the orchestrator turns these lines into its live line on a TTY).
 const ninjaRun = $({ cwd: buildDir, quiet: true, env: buildEnv })`ninja ${jobs ? ['-j', jobs] : []} ${BINARIES}`.nothrow();
 let lastReport = 0;
@@ -325,7 +326,7 @@ ninjaRun.stdout.on('data', (chunk) => {
     if (now - lastReport < 10_000 && done !== total) continue;
     lastReport = now;
     const elapsed = (now - t0) / 1000;
-    const eta = done > 0 ? Math.round((elapsed / done) * (total - done)) : 0;
+    const eta = secondsLeft(done, total, elapsed);
     log(`[${done}/${total}] ${Math.floor((100 * done) / total)}% after ${Math.round(elapsed)} s, about ${eta >= 60 ? `${Math.floor(eta / 60)} min ${eta % 60} s` : `${eta} s`} left`);
   }
 });
