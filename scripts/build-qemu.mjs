@@ -327,7 +327,8 @@ ninjaRun.stdout.on('data', (chunk) => {
     lastReport = now;
     const elapsed = (now - t0) / 1000;
     const eta = secondsLeft(done, total, elapsed);
-    log(`[${done}/${total}] ${Math.floor((100 * done) / total)}% after ${Math.round(elapsed)} s, about ${eta >= 60 ? `${Math.floor(eta / 60)} min ${eta % 60} s` : `${eta} s`} left`);
+    const left = eta === undefined ? '' : `, about ${eta >= 60 ? `${Math.floor(eta / 60)} min ${eta % 60} s` : `${eta} s`} left`;
+    log(`[${done}/${total}] ${Math.floor((100 * done) / total)}% after ${Math.round(elapsed)} s${left}`);
   }
 });
 const ninja = await ninjaRun;

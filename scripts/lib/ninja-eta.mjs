@@ -36,10 +36,12 @@ export function timeShare(curve, stepShare) {
 
 /**
  * Seconds left after `elapsed` seconds at [done/total]: by the curve when the build has the
- * curve's number of steps (within a tenth), else in proportion to the steps left.
+ * curve's number of steps (within a tenth), else in proportion to the steps left; undefined
+ * before 2 % of the steps are done (the first line, [1/N], would say anything).
  */
 export function secondsLeft(done, total, elapsed, curve = QEMU_COLD_CURVE) {
-  if (done <= 0 || total <= 0 || done >= total) return 0;
+  if (done >= total) return 0;
+  if (done <= 0 || total <= 0 || done / total < 0.02) return undefined;
   if (curve && Math.abs(total - curve.steps) <= curve.steps / 10) {
     const gone = timeShare(curve, done / total);
     if (gone > 0) return Math.round((elapsed * (1 - gone)) / gone);

@@ -16,8 +16,9 @@ describe('secondsLeft', () => {
     expect(secondsLeft(10, 40, 5)).toBe(15);
   });
 
-  it('is 0 at the start and at the end, and the curve rises from 0 to 1', () => {
-    expect(secondsLeft(0, 1250, 0)).toBe(0);
+  it('says nothing before 2 % of the steps, 0 at the end, and the curve rises from 0 to 1', () => {
+    expect(secondsLeft(0, 1250, 0)).toBeUndefined();
+    expect(secondsLeft(1, 1250, 0.5)).toBeUndefined();
     expect(secondsLeft(1250, 1250, 180)).toBe(0);
     const pts = (QEMU_COLD_CURVE as { points: [number, number][] }).points;
     for (let i = 1; i < pts.length; i++) {
