@@ -41,13 +41,6 @@ export interface BootSnapshotResult {
   outcome: string;
 }
 
-/**
- * `hilbox build --boot-snapshots SCENARIO…`: boots each scenario's configuration once, so its
- * boot snapshot is in the cache before anything runs (a CI build job saves it with the builds
- * and every shard resumes instead of booting cold). Every scenario is read and checked before
- * anything is built (loadBootSnapshotScenarios); one whose guest boots cold by design (snapshots off, icount, Windows) is named
- * and skipped. A configuration already stored resumes once, which proves its snapshot loads.
- */
 /** Reads and checks the scenarios of `--boot-snapshots` (before anything is built). */
 export function loadBootSnapshotScenarios(paths: readonly string[]): LoadedScenario[] {
   return paths.map((p) => {
@@ -57,6 +50,14 @@ export function loadBootSnapshotScenarios(paths: readonly string[]): LoadedScena
   });
 }
 
+/**
+ * `hilbox build --boot-snapshots SCENARIO…`: boots each scenario's configuration once, so its
+ * boot snapshot is in the cache before anything runs (a CI build job saves it with the builds
+ * and every shard resumes instead of booting cold). The scenarios were read and checked before
+ * anything was built (loadBootSnapshotScenarios); one whose guest boots cold by design
+ * (snapshots off, icount, Windows) is named and skipped. A configuration already stored resumes
+ * once, which proves its snapshot loads.
+ */
 export async function bootSnapshotsCommand(loaded: readonly LoadedScenario[], out: Output): Promise<BootSnapshotResult[]> {
   const results: BootSnapshotResult[] = [];
   for (const { scenario, source, baseDir } of loaded) {
