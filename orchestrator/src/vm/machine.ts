@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { QmpClient, type QmpEvent } from '../qmp/client.ts';
 import { SshClient } from '../ssh/client.ts';
 import { firmwareDirs as defaultFirmwareDirs } from '../core/paths.ts';
-import { chooseAccel, type AccelChoice, type AccelDecision } from './accel.ts';
+import { chooseAccel, knownAccel, TIMEOUT_SCALE, type AccelChoice, type AccelDecision } from './accel.ts';
 import { ConsoleCapture } from './console.ts';
 import { QMP_PANIC_LINE, QMP_RESET_LINE } from './crash-scan.ts';
 import {
@@ -134,7 +134,8 @@ export class Machine implements Killable {
   readonly qmpLogPath: string;
   readonly stderrLogPath: string;
   readonly feedSocket: string | undefined;
-  readonly decision: AccelDecision;
+  /** The accelerator and why; set once more when a VM started during the KVM probe learns its verdict. */
+  decision: AccelDecision;
   sshPort = 0;
   qmp!: QmpClient;
   /** The scheduling QEMU's threads run under (MachineOptions.realtime); undefined: not asked. */
@@ -205,7 +206,46 @@ export class Machine implements Killable {
       throw new InfraError(`QEMU binary not found or not executable: ${opts.qemu}`);
     }
     const kernel = opts.guest.probeKernel ?? opts.accelProbeKernel;
-    const decision = await chooseAccel(opts.accel ?? 'auto', kernel ? { qemu: opts.qemu, kernel, ...(opts.warn ? { warn: opts.warn } : {}) } : undefined);
+    const choice = opts.accel ?? 'auto';
+    const probe = kernel ? { qemu: opts.qemu, kernel, ...(opts.warn ? { warn: opts.warn } : {}) } : undefined;
+    const known = await knownAccel(choice, probe);
+    if (known) return Machine.launchAs(opts, known);
+    if (opts.installer) return Machine.launchAs(opts, await chooseAccel(choice, probe));
+    return Machine.launchWhileProbing(opts, chooseAccel(choice, probe));
+  }
+
+  /**
+   * No verdict for this host boot yet: the guest starts booting under TCG while the KVM probe
+   * runs, so on a host whose KVM fails the probe (every CI machine we know) the probe costs CPU
+   * but no waiting. If KVM proves itself, that TCG guest is killed (it has done nothing lasting:
+   * its disk writes go to its own overlay or snapshot file) and the VM starts again under KVM.
+   * Installers never start speculatively: they write to the image they install.
+   */
+  private static async launchWhileProbing(opts: MachineOptions, probing: Promise<AccelDecision>): Promise<Machine> {
+    const pending: AccelDecision = { accel: 'tcg', scale: TIMEOUT_SCALE.tcg, reason: 'KVM probe running', cached: false };
+    const started = Machine.launchAs(opts, pending).then(
+      (m) => ({ m }),
+      (e: unknown) => ({ e }),
+    );
+    let decision: AccelDecision;
+    try {
+      decision = await probing;
+    } catch (e) {
+      const s = await started;
+      if ('m' in s) await s.m.discard('the KVM probe failed');
+      throw e;
+    }
+    const s = await started;
+    if (decision.accel === 'tcg') {
+      if ('e' in s) throw s.e;
+      s.m.decision = decision;
+      return s.m;
+    }
+    if ('m' in s) await s.m.discard('KVM proved itself: the VM starts again under KVM');
+    return Machine.launchAs(opts, decision);
+  }
+
+  private static async launchAs(opts: MachineOptions, decision: AccelDecision): Promise<Machine> {
     const runDir = await mkdtemp(join(tmpdir(), 'hilbox-vm-'));
     if (opts.logDir) await mkdir(opts.logDir, { recursive: true });
     const m = new Machine(opts, runDir, decision);
@@ -648,6 +688,19 @@ export class Machine implements Killable {
         /* best effort */
       }
     }
+  }
+
+  /** Ends a VM nobody will use (started while the KVM probe ran): SIGKILL, then the usual cleanup. */
+  private discard(reason: string): Promise<void> {
+    this.stopPromise ??= (async () => {
+      this.phase = 'stopping';
+      this.killNow(reason);
+      if (this.proc && !this.exitInfo) await this.exitPromise;
+      this.phase = 'stopped';
+      this.qmp?.close();
+      await this.cleanup(false);
+    })();
+    return this.stopPromise;
   }
 
   /** Stops QEMU (QMP quit, then SIGKILL) and removes the run directory. Idempotent. */
