@@ -73,6 +73,7 @@ describe('matrix, shards and merge on real VMs', () => {
     // Builds once, before the VMs; each VM its own SSH port.
     const out = r.stdout + r.stderr;
     expect(out.indexOf('builds ready')).toBeLessThan(out.indexOf('booting'));
+    expect(out.slice(out.indexOf('builds ready'))).not.toMatch(/building QEMU|preparing the/); // no build step twice
     const ports = [...out.matchAll(/\[(small-[ab])\] done: guest up \(\w+, ssh port (\d+)\)/g)].map((m) => [m[1], m[2]]);
     expect(new Set(ports.map((p) => p[0])).size).toBe(2);
     expect(new Set(ports.map((p) => p[1])).size).toBe(2);

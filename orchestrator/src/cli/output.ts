@@ -39,6 +39,7 @@ export function createOutput(opts: { json: boolean; stream?: NodeJS.WriteStream 
       current = text;
       detail = '';
       started = Date.now();
+      lastProgress = 0; // a step's first progress line always shows (e.g. a build's "up to date")
       if (live) timer ??= setInterval(draw, 100);
       else line(`hilbox: ${text} …`);
     },

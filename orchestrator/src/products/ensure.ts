@@ -77,13 +77,18 @@ export async function explainBuilds(what: 'qemu' | 'guest' | 'all' = 'all'): Pro
  * One build per process: the first call runs the script, later calls share its result; a failed
  * build is forgotten so the next call tries again.
  */
-function once<T>(build: (opts: EnsureOptions) => Promise<T>): (opts?: EnsureOptions) => Promise<T> {
+function once<T>(build: (opts: EnsureOptions) => Promise<T>): ((opts?: EnsureOptions) => Promise<T>) & { readonly done: boolean } {
   let result: Promise<T> | undefined;
-  return (opts = {}) =>
-    (result ??= build(opts).catch((e: unknown) => {
-      result = undefined;
-      throw e;
-    }));
+  let done = false;
+  const run = (opts: EnsureOptions = {}): Promise<T> =>
+    (result ??= build(opts).then(
+      (v) => ((done = true), v),
+      (e: unknown) => {
+        result = undefined;
+        throw e;
+      },
+    ));
+  return Object.defineProperty(run, 'done', { get: () => done }) as typeof run & { readonly done: boolean };
 }
 
 const buildQemu = once((o) => runBuildScript('build-qemu.mjs', o));
@@ -93,6 +98,10 @@ const buildGuest = once((o) => runBuildScript('build-guest.mjs', o).then(readGue
 export function ensureQemu(opts: EnsureOptions = {}): Promise<string> {
   return process.env.HILBOX_QEMU ? Promise.resolve(process.env.HILBOX_QEMU) : buildQemu(opts);
 }
+
+/** Whether ensureQemu / ensureGuest would return at once: built (or checked up to date) earlier in this process, or overridden. */
+export const qemuReady = (): boolean => Boolean(process.env.HILBOX_QEMU) || buildQemu.done;
+export const guestReady = (): boolean => Boolean(process.env.HILBOX_GUEST) || buildGuest.done;
 
 /** Reads and checks a guest manifest file. */
 export async function readGuestManifest(path: string): Promise<GuestManifest> {

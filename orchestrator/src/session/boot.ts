@@ -4,7 +4,7 @@
  * `exec`, `shell` and `bench`.
  */
 import { dirname, resolve } from 'node:path';
-import { ensureQemu } from '../products/ensure.ts';
+import { ensureQemu, guestReady, qemuReady } from '../products/ensure.ts';
 import { HilboxVm } from '../lib/hilbox-vm.ts';
 import type { StartedHilboxVm } from '../lib/started-vm.ts';
 import { guestForScenario } from '../guest/for-scenario.ts';
@@ -51,9 +51,10 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
   const baseDir = opts.baseDir ?? process.cwd();
   const rt = scenario.realtime ? checkRealtimeFits(scenario.cpus, hostCpus().length, rtThrottleShare()) : undefined;
   if (rt) throw new UsageError(`scenario ${scenario.name}: realtime: ${rt}`);
-  out.step('building QEMU with hilbox-pci');
+  // The build steps show only when a build may run: after `hilbox run`'s builds they are silent.
+  if (!qemuReady()) out.step('building QEMU with hilbox-pci');
   const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
-  out.step(`preparing the ${scenario.guest.os} guest`);
+  if (scenario.guest.os === 'linux' && !guestReady()) out.step(`preparing the ${scenario.guest.os} guest`);
   const guest = await guestForScenario(scenario.guest, { baseDir, onProgress: (l) => out.progress(l) });
   out.step(`booting ${guest.description} (accelerator ${scenario.icount !== undefined ? `tcg, icount shift=${scenario.icount}` : scenario.accelerator})`);
   const props = { ...deviceProperties(scenario.device), ...(opts.deviceOverrides ?? {}) };
