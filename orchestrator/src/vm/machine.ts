@@ -40,11 +40,18 @@ import { createEmptyQcow2 } from './qcow2.ts';
 import { registerVm, unregisterVm, type Killable } from './registry.ts';
 import { unwatchPid, watchPid } from './reaper.ts';
 import { applyRealtime, type RealtimeStatus } from './realtime.ts';
-import { hasSnapshot, loadUri, normalizedArgs, removeStaleTemps, saveUri, snapshotKey, snapshotPaths, SNAPSHOT_DEVICE_ARGS, tempStatePath } from './boot-snapshot.ts';
+import { hasSnapshot, loadUri, normalizedArgs, removeStaleTemps, saveUri, snapshotKey, snapshotPaths, SNAPSHOT_DEVICE_ARGS, takesDirectWrites, tempStatePath } from './boot-snapshot.ts';
 import { stampUse } from '../products/cache.ts';
 
 /** Bytes per second: a migration limit no host reaches (QEMU refuses values above SIZE_MAX). */
 const UNCAPPED_BANDWIDTH = 2 ** 40;
+
+/** The part of QEMU's final query-migrate report that explains a store's time and size (kept in the snapshot's meta.json). */
+function migrationFigures(r: Record<string, unknown>): Record<string, unknown> {
+  const ram = (r.ram ?? {}) as Record<string, unknown>;
+  const pick = (o: Record<string, unknown>, keys: readonly string[]) => Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+  return { ...pick(r, ['total-time', 'setup-time', 'downtime']), ram: pick(ram, ['total', 'transferred', 'duplicate', 'normal', 'normal-bytes', 'mbps', 'dirty-sync-count']) };
+}
 
 /** The console line that says a guest was resumed from a boot snapshot rather than booted. */
 export const RESUMED_LINE = 'hilbox: resumed from boot snapshot';
@@ -458,12 +465,12 @@ export class Machine implements Killable {
     this.console.push(`\n${RESUMED_LINE} ${this.snapshotKey} (${Date.now() - t0} ms to load)\n`);
   }
 
-  /** Polls query-migrate until the migration (either way) completed; throws on failure or after `timeoutMs`. */
-  private async migrationDone(timeoutMs: number): Promise<void> {
+  /** Polls query-migrate until the migration (either way) completed and returns QEMU's final report; throws on failure or after `timeoutMs`. */
+  private async migrationDone(timeoutMs: number): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const s = (await this.qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
-      if (s.status === 'completed') return;
+      if (s.status === 'completed') return s;
       if (s.status === 'failed' || s.status === 'cancelled') throw new Error(`migration ${s.status}${s['error-desc'] ? `: ${s['error-desc']}` : ''}`);
       if (Date.now() > deadline) {
         await this.qmp.execute('migrate_cancel').catch(() => undefined);
@@ -482,9 +489,11 @@ export class Machine implements Killable {
     const p = snapshotPaths(this.snapshotStore!, this.snapshotKey!);
     const tmp = tempStatePath(p, process.pid, randomBytes(4).toString('hex')); // VMs of one process may store at once
     const t0 = Date.now();
+    let report: Record<string, unknown> = {};
     try {
       await mkdir(p.dir, { recursive: true });
       removeStaleTemps(p.dir);
+      const direct = takesDirectWrites(tmp);
       // QEMU caps every migration at max-bandwidth (128 MiB/s by default), which made the store
       // of a paused guest take 0.5 s; the cap is lifted for it and put back afterwards.
       const { 'max-bandwidth': cap } = (await this.qmp.execute('query-migrate-parameters')) as { 'max-bandwidth'?: number };
@@ -492,8 +501,8 @@ export class Machine implements Killable {
       try {
         await this.qmp.execute('stop');
         try {
-          await this.qmp.execute('migrate', { uri: saveUri(tmp) });
-          await this.migrationDone(60_000 * this.scale);
+          await this.qmp.execute('migrate', { uri: saveUri(tmp, direct) });
+          report = await this.migrationDone(60_000 * this.scale);
         } finally {
           await this.qmp.execute('cont');
         }
@@ -501,7 +510,7 @@ export class Machine implements Killable {
         // Back to the old cap whatever failed, so later migrations of this VM (savevm cases) see QEMU's default.
         if (cap !== undefined) await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': cap });
       }
-      const meta = { schema: 'hilbox-boot-snapshot/1', key: this.snapshotKey, created: new Date().toISOString(), storeMs: Date.now() - t0, args: normalizedArgs(this.args, this.runDir, this.sshPort) };
+      const meta = { schema: 'hilbox-boot-snapshot/1', key: this.snapshotKey, created: new Date().toISOString(), storeMs: Date.now() - t0, writer: direct ? 'dd oflag=direct' : 'cat', migration: migrationFigures(report), args: normalizedArgs(this.args, this.runDir, this.sshPort) };
       await writeFile(p.meta, `${JSON.stringify(meta, null, 2)}\n`);
       await rename(tmp, p.state);
       stampUse(dirname(this.snapshotStore!), p.dir);
