@@ -40,7 +40,7 @@ import { createEmptyQcow2 } from './qcow2.ts';
 import { registerVm, unregisterVm, type Killable } from './registry.ts';
 import { unwatchPid, watchPid } from './reaper.ts';
 import { applyRealtime, type RealtimeStatus } from './realtime.ts';
-import { hasSnapshot, loadUri, normalizedArgs, removeStaleTemps, saveUri, snapshotKey, snapshotPaths, SNAPSHOT_DEVICE_ARGS, takesDirectWrites, tempStatePath } from './boot-snapshot.ts';
+import { hasSnapshot, loadUri, normalizedArgs, removeStaleTemps, saveUri, snapshotKey, snapshotPaths, SNAPSHOT_DEVICE_ARGS, tempStatePath } from './boot-snapshot.ts';
 import { stampUse } from '../products/cache.ts';
 
 /** Bytes per second: a migration limit no host reaches (QEMU refuses values above SIZE_MAX). */
@@ -493,7 +493,6 @@ export class Machine implements Killable {
     try {
       await mkdir(p.dir, { recursive: true });
       removeStaleTemps(p.dir);
-      const direct = takesDirectWrites(tmp);
       // QEMU caps every migration at max-bandwidth (128 MiB/s by default), which made the store
       // of a paused guest take 0.5 s; the cap is lifted for it and put back afterwards.
       const { 'max-bandwidth': cap } = (await this.qmp.execute('query-migrate-parameters')) as { 'max-bandwidth'?: number };
@@ -501,7 +500,7 @@ export class Machine implements Killable {
       try {
         await this.qmp.execute('stop');
         try {
-          await this.qmp.execute('migrate', { uri: saveUri(tmp, direct) });
+          await this.qmp.execute('migrate', { uri: saveUri(tmp) });
           report = await this.migrationDone(60_000 * this.scale);
         } finally {
           await this.qmp.execute('cont');
@@ -510,7 +509,7 @@ export class Machine implements Killable {
         // Back to the old cap whatever failed, so later migrations of this VM (savevm cases) see QEMU's default.
         if (cap !== undefined) await this.qmp.execute('migrate-set-parameters', { 'max-bandwidth': cap });
       }
-      const meta = { schema: 'hilbox-boot-snapshot/1', key: this.snapshotKey, created: new Date().toISOString(), storeMs: Date.now() - t0, writer: direct ? 'dd oflag=direct' : 'cat', migration: migrationFigures(report), args: normalizedArgs(this.args, this.runDir, this.sshPort) };
+      const meta = { schema: 'hilbox-boot-snapshot/1', key: this.snapshotKey, created: new Date().toISOString(), storeMs: Date.now() - t0, migration: migrationFigures(report), args: normalizedArgs(this.args, this.runDir, this.sshPort) };
       await writeFile(p.meta, `${JSON.stringify(meta, null, 2)}\n`);
       await rename(tmp, p.state);
       stampUse(dirname(this.snapshotStore!), p.dir);
