@@ -649,6 +649,10 @@ function build({ key, kernelVersion, versions, config, sourceSets, work, out }) 
 
   const debs = fetchDebs(versions);
   const kdir = extractKernel(kernelVersion, debs.get(kernelPkg), versions.get(kernelPkg));
+  // The kernel the image boots, first: the orchestrator starts its KVM probe on this line
+  // (KERNEL_READY_LINE in orchestrator/src/products/ensure.ts) while the rest is built.
+  const vmlinux = (config.kernelFormat ?? 'pvh') === 'pvh' ? extractVmlinux(kdir, kernelVersion) : null;
+  log(`kernel ready: ${vmlinux ?? join(kdir, 'boot', `vmlinuz-${kernelVersion}`)}`);
 
   log('unpacking guest packages');
   const pkgroot = join(work, 'pkgroot');
@@ -733,10 +737,7 @@ function build({ key, kernelVersion, versions, config, sourceSets, work, out }) 
   mkdirSync(out, { recursive: true });
   linkOrCopy(join(kdir, 'boot', `vmlinuz-${kernelVersion}`), join(out, 'vmlinuz'));
   let kernel = 'vmlinuz';
-  if ((config.kernelFormat ?? 'pvh') === 'pvh') {
-    const vmlinux = extractVmlinux(kdir, kernelVersion);
-    if (vmlinux) { linkOrCopy(vmlinux, join(out, 'vmlinux')); kernel = 'vmlinux'; }
-  }
+  if (vmlinux) { linkOrCopy(vmlinux, join(out, 'vmlinux')); kernel = 'vmlinux'; }
   writeFileSync(join(out, 'initrd.img'), initrd);
   copyFileSync(keys.client, join(out, 'id_ed25519'));
   chmodSync(join(out, 'id_ed25519'), 0o600);

@@ -81,6 +81,19 @@ describe.sequential('accelerator choice (real QEMU, real guest kernel)', () => {
     expect(await knownAccel('auto')).toMatchObject({ accel: 'tcg', reason: 'no kernel to probe KVM with' });
   }, 30_000);
 
+  it('callers that ask while a probe runs share it: one probe, one verdict, one warning', async () => {
+    const cacheDir = join(tmp, 'accel-shared');
+    const warnings: string[] = [];
+    const warn = (m: string): void => void warnings.push(m);
+    const [x, y] = await Promise.all([chooseAccel('auto', { qemu, kernel, cacheDir, warn }), chooseAccel('auto', { qemu, kernel, cacheDir, warn })]);
+    expect(y).toBe(x); // the same decision object: the second caller got the first one's probe
+    expect(x.cached).toBe(false);
+    expect(warnings).toHaveLength(x.accel === 'tcg' ? 1 : 0);
+    // Once it is in, the next caller reads the cache.
+    expect(await chooseAccel('auto', { qemu, kernel, cacheDir, warn })).toEqual({ ...x, cached: true });
+    expect(qemusWith('hilbox-kvm-probe')).toEqual([]);
+  }, 30_000);
+
   it('a VM launched before any verdict boots while the probe runs and ends with the verdict', async () => {
     const bootId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
     await rm(join(cacheRoot(), 'accel', `kvm-${bootId}.json`), { force: true });

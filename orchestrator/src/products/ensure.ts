@@ -28,7 +28,16 @@ export interface GuestManifest {
 export interface EnsureOptions {
   /** Receives each progress line of the build script (stderr). Default: discard. */
   onProgress?: (line: string) => void;
+  /**
+   * The guest build's kernel is on disk (before the rest of the image is): called with its path
+   * when the build prints KERNEL_READY_LINE, so the KVM probe can start while the image builds.
+   * A guest that was up to date prints nothing: the caller has the manifest's kernel soon enough.
+   */
+  onKernel?: (path: string) => void;
 }
+
+/** The line scripts/build-guest.mjs prints on stderr once the kernel it boots is unpacked. */
+export const KERNEL_READY_LINE = /^build:guest: kernel ready: (\/.+)$/;
 
 /** Runs `zx scripts/<script>` and returns its last stdout line; errors carry the script's tail. */
 async function runBuildScript(script: string, opts: EnsureOptions): Promise<string> {
@@ -45,6 +54,8 @@ async function runBuildScript(script: string, opts: EnsureOptions): Promise<stri
       tail.push(line);
       if (tail.length > 60) tail.shift();
       opts.onProgress?.(line);
+      const k = KERNEL_READY_LINE.exec(line);
+      if (k) opts.onKernel?.(k[1]!);
     }
   });
   const result = await child;

@@ -8,6 +8,7 @@ import { ensureQemu, guestReady, qemuReady } from '../products/ensure.ts';
 import { HilboxVm } from '../lib/hilbox-vm.ts';
 import type { StartedHilboxVm } from '../lib/started-vm.ts';
 import { guestForScenario } from '../guest/for-scenario.ts';
+import { earlyAccelProbe } from './early-accel.ts';
 import { deviceProperties, wantsFeed } from '../scenario/device-props.ts';
 import { loadDefaultScenario, loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
@@ -55,7 +56,9 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
   if (!qemuReady()) out.step('building QEMU with hilbox-pci');
   const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
   if (scenario.guest.os === 'linux' && !guestReady()) out.step(`preparing the ${scenario.guest.os} guest`);
-  const guest = await guestForScenario(scenario.guest, { baseDir, onProgress: (l) => out.progress(l) });
+  const early = earlyAccelProbe(scenario.icount === undefined ? scenario.accelerator : 'tcg', qemu, (m) => out.warn(m));
+  const guest = await guestForScenario(scenario.guest, { baseDir, onProgress: (l) => out.progress(l), onKernel: (k) => early.onKernel(k) });
+  if (guest.probeKernel) early.onKernel(guest.probeKernel);
   out.step(`booting ${guest.description} (accelerator ${scenario.icount !== undefined ? `tcg, icount shift=${scenario.icount}` : scenario.accelerator})`);
   const props = { ...deviceProperties(scenario.device), ...(opts.deviceOverrides ?? {}) };
   let builder = new HilboxVm({ warn: (m) => out.warn(m) })

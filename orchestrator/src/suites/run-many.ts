@@ -15,6 +15,7 @@ import { UsageError } from '../core/errors.ts';
 import { prefixedOutput, type Output } from '../core/output.ts';
 import { repoRoot } from '../core/paths.ts';
 import { guestForScenario } from '../guest/for-scenario.ts';
+import { earlyAccelProbe } from '../session/early-accel.ts';
 import { ensureQemu, ensureWindowsPackage, ensureWindowsProbe } from '../products/ensure.ts';
 import { writeRunReports } from '../report/artifacts.ts';
 import { collectEnvironment } from '../report/environment.ts';
@@ -63,11 +64,15 @@ export function planScenarios(list: readonly LoadedScenario[]): (PlannedScenario
 /** Builds what the scenarios need, once, before any VM starts (the builds are cached). */
 async function buildOnce(list: readonly LoadedScenario[], out: Output): Promise<void> {
   out.step('building QEMU with hilbox-pci');
-  await ensureQemu({ onProgress: (l) => out.progress(l) });
+  const qemu = await ensureQemu({ onProgress: (l) => out.progress(l) });
+  // The KVM probe runs while the guest image builds, when some scenario leaves the choice to it.
+  const auto = list.some((l) => l.scenario.accelerator === 'auto' && l.scenario.icount === undefined);
+  const early = earlyAccelProbe(auto ? 'auto' : 'tcg', qemu, (m) => out.warn(m));
   for (const os of [...new Set(list.map((l) => l.scenario.guest.os))]) {
     out.step(`preparing the ${os} guest`);
     const l = list.find((x) => x.scenario.guest.os === os)!;
-    await guestForScenario(l.scenario.guest, { baseDir: l.baseDir, onProgress: (x) => out.progress(x) });
+    const guest = await guestForScenario(l.scenario.guest, { baseDir: l.baseDir, onProgress: (x) => out.progress(x), onKernel: (k) => early.onKernel(k) });
+    if (guest.probeKernel) early.onKernel(guest.probeKernel);
     if (os === 'windows') {
       await ensureWindowsProbe({ onProgress: (x) => out.progress(x) });
       if (list.some((x) => x.scenario.guest.os === 'windows' && !x.scenario.driver?.path)) await ensureWindowsPackage({ onProgress: (x) => out.progress(x) });

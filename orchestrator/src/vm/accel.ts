@@ -167,11 +167,31 @@ export async function knownAccel(choice: AccelChoice, probe?: KvmProbeOptions): 
   }
 }
 
-/** Resolves the accelerator; `auto` probes KVM (cached per host boot) and falls back to TCG with a warning. */
+/** The probes running in this process, by QEMU binary and verdict cache: every caller while one runs shares its verdict. */
+const inFlight = new Map<string, Promise<AccelDecision>>();
+
+/**
+ * Resolves the accelerator; `auto` probes KVM (cached per host boot) and falls back to TCG with a
+ * warning. Callers that ask while a probe for the same QEMU runs share it (one probe, one warning):
+ * a run starts the probe while its guest image still builds (session/early-accel.ts) and its
+ * first VM then shares that probe instead of starting another (booting under TCG meanwhile, as
+ * Machine.launchWhileProbing does for any probe still running).
+ */
 export async function chooseAccel(choice: AccelChoice, probe?: KvmProbeOptions): Promise<AccelDecision> {
   const known = await knownAccel(choice, probe);
   if (known) return known;
   if (!probe) throw new Error('knownAccel decides every choice that has no kernel to probe with');
+  // Checked and set with no await between: two callers never start two probes.
+  const key = `${probe.qemu}\0${String(probe.cacheDir)}`;
+  let p = inFlight.get(key);
+  if (!p) {
+    p = probeAndDecide(probe).finally(() => inFlight.delete(key));
+    inFlight.set(key, p);
+  }
+  return p;
+}
+
+async function probeAndDecide(probe: KvmProbeOptions): Promise<AccelDecision> {
   const verdict = await probeKvm(probe.qemu, probe.kernel, probe.timeoutMs ?? KVM_PROBE_CEILING_MS);
   const file = await verdictFile(probe);
   if (file) {
