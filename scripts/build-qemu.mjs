@@ -4,7 +4,8 @@
 // Source: $HILBOX_QEMU_SRC (an unpacked source tree or a .tar.* tarball), else Debian's
 // source package `qemu` (a deb-src entry is added when missing). The result is cached under
 // <cache>/qemu/<key>/, keyed by the QEMU version, the device sources (DEVICE_FILES: the device,
-// the register header it shares with the guest drivers, the device list qemu-device/devices.mak),
+// the register header it shares with the guest drivers, the device list qemu-device/devices.mak;
+// the helper programs HELPERS, compiled into bin/),
 // the configure flags and this script, so an unchanged
 // second run is a no-op; a changed device file recompiles only what includes it (the source
 // and build tree persist). Progress goes to stderr; the LAST STDOUT LINE is the absolute path
@@ -64,6 +65,9 @@ const DEVICE_FILES = [
   { from: 'guest-driver/include/hilbox_regs.h', to: 'include/hw/misc/hilbox_regs.h' },
   { from: 'qemu-device/devices.mak', to: 'configs/devices/x86_64-softmmu/default.mak' },
 ];
+// Programs of the build besides QEMU's, compiled from the repository into bin/: the launcher
+// starts QEMU through hilbox-no-thp (qemu-device/no-thp-exec.c says why).
+const HELPERS = [{ from: 'qemu-device/no-thp-exec.c', bin: 'hilbox-no-thp' }];
 
 async function ensureDebSrc() {
   // Quiet: on a machine without deb-src entries apt prints an "E:" line here, which is expected.
@@ -154,7 +158,10 @@ function buildInputs(version) {
     qemu: version,
     script: sha(readFileSync(fileURLToPath(import.meta.url))),
     configure: CONFIGURE_FLAGS,
-    files: Object.fromEntries(DEVICE_FILES.map(({ from, to }) => [from, `${sha(readFileSync(join(repo, from)))} -> ${to}`])),
+    files: Object.fromEntries([
+      ...DEVICE_FILES.map(({ from, to }) => [from, `${sha(readFileSync(join(repo, from)))} -> ${to}`]),
+      ...HELPERS.map(({ from, bin }) => [from, `${sha(readFileSync(join(repo, from)))} -> bin/${bin}`]),
+    ]),
   };
 }
 
@@ -345,7 +352,15 @@ const tmpOut = `${outDir}.tmp-${process.pid}`;
 rmSync(tmpOut, { recursive: true, force: true });
 mkdirSync(join(tmpOut, 'bin'), { recursive: true });
 for (const b of BINARIES) copyFileSync(join(buildDir, b), join(tmpOut, 'bin', b));
-await $`chmod 0755 ${BINARIES.map((b) => join(tmpOut, 'bin', b))}`;
+for (const h of HELPERS) {
+  const r = await $`gcc -O2 -Wall -Wextra -Werror -o ${join(tmpOut, 'bin', h.bin)} ${join(repo, h.from)}`.nothrow();
+  if (r.exitCode !== 0) {
+    process.stderr.write(r.stderr);
+    rmSync(tmpOut, { recursive: true, force: true });
+    fail(`compiling ${h.from} failed (errors above)`);
+  }
+}
+await $`chmod 0755 ${[...BINARIES, ...HELPERS.map((h) => h.bin)].map((b) => join(tmpOut, 'bin', b))}`;
 writeFileSync(join(tmpOut, 'build.json'), JSON.stringify({ key, qemuVersion: src.version, source: src.kind, configure: CONFIGURE_FLAGS, sanitizers: SANITIZE, inputs, builtAt: new Date().toISOString() }, null, 2) + '\n');
 rmSync(outDir, { recursive: true, force: true });
 renameSync(tmpOut, outDir);

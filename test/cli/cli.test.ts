@@ -55,24 +55,30 @@ describe('hilbox CLI', () => {
     expect(r.stderr).toMatch(/--repeat "0": expected a whole number from 1 to 50/);
   });
 
-  it('boot-time times every way the guest comes up in one run, with --kernel-args beside the cold boot', async () => {
+  it('boot-time refuses a bad --idle with exit 2 naming it, before anything boots', async () => {
+    const r = await runCli(['boot-time', '--idle', '-1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--idle "-1": expected seconds from 0 to 120/);
+  });
+
+  it('boot-time times every way the guest comes up in one run, with --kernel-args beside the cold boot and --thp twins', async () => {
     const p = scenario('bt.yaml', 'name: bt\ndevice:\n  width: 320\n  height: 240\n  mouse-rate-hz: 0\n  feed: false\n');
-    const r = await runCli(['--json', 'boot-time', p, '--repeat', '1', '--kernel-args', 'loglevel=3']);
+    const r = await runCli(['--json', 'boot-time', p, '--repeat', '1', '--kernel-args', 'loglevel=3', '--thp', '--idle', '0.1']);
     expect(r.code, r.stderr).toBe(0);
-    const rows = (JSON.parse(r.stdout) as { rows: { way: string; firstCommandMs: { median: number; n: number }; kinds: string[] }[] }).rows;
-    expect(rows.map((x) => x.way)).toEqual([
-      'first boot of the configuration (cold, stores its boot snapshot)',
-      'resumed from the boot snapshot',
-      'cold, boot snapshots off',
-      'cold, boot snapshots off, kernel args "loglevel=3"',
-    ]);
-    expect(rows.map((x) => x.kinds)).toEqual([['cold, boot snapshot stored'], [expect.stringMatching(/^resumed from boot snapshot [0-9a-f]{16}$/)], ['cold'], ['cold']]);
+    const out = JSON.parse(r.stdout) as { idleSeconds: number; rows: { way: string; firstCommandMs: { median: number; n: number }; kinds: string[] }[] };
+    expect(out.idleSeconds).toBe(0.1);
+    const rows = out.rows;
+    const thp = ', QEMU with transparent huge pages';
+    const ways = ['first boot of the configuration (cold, stores its boot snapshot)', 'resumed from the boot snapshot', 'cold, boot snapshots off', 'cold, boot snapshots off, kernel args "loglevel=3"'];
+    expect(rows.map((x) => x.way)).toEqual(ways.flatMap((w) => [w, `${w}${thp}`]));
+    const kinds = [['cold, boot snapshot stored'], [expect.stringMatching(/^resumed from boot snapshot [0-9a-f]{16}$/)], ['cold'], ['cold']];
+    expect(rows.map((x) => x.kinds)).toEqual(kinds.flatMap((k) => [k, k]));
     for (const x of rows) {
       expect(x.firstCommandMs.n).toBe(1);
       expect(x.firstCommandMs.median).toBeGreaterThan(0);
     }
     // Resuming skips the guest's whole boot: it is faster than booting whatever the host's speed.
-    expect(rows[1]!.firstCommandMs.median).toBeLessThan(rows[2]!.firstCommandMs.median);
+    expect(rows[2]!.firstCommandMs.median).toBeLessThan(rows[4]!.firstCommandMs.median);
   });
 
   it('build --boot-snapshots refuses a missing scenario with exit 2 before building, and --only beside it', async () => {

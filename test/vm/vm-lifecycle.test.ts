@@ -2,12 +2,15 @@
  * One booted VM (with hilbox-pci and the mouse feed when this QEMU has the device), reused by
  * the tests of this file; the destructive crash test runs last.
  */
-import { access, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { access, readFile, readlink, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HilboxVm } from '../../orchestrator/src/lib/hilbox-vm.ts';
 import type { StartedHilboxVm } from '../../orchestrator/src/lib/started-vm.ts';
 import { GuestCrashError, InfraError, UsageError } from '../../orchestrator/src/core/errors.ts';
 import { QMP_RESET_LINE } from '../../orchestrator/src/vm/crash-scan.ts';
+import { NO_THP_HELPER } from '../../orchestrator/src/vm/qemu-command.ts';
 import { hasHilboxDevice, linuxGuest, qemuPath } from './helpers.ts';
 
 let vm: StartedHilboxVm;
@@ -37,6 +40,16 @@ describe.sequential('VM lifecycle (real QEMU, real guest)', () => {
     expect(chunks.join('')).toBe(r.stdout);
     await expect(vm.ssh.run('false')).rejects.toThrow(/exit 1/);
     await access(vm.consoleLog);
+  });
+
+  it('QEMU runs in place of the build\'s hilbox-no-thp helper: same pid, transparent huge pages off', async (ctx) => {
+    const helper = join(dirname(await qemuPath()), NO_THP_HELPER);
+    if (!existsSync(helper)) ctx.skip(); // $HILBOX_QEMU without the helper runs as it is
+    const pid = vm.machine.pid!;
+    expect(await readlink(`/proc/${pid}/exe`)).toMatch(/qemu-system-x86_64$/);
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    if (/^THP_enabled:/m.test(status)) expect(status).toMatch(/^THP_enabled:\s*0$/m); // kernels since 5.0 say so
+    expect(await readFile(`/proc/${pid}/smaps_rollup`, 'utf8')).toMatch(/^AnonHugePages:\s+0 kB$/m);
   });
 
   it('uploads files', async () => {

@@ -107,9 +107,11 @@ program
   .argument('[scenario]', 'scenario YAML file (default: the embedded default)')
   .option('--repeat <n>', 'rounds (default 5)')
   .option('--kernel-args <args>', 'kernel arguments added to a fourth row (a cold boot), to compare with the plain cold boot')
-  .action(async (scenario: string | undefined, opts: { repeat?: string; kernelArgs?: string }) => {
+  .option('--thp', 'each way again with QEMU given the host\'s transparent huge pages (hilbox runs it without)')
+  .option('--idle <seconds>', 'the host idles this long before every timed boot, as before the first VM of a command (default 0)')
+  .action(async (scenario: string | undefined, opts: { repeat?: string; kernelArgs?: string; thp?: boolean; idle?: string }) => {
     const { bootTimeCommand } = await import('./commands/boot-time.ts');
-    process.exitCode = await bootTimeCommand({ ...(scenario ? { scenario } : {}), ...(opts.repeat !== undefined ? { repeat: opts.repeat } : {}), ...(opts.kernelArgs !== undefined ? { kernelArgs: opts.kernelArgs } : {}), json: Boolean(program.opts().json), out: out() });
+    process.exitCode = await bootTimeCommand({ ...(scenario ? { scenario } : {}), ...(opts.repeat !== undefined ? { repeat: opts.repeat } : {}), ...(opts.kernelArgs !== undefined ? { kernelArgs: opts.kernelArgs } : {}), thp: Boolean(opts.thp), ...(opts.idle !== undefined ? { idle: opts.idle } : {}), json: Boolean(program.opts().json), out: out() });
   });
 
 program

@@ -117,6 +117,12 @@ export class HilboxVm {
     return this;
   }
 
+  /** QEMU with the host's transparent huge pages, as a plain QEMU runs (default: without; vm/qemu-command.ts). */
+  withHugePages(): this {
+    this.opts.hugePages = true;
+    return this;
+  }
+
   /** How to know the guest booted, instead of its own strategy (vm/readiness.ts). */
   withReadiness(r: Readiness): this {
     this.opts.readiness = r;

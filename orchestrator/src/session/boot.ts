@@ -45,6 +45,8 @@ export interface BootOptions {
   kernelArgs?: string;
   /** Where boot snapshots live (default <cache>/boot). */
   bootSnapshotDir?: string;
+  /** QEMU with the host's transparent huge pages (`hilbox boot-time --thp`; default without). */
+  hugePages?: boolean;
 }
 
 export async function bootScenario(scenario: Scenario, opts: BootOptions): Promise<StartedHilboxVm> {
@@ -73,6 +75,7 @@ export async function bootScenario(scenario: Scenario, opts: BootOptions): Promi
   // A Linux guest resumes its configuration's boot snapshot (vm/boot-snapshot.ts); icount runs boot cold.
   if (scenario.bootSnapshot && guest.os === 'linux') builder = builder.withBootSnapshots(opts.bootSnapshotDir);
   if (opts.kernelArgs) builder = builder.withKernelArgs(opts.kernelArgs);
+  if (opts.hugePages) builder = builder.withHugePages();
   if (wantsFeed(scenario.device)) builder = builder.withMouseFeed();
   if (opts.logDir) builder = builder.withLogDir(opts.logDir);
   if (scenario.timeouts?.bootSeconds) builder = builder.withBootTimeout(scenario.timeouts.bootSeconds * 1000);

@@ -40,6 +40,7 @@ import { createEmptyQcow2 } from './qcow2.ts';
 import { registerVm, unregisterVm, type Killable } from './registry.ts';
 import { unwatchPid, watchPid } from './reaper.ts';
 import { applyRealtime, type RealtimeStatus } from './realtime.ts';
+import { qemuCommand } from './qemu-command.ts';
 import { hasSnapshot, loadUri, normalizedArgs, removeStaleTemps, saveUri, snapshotKey, snapshotPaths, SNAPSHOT_DEVICE_ARGS, tempStatePath } from './boot-snapshot.ts';
 import { stampUse } from '../products/cache.ts';
 
@@ -98,6 +99,8 @@ export interface MachineOptions {
   installer?: boolean;
   /** hostfwd port retries; default 5. */
   portRetries?: number;
+  /** QEMU with the host's transparent huge pages (default: without, qemu-command.ts says why). */
+  hugePages?: boolean;
   /**
    * The store of boot snapshots (boot-snapshot.ts; `<cache>/boot`): a VM whose configuration has
    * a snapshot resumes it instead of booting; one that has none stores one after its first boot,
@@ -332,7 +335,8 @@ export class Machine implements Killable {
   private spawnQemu(args: string[]): void {
     this.exitInfo = undefined;
     this.stderrTail = [];
-    const proc = spawn(this.opts.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = qemuCommand(this.opts.qemu, args, { hugePages: Boolean(this.opts.hugePages) });
+    const proc = spawn(cmd.file, cmd.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     if (proc.pid !== undefined) watchPid(proc.pid, this.runDir);
     registerVm(this);
