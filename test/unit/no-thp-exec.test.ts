@@ -5,7 +5,7 @@
  * through it only when it is beside QEMU.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,11 @@ describe('hilbox-no-thp', () => {
     expect(r.status).toBe(0);
     const [, line] = r.stdout.trim().split('\n');
     if (line !== 'no-line') expect(line).toMatch(/^THP_enabled:\s*0$/);
+  });
+
+  it('the QEMU build compiles this source under the name the launcher looks for', () => {
+    const script = readFileSync(join(import.meta.dirname, '../../scripts/build-qemu.mjs'), 'utf8');
+    expect(script).toContain(`{ from: 'qemu-device/no-thp-exec.c', bin: '${NO_THP_HELPER}' }`);
   });
 
   it('keeps the pid: the program is the helper process', () => {
