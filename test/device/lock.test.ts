@@ -206,7 +206,11 @@ describe('CONTROL.RESET of a large direct-mode framebuffer', () => {
     expect(await rig.rd64('FRAME_NUMBER')).toBe(3n);
     expect(await checkPixels(rig, 3n, 1)).toEqual([]);
 
-    const [, resetMs] = await timeMs(() => rig.wr32('CONTROL', CONTROL.RESET));
+    // The fastest of three resets: a synchronous redraw would make every one slow, a scheduling
+    // hiccup of the host only one (a single sample once took 10.9 ms on a busy 2-core CI host).
+    // Each reset cancels the redraw the one before it started (SPEC §4.3).
+    let resetMs = Infinity;
+    for (let i = 0; i < 3; i++) resetMs = Math.min(resetMs, (await timeMs(() => rig.wr32('CONTROL', CONTROL.RESET)))[1]);
     // while the RAM is redrawn in the background, QMP answers quickly
     const [, qmpMs] = await timeMs(() => rig.qt.qmp!.execute('query-status'));
     expect(await rig.rd64('FRAME_NUMBER')).toBe(0n);
