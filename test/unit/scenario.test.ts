@@ -26,7 +26,7 @@ describe('default scenario', () => {
     expect(s.name).toBe('default');
     expect(s.guest.os).toBe('linux');
     expect(s.accelerator).toBe('auto');
-    expect(s.memory).toBe('512M');
+    expect(s.memory).toBe('256M');
     expect(s.cpus).toBe(2);
     expect(s.device).toMatchObject({ width: 1920, height: 1080, fps: 50, 'fb-mode': 'direct', 'mouse-rate-hz': 8000, 'mouse-bundle': 1 });
     expect(s.suites.security.enabled).toBe(true);
