@@ -6,7 +6,7 @@
 // <cache>/qemu/<key>/, keyed by the QEMU version, the device sources (DEVICE_FILES: the device,
 // the register header it shares with the guest drivers, the device list qemu-device/devices.mak;
 // the helper programs HELPERS, compiled into bin/),
-// the configure flags and this script, so an unchanged
+// the QEMU patches, the configure flags and this script, so an unchanged
 // second run is a no-op; a changed device file recompiles only what includes it (the source
 // and build tree persist). Progress goes to stderr; the LAST STDOUT LINE is the absolute path
 // of the built qemu-system-x86_64.
@@ -20,6 +20,12 @@
 // under its own cache key; only qemu-system-x86_64 is built, and <cache>/qemu/current is left
 // alone (the sanitizer binary's path goes to <cache>/qemu/current-sanitizers). The seeded
 // device fuzz (test/device/fuzz.test.ts, `npm run fuzz`) runs it.
+//
+// QEMU_PATCHES (qemu-device/patches/*.patch, in name order) fix bugs of QEMU 7.2 itself that
+// hilbox runs into; qemu-device/patches/README.md says what each one fixes and how it was seen.
+// They are applied to the persistent tree after Debian's own patches, are inputs of the key, and
+// a changed set is undone and applied again (the build directories stay; only what the patches
+// touch recompiles).
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, copyFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -65,6 +71,9 @@ const DEVICE_FILES = [
   { from: 'guest-driver/include/hilbox_regs.h', to: 'include/hw/misc/hilbox_regs.h' },
   { from: 'qemu-device/devices.mak', to: 'configs/devices/x86_64-softmmu/default.mak' },
 ];
+// Fixes to QEMU itself, in the order they apply (qemu-device/patches/README.md).
+const PATCH_DIR = join(repo, 'qemu-device', 'patches');
+const QEMU_PATCHES = readdirSync(PATCH_DIR).filter((f) => f.endsWith('.patch')).sort().map((f) => `qemu-device/patches/${f}`);
 // Programs of the build besides QEMU's, compiled from the repository into bin/: the launcher
 // starts QEMU through hilbox-no-thp (qemu-device/no-thp-exec.c says why).
 const HELPERS = [{ from: 'qemu-device/no-thp-exec.c', bin: 'hilbox-no-thp' }];
@@ -148,6 +157,30 @@ function addDevice(tree) {
 }
 
 /**
+ * Brings the tree's QEMU patches to QEMU_PATCHES: a copy of each applied patch is kept in
+ * <tree>/applied-patches/, so a changed set is first undone (patch -R, newest first) and then
+ * applied again in order. A patch that does not apply is an error naming it.
+ */
+async function applyPatches(tree, srcDir) {
+  const keep = join(tree, 'applied-patches');
+  const want = QEMU_PATCHES.map((p, i) => ({ name: `${String(i).padStart(2, '0')}-${basename(p)}`, from: p, text: readFileSync(join(repo, p), 'utf8') }));
+  const have = existsSync(keep) ? readdirSync(keep).sort().map((name) => ({ name, text: readFileSync(join(keep, name), 'utf8') })) : [];
+  if (want.length === have.length && want.every((w, i) => w.name === have[i].name && w.text === have[i].text)) return;
+  for (const h of [...have].reverse()) {
+    const r = await $({ cwd: srcDir, input: h.text })`patch -p1 -R --batch --silent`.nothrow();
+    if (r.exitCode !== 0) fail(`could not undo QEMU patch ${h.name} in ${srcDir} (${(r.stdout + r.stderr).trim().split('\n')[0]}); delete ${tree} to unpack the source again`);
+    rmSync(join(keep, h.name));
+  }
+  mkdirSync(keep, { recursive: true });
+  for (const w of want) {
+    const r = await $({ cwd: srcDir, input: w.text })`patch -p1 --forward --batch --silent`.nothrow();
+    if (r.exitCode !== 0) fail(`QEMU patch ${w.from} does not apply to QEMU in ${srcDir}: ${(r.stdout + r.stderr).trim().split('\n').slice(0, 3).join(' / ')}`);
+    writeFileSync(join(keep, w.name), w.text);
+    log(`applied ${w.from}`);
+  }
+}
+
+/**
  * What a build is made of: the QEMU version, this script, the configure flags and each device
  * file's hash. The key hashes all of it; build.json keeps it, so `--explain` can say which input
  * a new key comes from.
@@ -160,6 +193,7 @@ function buildInputs(version) {
     configure: CONFIGURE_FLAGS,
     files: Object.fromEntries([
       ...DEVICE_FILES.map(({ from, to }) => [from, `${sha(readFileSync(join(repo, from)))} -> ${to}`]),
+      ...QEMU_PATCHES.map((p) => [p, `${sha(readFileSync(join(repo, p)))} applied`]),
       ...HELPERS.map(({ from, bin }) => [from, `${sha(readFileSync(join(repo, from)))} -> bin/${bin}`]),
     ]),
   };
@@ -177,7 +211,8 @@ function inputChanges(before, now) {
   const removed = before.configure.filter((f) => !now.configure.includes(f));
   if (added.length || removed.length) changes.push(`configure flags: ${[...added.map((f) => `+${f}`), ...removed.map((f) => `-${f}`)].join(' ')}`);
   for (const f of new Set([...Object.keys(before.files ?? {}), ...Object.keys(now.files)])) {
-    if (before.files?.[f] !== now.files[f]) changes.push(`${f} changed`);
+    if (before.files?.[f] === now.files[f]) continue;
+    changes.push(`${f} ${before.files?.[f] === undefined ? 'added' : now.files[f] === undefined ? 'removed' : 'changed'}`);
   }
   return changes.length ? changes : ['no input differs (the last build was removed or is incomplete)'];
 }
@@ -284,8 +319,10 @@ const buildDir = join(srcDir, BUILD_DIR_NAME);
 if (!existsSync(join(tree, 'unpacked'))) {
   log(`unpacking QEMU ${src.version}`);
   await unpack(src, srcDir);
+  rmSync(join(tree, 'applied-patches'), { recursive: true, force: true });
   writeFileSync(join(tree, 'unpacked'), src.version);
 }
+await applyPatches(tree, srcDir);
 addDevice(srcDir);
 // ccache, when installed, keeps object files across reconfigurations and cache restores (meson
 // uses it by itself when it is on PATH); its files live in the hilbox cache.
